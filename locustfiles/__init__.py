@@ -1,0 +1,1 @@
+"""What Locust loads: user classes (`sticky.py`) and the recorder plugin."""

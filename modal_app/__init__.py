@@ -1,0 +1,1 @@
+"""What runs on Modal (`server.py`, `whoami.py`) and its local stand-in (`local/`)."""

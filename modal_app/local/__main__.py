@@ -1,0 +1,94 @@
+"""Command line: `python -m modal_app.local --replicas 3 --port 8000`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from modal_app.local.config import EmulatorConfig
+from modal_app.local.control import Control
+from modal_app.local.events import EventLog
+from modal_app.local.router import Client, Router
+from modal_app.local.supervisor import ReplicaSet
+
+
+def parse_args(argv: list[str] | None) -> EmulatorConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m modal_app.local",
+        description="Emulate Modal's HTTP Server proxy: N whoami replicas behind a router "
+                    "that routes Modal-Session-Id by rendezvous hashing.")
+    add = parser.add_argument
+    add("--replicas", type=int, default=3, help="replicas to keep running (default 3)")
+    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add("--port", type=int, default=8000, help="port to bind, 0 for any free one (default 8000)")
+    add("--events", type=Path, help="append membership changes to this JSON-lines file")
+    add("--health-interval", type=float, default=1.0, dest="health_interval_s",
+        help="seconds between port checks of each replica (default 1)")
+    add("--startup-timeout", type=float, default=30.0, dest="startup_timeout_s",
+        help="seconds to wait for the first replicas (default 30)")
+    add("--exit-grace-period", type=float, default=5.0, dest="exit_grace_period_s",
+        help="seconds a stopped replica may take to drain (default 5)")
+    add("--no-replace", action="store_false", dest="replace",
+        help="do not replace replicas that die or are stopped")
+    add("--header-timeout", type=float, default=10.0, dest="header_timeout_s",
+        help="seconds a client may take to send its headers (default 10)")
+    add("--upstream-timeout", type=float, default=300.0, dest="upstream_timeout_s",
+        help="seconds a replica may take to answer before a 504 (default 300)")
+    args = parser.parse_args(argv)
+    try:
+        return EmulatorConfig(**vars(args))
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits
+
+
+async def serve(config: EmulatorConfig) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    events = EventLog(config.events)
+    replicas = ReplicaSet(config, events)
+    router = Router(config, replicas, Control(replicas))
+    server = None
+    try:
+        try:
+            server = await loop.create_server(
+                lambda: Client(router), config.host, config.port, reuse_address=True)
+        except OSError as exc:
+            print(f"modal_app.local: cannot listen on {config.host}:{config.port}: "
+                  f"{exc.strerror}", file=sys.stderr)
+            return 2
+        await replicas.reconcile()
+        ready = await replicas.wait_live(config.replicas, config.startup_timeout_s)
+        port = server.sockets[0].getsockname()[1]
+        live = len(replicas.live)
+        note = "" if ready else f" (only {live} of {config.replicas} replicas answered)"
+        print(f"modal_app.local ready: http://{config.host}:{port} with {live} live "
+              f"replicas{note}", flush=True)
+        health = asyncio.ensure_future(replicas.health_loop())
+        await stop.wait()
+        health.cancel()
+    finally:
+        if server is not None:
+            server.close()
+        router.close()
+        await replicas.close()
+        events.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        sys.exit(asyncio.run(serve(config)))
+    sys.exit(uvloop.run(serve(config)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The emulator's configuration: one frozen object, filled 1:1 by the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorConfig:
+    replicas: int = 3
+    host: str = "127.0.0.1"
+    port: int = 8000
+    events: Path | None = None
+    # A replica joins the live set once its port accepts a connection; every replica is
+    # re-checked this often (Modal's proxy checks once a second).
+    health_interval_s: float = 1.0
+    startup_timeout_s: float = 30.0
+    # A stopped replica leaves the live set, waits this long at most for its in-flight
+    # requests, then exits (Modal's exit_grace_period).
+    exit_grace_period_s: float = 5.0
+    # A replica that dies or is killed is replaced, as Modal keeps min_containers running.
+    replace: bool = True
+    # Limits that protect the router from bad or slow clients.
+    max_header_bytes: int = 32 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 75.0
+    upstream_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.replicas <= 64:
+            raise ValueError(f"--replicas must be between 0 and 64, not {self.replicas}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port must be between 0 and 65535, not {self.port}")
+        for name in ("health_interval_s", "startup_timeout_s", "header_timeout_s",
+                     "keepalive_timeout_s", "upstream_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.exit_grace_period_s < 0:
+            raise ValueError("exit_grace_period_s must not be negative")

@@ -1,0 +1,258 @@
+"""Replica processes: one class for one child, one for the group and its membership.
+
+A replica is `starting` (process up, port not answering yet), `live` (in the routing set),
+`draining` (out of the routing set, finishing its in-flight requests) or `exited`. Every change
+of the live set goes to the event log with the live set after it, and to the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from modal_app.local.config import EmulatorConfig
+from modal_app.local.events import EventLog
+
+STARTING, LIVE, DRAINING, EXITED = "starting", "live", "draining", "exited"
+
+
+def new_container_id() -> str:
+    """An id in the style of Modal's task ids (`ta-` and 26 base-32 characters)."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "ta-01" + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+@dataclass(eq=False)
+class Replica:
+    """One uvicorn child on a port the OS chose."""
+
+    container_id: str
+    port: int = 0
+    state: str = STARTING
+    in_flight: int = 0
+    process: asyncio.subprocess.Process | None = None
+    started: float = 0.0
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        env = {**os.environ, "MODAL_TASK_ID": self.container_id}
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "modal_app.local.replica", "--fd", str(sock.fileno()),
+                pass_fds=(sock.fileno(),), env=env, stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            sock.close()
+        self.started = asyncio.get_running_loop().time()
+
+    def is_alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    def signal(self, sig: int) -> None:
+        if self.is_alive():
+            assert self.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+
+    async def port_answers(self, timeout: float = 1.0) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", self.port), timeout)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    async def stop(self, grace: float) -> None:
+        """Wait for in-flight requests (up to `grace` s), then SIGTERM, then SIGKILL."""
+        if self.in_flight:
+            self.drained.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), grace)
+        self.signal(signal.SIGTERM)
+        if self.process is not None:
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except asyncio.TimeoutError:
+                self.signal(signal.SIGKILL)
+                await self.process.wait()
+
+
+MembershipListener = Callable[[tuple[Replica, ...]], None]
+
+
+class ReplicaSet:
+    """The group: keeps `target` replicas running, tracks who is live, logs every change."""
+
+    def __init__(self, config: EmulatorConfig, events: EventLog) -> None:
+        self.config = config
+        self.events = events
+        self.target = config.replicas
+        self.replicas: dict[str, Replica] = {}
+        self.live: tuple[Replica, ...] = ()
+        self._listeners: list[MembershipListener] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._order = itertools.count()
+
+    def on_change(self, listener: MembershipListener) -> None:
+        self._listeners.append(listener)
+
+    # -- membership ------------------------------------------------------------------------
+
+    def _set_live(self, replica: Replica, live: bool, cause: str) -> None:
+        was_live = replica in self.live
+        if live == was_live:
+            return
+        if live:
+            replica.state = LIVE
+            self.live = (*self.live, replica)
+        else:
+            self.live = tuple(r for r in self.live if r is not replica)
+        self.events.write(
+            "added" if live else "removed", container_id=replica.container_id, cause=cause,
+            live=[r.container_id for r in self.live])
+        for listener in self._listeners:
+            listener(self.live)
+
+    def mark_refused(self, replica: Replica) -> None:
+        """The router saw a refused connection: out of the live set until its port answers."""
+        if replica.state == LIVE:
+            replica.state = STARTING
+            self._set_live(replica, False, "refused")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def running(self) -> list[Replica]:
+        """Replicas that count towards the target: starting or live."""
+        return [r for r in self.replicas.values() if r.state in (STARTING, LIVE)]
+
+    async def start_one(self) -> Replica:
+        replica = Replica(new_container_id())
+        self.replicas[replica.container_id] = replica
+        await replica.start()
+        self._spawn(self._reap(replica))
+        return replica
+
+    async def _reap(self, replica: Replica) -> None:
+        assert replica.process is not None
+        await replica.process.wait()
+        cause = "crash" if replica.state in (STARTING, LIVE) else replica.state
+        self._set_live(replica, False, "crash" if cause == "crash" else "exit")
+        replica.state = EXITED
+        self.replicas.pop(replica.container_id, None)
+        if cause == "crash":
+            self.events.write("exited", container_id=replica.container_id, cause="crash",
+                              returncode=replica.process.returncode)
+            if not self.config.replace:
+                self.target = max(0, self.target - 1)
+        await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """Start or stop replicas until `target` are starting or live."""
+        if self._closing:
+            return
+        running = self.running()
+        for _ in range(self.target - len(running)):
+            await self.start_one()
+        if len(running) > self.target:
+            newest = sorted(running, key=lambda r: r.started, reverse=True)
+            for replica in newest[: len(running) - self.target]:
+                self.stop(replica, cause="scale")
+
+    async def scale(self, replicas: int) -> None:
+        self.events.write("control", action="scale", replicas=replicas)
+        self.target = replicas
+        await self.reconcile()
+
+    def stop(self, replica: Replica, cause: str = "stop") -> None:
+        """Graceful: leave the live set, drain, exit."""
+        if replica.state in (DRAINING, EXITED):
+            return
+        self._set_live(replica, False, cause)
+        replica.state = DRAINING
+        self._spawn(replica.stop(self.config.exit_grace_period_s))
+
+    def kill(self, replica: Replica) -> None:
+        """SIGKILL: in-flight requests on it fail (502), as when a container dies."""
+        self._set_live(replica, False, "kill")
+        replica.state = DRAINING
+        replica.signal(signal.SIGKILL)
+
+    async def remove(self, replica: Replica, *, kill: bool, replace: bool | None) -> None:
+        """Stop or kill one replica; a replacement starts at once unless `replace` is off."""
+        if replace is None:
+            replace = self.config.replace
+        if not replace:
+            self.target = max(0, self.target - 1)
+        if kill:
+            self.kill(replica)
+        else:
+            self.stop(replica)
+        await self.reconcile()
+
+    async def check_health(self) -> None:
+        """One round: replicas whose port answers are live, the others are not."""
+        candidates = [r for r in self.replicas.values() if r.state in (STARTING, LIVE)]
+        results = await asyncio.gather(*(r.port_answers() for r in candidates))
+        for replica, ok in zip(candidates, results, strict=True):
+            if replica.state not in (STARTING, LIVE) or not replica.is_alive():
+                continue
+            self._set_live(replica, ok, "ready" if ok else "health")
+            if not ok:
+                replica.state = STARTING
+
+    async def health_loop(self) -> None:
+        while not self._closing:
+            await self.check_health()
+            await asyncio.sleep(self.config.health_interval_s)
+
+    async def wait_live(self, count: int, timeout: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.live) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await self.check_health()
+            await asyncio.sleep(0.05)
+        return True
+
+    async def close(self) -> None:
+        """Stop every child and wait for each, so that none is left behind."""
+        self._closing = True
+        for replica in list(self.replicas.values()):
+            self._set_live(replica, False, "shutdown")
+            replica.signal(signal.SIGTERM)
+        for replica in list(self.replicas.values()):
+            if replica.process is None:
+                continue
+            try:
+                await asyncio.wait_for(replica.process.wait(), 10)
+            except asyncio.TimeoutError:
+                replica.signal(signal.SIGKILL)
+                await replica.process.wait()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
