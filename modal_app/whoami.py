@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Annotated
 
-from fastapi import Body, FastAPI
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_WORK_MS = 60_000.0
@@ -34,8 +37,16 @@ def container_id() -> str:
 app = FastAPI(title="whoami", summary="Which replica answered?")
 
 
+@app.exception_handler(RequestValidationError)
+async def bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with where and why, but not the input: it may not even be JSON-serialisable (NaN)."""
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 @app.post("/")
-async def whoami(work: Work | None = Body(default=None)) -> dict[str, str]:
+async def whoami(work: Annotated[Work | None, Body()] = None) -> dict[str, str]:
     if work is not None and work.work_ms > 0:
         await asyncio.sleep(work.work_ms / 1000.0)
     return {"CONTAINER_ID": container_id()}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import emulator, replica, run_locust  # noqa: E402
+from benchlib import emulator, replica, run_locust
 
 
 def main() -> None:

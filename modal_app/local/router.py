@@ -24,7 +24,8 @@ import asyncio
 import json
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any, cast
 
 import httptools
@@ -101,9 +102,16 @@ class Router:
         self.idle: dict[Replica, list[Upstream]] = {}
         self.clients: set[Client] = set()
         self.busy: set[Upstream] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         replicas.on_change(self.membership_changed)
         self.membership_changed(replicas.live)
         self._sweeper = self.loop.call_later(self._sweep_interval(), self.sweep)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine in the background, holding a reference until it ends."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def _sweep_interval(self) -> float:
         return min(1.0, self.config.header_timeout_s / 4)
@@ -146,14 +154,14 @@ class Router:
         if pool:
             pool.pop().send(client, request)
         else:
-            asyncio.ensure_future(self._connect_and_send(client, request, replica))
+            self.spawn(self._connect_and_send(client, request, replica))
 
     async def _connect_and_send(self, client: Client, request: Request,
                                 replica: Replica | None) -> None:
         while replica is not None:
             try:
                 _, conn = await self.loop.create_connection(
-                    lambda r=replica: Upstream(self, r), "127.0.0.1", replica.port)
+                    partial(Upstream, self, replica), "127.0.0.1", replica.port)
             except OSError:
                 # Refused: the request never reached it. Out of the live set, next in rank.
                 self.replicas.mark_refused(replica)
@@ -170,7 +178,7 @@ class Router:
     def retry(self, client: Client, request: Request, replica: Replica) -> None:
         """A pooled connection closed under a request before any byte came back."""
         target = replica if replica.state == LIVE else self.choose(request.session)
-        asyncio.ensure_future(self._connect_and_send(client, request, target))
+        self.spawn(self._connect_and_send(client, request, target))
 
     def release(self, conn: Upstream) -> None:
         if conn.replica.state == LIVE and not conn.closing:
@@ -321,7 +329,7 @@ class Client(asyncio.Protocol):
         self.in_flight = True
         self.current = request
         if request.url.startswith(CONTROL_PREFIX):
-            asyncio.ensure_future(self._control(request))
+            self.router.spawn(self._control(request))
         else:
             self.router.forward(self, request)
 

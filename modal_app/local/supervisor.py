@@ -15,8 +15,9 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from modal_app.local.config import EmulatorConfig
 from modal_app.local.events import EventLog
@@ -74,7 +75,7 @@ class Replica:
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.port), timeout)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return False
         writer.close()
         with contextlib.suppress(OSError):
@@ -91,7 +92,7 @@ class Replica:
         if self.process is not None:
             try:
                 await asyncio.wait_for(self.process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.signal(signal.SIGKILL)
                 await self.process.wait()
 
@@ -141,8 +142,8 @@ class ReplicaSet:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -250,7 +251,7 @@ class ReplicaSet:
                 continue
             try:
                 await asyncio.wait_for(replica.process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 replica.signal(signal.SIGKILL)
                 await replica.process.wait()
         for task in list(self._tasks):

@@ -1,0 +1,48 @@
+"""A tiny HTTP client over one keep-alive connection (http.client), for the tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+from typing import Any
+
+
+class Conn:
+    def __init__(self, url: str, timeout: float = 15.0) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                               timeout=timeout)
+
+    def request(self, method: str, path: str = "/", body: Any = None,
+                headers: dict[str, str] | None = None, raw: bytes | None = None
+                ) -> tuple[int, Any]:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        hdrs = {"content-type": "application/json", **(headers or {})}
+        self.conn.request(method, path, body=data, headers=hdrs)
+        resp = self.conn.getresponse()
+        payload = resp.read()
+        try:
+            return resp.status, json.loads(payload)
+        except ValueError:
+            return resp.status, payload
+
+    def post(self, path: str = "/", body: Any = None, **kw: Any) -> tuple[int, Any]:
+        return self.request("POST", path, body if body is not None else {}, **kw)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def call(url: str, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+    with Conn(url) as conn:
+        return conn.request(method, path, body, **kw)
