@@ -37,6 +37,13 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
         help="seconds a client may take to send its headers (default 10)")
     add("--upstream-timeout", type=float, default=300.0, dest="upstream_timeout_s",
         help="seconds a replica may take to answer before a 504 (default 300)")
+    add("--cache-sessions", type=int, default=0,
+        help="simulate a KV cache: each replica keeps an LRU of this many conversations "
+             "(default 0, off)")
+    add("--cache-miss-ms", type=float, default=50.0,
+        help="what a cache miss (the prefill) costs, ms (default 50)")
+    add("--cache-hit-ms", type=float, default=5.0,
+        help="what a cache hit costs, ms (default 5)")
     args = parser.parse_args(argv)
     try:
         return EmulatorConfig(**vars(args))

@@ -27,6 +27,18 @@ class EmulatorConfig:
     header_timeout_s: float = 10.0
     keepalive_timeout_s: float = 75.0
     upstream_timeout_s: float = 300.0
+    # The replicas' KV-cache simulation (see modal_app/whoami.py); 0 sessions = off.
+    cache_sessions: int = 0
+    cache_miss_ms: float = 50.0
+    cache_hit_ms: float = 5.0
+
+    def replica_env(self) -> dict[str, str]:
+        """What each replica gets in its environment besides its container id."""
+        if not self.cache_sessions:
+            return {}
+        return {"WHOAMI_CACHE_SESSIONS": str(self.cache_sessions),
+                "WHOAMI_CACHE_MISS_MS": str(self.cache_miss_ms),
+                "WHOAMI_CACHE_HIT_MS": str(self.cache_hit_ms)}
 
     def __post_init__(self) -> None:
         if not 0 <= self.replicas <= 64:
@@ -39,3 +51,5 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be positive")
         if self.exit_grace_period_s < 0:
             raise ValueError("exit_grace_period_s must not be negative")
+        if self.cache_sessions < 0 or self.cache_miss_ms < 0 or self.cache_hit_ms < 0:
+            raise ValueError("the --cache-* settings must not be negative")

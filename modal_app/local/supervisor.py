@@ -47,16 +47,16 @@ class Replica:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    async def start(self) -> None:
+    async def start(self, env: dict[str, str] | None = None) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        env = {**os.environ, "MODAL_TASK_ID": self.container_id}
         try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "modal_app.local.replica", "--fd", str(sock.fileno()),
-                pass_fds=(sock.fileno(),), env=env, stdin=asyncio.subprocess.DEVNULL,
+                pass_fds=(sock.fileno(),), stdin=asyncio.subprocess.DEVNULL,
+                env={**os.environ, **(env or {}), "MODAL_TASK_ID": self.container_id},
             )
         finally:
             sock.close()
@@ -154,7 +154,7 @@ class ReplicaSet:
     async def start_one(self) -> Replica:
         replica = Replica(new_container_id())
         self.replicas[replica.container_id] = replica
-        await replica.start()
+        await replica.start(self.config.replica_env())
         self._spawn(self._reap(replica))
         return replica
 

@@ -51,3 +51,28 @@ def test_work_is_awaited_not_blocking(url: str) -> None:
     finally:
         worker.join(10)
     assert done.is_set()
+
+
+def test_no_cache_simulation_by_default(url: str) -> None:
+    assert "cache" not in call(url, "POST", "/", {"cache_key": "a"})[1]
+
+
+def test_cache_simulation_is_an_lru_of_conversations() -> None:
+    env = {"WHOAMI_CACHE_SESSIONS": "2", "WHOAMI_CACHE_MISS_MS": "1", "WHOAMI_CACHE_HIT_MS": "0"}
+    with replica("ta-01CACHE", env=env) as url, Conn(url) as conn:
+        def cache(key: str | None = None, header: str | None = None) -> str | None:
+            body = {"cache_key": key} if key else {}
+            headers = {"Modal-Session-Id": header} if header else {}
+            status, answer = conn.post(body=body, headers=headers)
+            assert status == 200 and answer["CONTAINER_ID"] == "ta-01CACHE"
+            return answer["cache"]  # type: ignore[no-any-return]
+
+        assert [cache("a"), cache("a"), cache("b"), cache("a")] == ["miss", "hit", "miss", "hit"]
+        assert [cache("c"), cache("a"), cache("b")] == ["miss", "hit", "miss"]  # c evicted b
+        assert [cache(header="h"), cache(header="h"), cache("h")] == ["miss", "hit", "hit"]
+        assert cache() is None  # no conversation, no cache
+
+
+def test_bad_cache_settings_stop_the_replica() -> None:
+    with pytest.raises(RuntimeError), replica("ta-01BAD", env={"WHOAMI_CACHE_SESSIONS": "x"}):
+        pass
