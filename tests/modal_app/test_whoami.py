@@ -65,7 +65,7 @@ def test_cache_simulation_is_an_lru_of_conversations() -> None:
             headers = {"Modal-Session-Id": header} if header else {}
             status, answer = conn.post(body=body, headers=headers)
             assert status == 200 and answer["CONTAINER_ID"] == "ta-01CACHE"
-            return answer["cache"]  # type: ignore[no-any-return]
+            return answer["cache"]
 
         assert [cache("a"), cache("a"), cache("b"), cache("a")] == ["miss", "hit", "miss", "hit"]
         assert [cache("c"), cache("a"), cache("b")] == ["miss", "hit", "miss"]  # c evicted b
