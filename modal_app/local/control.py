@@ -1,6 +1,7 @@
 """The emulator's control API, for tests and scenarios (served by the router under /_emulator/).
 
     GET  /_emulator/replicas                          [{"container_id", "port", "state", ...}]
+    GET  /_emulator/events?since=TS                   {"since", "live": [...], "events": [...]}
     POST /_emulator/scale            {"replicas": N}  start or gracefully stop replicas
     POST /_emulator/replicas/{id}/stop  [{"replace": bool}]  leave the live set, drain, exit
     POST /_emulator/replicas/{id}/kill  [{"replace": bool}]  SIGKILL
@@ -13,6 +14,8 @@ A stopped or killed replica is replaced by a new one (a new container id), as Mo
 from __future__ import annotations
 
 import json
+import math
+import urllib.parse
 from typing import Any
 
 from modal_app.local.supervisor import DRAINING, EXITED, ReplicaSet
@@ -53,6 +56,17 @@ def replace_flag(data: dict[str, Any]) -> bool | None:
     return value
 
 
+def since_param(query: str) -> float:
+    values = urllib.parse.parse_qs(query).get("since", ["0"])
+    try:
+        since = float(values[-1])
+    except ValueError:
+        raise ControlError(422, "'since' must be a Unix time in seconds") from None
+    if not math.isfinite(since):
+        raise ControlError(422, "'since' must be a Unix time in seconds")
+    return since
+
+
 class Control:
     def __init__(self, replicas: ReplicaSet) -> None:
         self.replicas = replicas
@@ -64,10 +78,14 @@ class Control:
             return exc.status, {"error": str(exc)}
 
     async def handle(self, method: bytes, url: bytes, body: bytes) -> tuple[int, Any]:
-        parts = url.split(b"?", 1)[0].decode("latin-1").strip("/").split("/")[1:]
+        path, _, query = url.decode("latin-1").partition("?")
+        parts = path.strip("/").split("/")[1:]
         if parts == ["replicas"]:
             self._allow(method, b"GET")
             return 200, describe(self.replicas)
+        if parts == ["events"]:
+            self._allow(method, b"GET")
+            return 200, self.replicas.events.since(since_param(query))
         if parts == ["scale"]:
             self._allow(method, b"POST")
             count = parse_body(body).get("replicas")

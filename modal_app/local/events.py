@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
+MEMBERSHIP = ("added", "removed")
+
 
 class EventLog:
-    def __init__(self, path: Path | None) -> None:
+    """Appends to the file (when given) and keeps the last `keep` events in memory, so that a
+    harness can fetch the ones of its own run (`GET /_emulator/events?since=TS`)."""
+
+    def __init__(self, path: Path | None, keep: int = 100_000) -> None:
+        self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
         self._file: IO[str] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,10 +30,23 @@ class EventLog:
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"ts": round(time.time(), 6), "event": event, **fields}
+        self.recent.append(record)
         if self._file is not None:
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
         return record
+
+    def since(self, ts: float) -> dict[str, Any]:
+        """The live set at `ts` and every event after it."""
+        live: list[str] = []
+        after = []
+        for record in self.recent:
+            if record["ts"] <= ts:
+                if record["event"] in MEMBERSHIP:
+                    live = record["live"]
+            else:
+                after.append(record)
+        return {"since": ts, "live": live, "events": after}
 
     def close(self) -> None:
         if self._file is not None:

@@ -207,3 +207,15 @@ def test_replicas_die_with_a_sigkilled_emulator() -> None:
         emu.process.kill()
         emu.process.wait(10)
     wait_for(lambda: gone(procs), what="orphans to exit")
+
+
+def test_events_since_give_the_live_set_then_and_the_changes_after(emu: Emulator) -> None:
+    start = call(emu.url, "GET", "/_emulator/events?since=0")[1]
+    assert start["live"] == [] and [e["event"] for e in start["events"]][:3] == ["added"] * 3
+    mark = start["events"][-1]["ts"]
+    victim = live_ids(emu.url)[0]
+    call(emu.url, "POST", f"/_emulator/replicas/{victim}/kill")
+    later = call(emu.url, "GET", f"/_emulator/events?since={mark}")[1]
+    assert sorted(later["live"]) == sorted(start["events"][-1]["live"])
+    assert [(e["event"], e["container_id"]) for e in later["events"]] == [("removed", victim)]
+    assert call(emu.url, "GET", "/_emulator/events?since=soon")[0] == 422
