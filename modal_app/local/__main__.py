@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from modal_app.local.auth import ProxyAuth
 from modal_app.local.config import EmulatorConfig
 from modal_app.local.control import Control
 from modal_app.local.events import EventLog
@@ -37,6 +38,12 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
         help="seconds a client may take to send its headers (default 10)")
     add("--upstream-timeout", type=float, default=300.0, dest="upstream_timeout_s",
         help="seconds a replica may take to answer before a 504 (default 300)")
+    add("--auth", action="store_true",
+        help="require Modal-Key/Modal-Secret equal to $MODAL_PROXY_KEY/$MODAL_PROXY_SECRET")
+    add("--max-concurrency", type=int, default=0,
+        help="answer 429 above this many requests in flight on a replica (default 0, none)")
+    add("--sessioned", action="store_true",
+        help="strict sessions, as @modal.sessioned() servers: /_modal/sessions/start|terminate")
     add("--cache-sessions", type=int, default=0,
         help="simulate a KV cache: each replica keeps an LRU of this many conversations "
              "(default 0, off)")
@@ -46,10 +53,12 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
         help="what a cache hit costs, ms (default 5)")
     args = parser.parse_args(argv)
     try:
-        return EmulatorConfig(**vars(args))
+        config = EmulatorConfig(**vars(args))
+        if config.auth:
+            ProxyAuth.from_env()
     except ValueError as exc:
         parser.error(str(exc))
-        raise  # unreachable: parser.error exits
+    return config
 
 
 async def serve(config: EmulatorConfig) -> int:
@@ -59,7 +68,8 @@ async def serve(config: EmulatorConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     events = EventLog(config.events)
     replicas = ReplicaSet(config, events)
-    router = Router(config, replicas, Control(replicas))
+    auth = ProxyAuth.from_env() if config.auth else None
+    router = Router(config, replicas, Control(replicas), auth)
     server = None
     try:
         try:

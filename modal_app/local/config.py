@@ -27,6 +27,11 @@ class EmulatorConfig:
     header_timeout_s: float = 10.0
     keepalive_timeout_s: float = 75.0
     upstream_timeout_s: float = 300.0
+    # Modal Servers (GA): proxy auth (credentials from the environment, never here), a limit
+    # of requests in flight per replica (429 above it, 0 = none), strict sessions.
+    auth: bool = False
+    max_concurrency: int = 0
+    sessioned: bool = False
     # The replicas' KV-cache simulation (see modal_app/whoami.py); 0 sessions = off.
     cache_sessions: int = 0
     cache_miss_ms: float = 50.0
@@ -51,5 +56,7 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be positive")
         if self.exit_grace_period_s < 0:
             raise ValueError("exit_grace_period_s must not be negative")
+        if self.max_concurrency < 0:
+            raise ValueError("--max-concurrency must not be negative")
         if self.cache_sessions < 0 or self.cache_miss_ms < 0 or self.cache_hit_ms < 0:
             raise ValueError("the --cache-* settings must not be negative")

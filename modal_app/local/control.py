@@ -1,6 +1,6 @@
 """The emulator's control API, for tests and scenarios (served by the router under /_emulator/).
 
-    GET  /_emulator/replicas                          [{"container_id", "port", "state", ...}]
+    GET  /_emulator/replicas          [{"container_id", "port", "state", "pid", "in_flight", "sessions"}]
     GET  /_emulator/events?since=TS                   {"since", "live": [...], "events": [...]}
     POST /_emulator/scale            {"replicas": N}  start or gracefully stop replicas
     POST /_emulator/replicas/{id}/stop  [{"replace": bool}]  leave the live set, drain, exit
@@ -32,7 +32,7 @@ class ControlError(Exception):
 def describe(replicas: ReplicaSet) -> list[dict[str, Any]]:
     return [
         {"container_id": r.container_id, "port": r.port, "state": r.state, "pid": r.pid,
-         "in_flight": r.in_flight}
+         "in_flight": r.in_flight, "sessions": replicas.sessions_on(r)}
         for r in replicas.replicas.values() if r.state != EXITED
     ]
 

@@ -26,13 +26,16 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
+from http import HTTPStatus
 from typing import Any, cast
 
 import httptools
 
+from modal_app.local.auth import ProxyAuth
 from modal_app.local.config import EmulatorConfig
 from modal_app.local.rendezvous import pick
-from modal_app.local.supervisor import LIVE, Replica, ReplicaSet
+from modal_app.local.sessions import Session, SessionError, SessionTable, parse_idle_timeout
+from modal_app.local.supervisor import EXITED, LIVE, RETIRING, Replica, ReplicaSet
 
 CONTROL_PREFIX = b"/_emulator/"
 SESSION_HEADER = b"modal-session-id"
@@ -41,12 +44,12 @@ DROPPED = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te",
     b"trailer", b"upgrade", b"content-length", b"expect",
 })
-REASONS = {
-    400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    409: "Conflict", 413: "Content Too Large", 422: "Unprocessable Content",
-    431: "Request Header Fields Too Large", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout", 200: "OK",
-}
+# Headers meant for Modal's proxy: read by the router, never forwarded to a replica.
+PROXY_HEADERS = frozenset({
+    b"modal-key", b"modal-secret", b"modal-authorization", b"x-modal-server-session-token",
+    b"x-modal-server-session-idle-timeout", b"x-idempotency-key", b"x-modal-timestamp",
+})
+SESSIONS_PREFIX = b"/_modal/sessions/"
 
 ControlHandler = Callable[["Request"], Awaitable[tuple[int, Any]]]
 
@@ -63,7 +66,7 @@ class Rejected(Exception):
 def json_response(status: int, payload: Any, *, close: bool = False) -> bytes:
     body = json.dumps(payload).encode()
     head = (
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
         f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
         f"server: modal-emulator\r\n{'connection: close' + chr(13) + chr(10) if close else ''}"
         "\r\n"
@@ -72,16 +75,23 @@ def json_response(status: int, payload: Any, *, close: bool = False) -> bytes:
 
 
 class Request:
-    __slots__ = ("body", "head", "keep_alive", "method", "session", "url")
+    __slots__ = ("body", "head", "keep_alive", "method", "proxy", "session", "strict", "url")
 
     def __init__(self, method: bytes, url: bytes, head: bytes, body: bytes,
-                 session: str | None, keep_alive: bool) -> None:
+                 session: str | None, keep_alive: bool, proxy: dict[bytes, bytes]) -> None:
         self.method = method
         self.url = url
         self.head = head
         self.body = body
         self.session = session
         self.keep_alive = keep_alive
+        self.proxy = proxy  # the proxy's own headers, consumed here, never forwarded
+        self.strict: Session | None = None
+
+    def bearer(self) -> str | None:
+        value = self.proxy.get(b"modal-authorization", b"").decode("latin-1").strip()
+        scheme, _, token = value.partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
 
     def encode(self) -> bytes:
         return b"%scontent-length: %d\r\n\r\n%s" % (self.head, len(self.body), self.body)
@@ -91,8 +101,11 @@ class Router:
     """Routing decisions, upstream connection pools, and the sweep of slow peers."""
 
     def __init__(self, config: EmulatorConfig, replicas: ReplicaSet,
-                 control: ControlHandler) -> None:
+                 control: ControlHandler, auth: ProxyAuth | None = None) -> None:
         self.config = config
+        self.auth = auth
+        self.sessions = SessionTable() if config.sessioned else None
+        replicas.sessions_on = self.sessions_on
         self.replicas = replicas
         self.control = control
         self.loop = asyncio.get_running_loop()
@@ -143,13 +156,32 @@ class Router:
         return random.choice([r for r in live if r.in_flight == least])
 
     def forward(self, client: Client, request: Request) -> None:
-        replica = self.choose(request.session)
-        if replica is None:
-            client.respond_local(503, {
-                "error": "no live replica",
-                "detail": "all replicas are starting or gone; retry shortly",
-            })
+        if self.auth is not None:
+            denied = self.auth.check(request.proxy.get(b"modal-key"),
+                                     request.proxy.get(b"modal-secret"))
+            if denied:
+                client.respond_local(401, {"error": denied})
+                return
+        if self.sessions is not None:
+            replica = self._strict_route(client, request)
+            if replica is None:
+                return
+        else:
+            replica = self.choose(request.session)
+            if replica is None:
+                client.respond_local(503, {
+                    "error": "no live replica",
+                    "detail": "all replicas are starting or gone; retry shortly",
+                })
+                return
+        limit = self.config.max_concurrency
+        if limit and replica.in_flight >= limit:
+            client.respond_local(429, {
+                "error": "too many requests",
+                "detail": f"{limit} requests already in flight on {replica.container_id}"})
             return
+        if request.strict is not None:
+            request.strict.in_flight += 1
         pool = self.idle.get(replica)
         if pool:
             pool.pop().send(client, request)
@@ -165,6 +197,12 @@ class Router:
             except OSError:
                 # Refused: the request never reached it. Out of the live set, next in rank.
                 self.replicas.mark_refused(replica)
+                if request.strict is not None:  # a strict session cannot move
+                    self._end_strict(request)
+                    self.sessions_end_on(replica)
+                    client.respond_local(410, {"error": "session ended",
+                                               "reason": "container gone"})
+                    return
                 replica = self.choose(request.session)
                 continue
             if client.closed:
@@ -174,6 +212,74 @@ class Router:
             return
         client.respond_local(503, {"error": "no live replica",
                                    "detail": "every live replica refused the connection"})
+
+    # -- strict sessions (--sessioned) -------------------------------------------------------
+
+    def _strict_route(self, client: Client, request: Request) -> Replica | None:
+        """The session's container, or None after answering the request here."""
+        assert self.sessions is not None
+        try:
+            if request.url.startswith(SESSIONS_PREFIX):
+                client.respond_local(200, self._session_call(request))
+                return None
+            session = self.sessions.lookup(request.bearer())
+            if session.replica.state == EXITED:
+                self.sessions_end_on(session.replica)
+                session = self.sessions.lookup(request.bearer())
+        except SessionError as exc:
+            client.respond_local(exc.status, exc.payload)
+            return None
+        session.last_active = self.loop.time()
+        request.strict = session
+        return session.replica
+
+    def _session_call(self, request: Request) -> dict[str, str]:
+        assert self.sessions is not None
+        if request.method != b"POST":
+            raise SessionError(405, "use POST")
+        if not request.bearer():
+            raise SessionError(401, "missing function token",
+                               detail="send Modal-Authorization: Bearer <token>")
+        action = request.url[len(SESSIONS_PREFIX):].split(b"?")[0].strip(b"/")
+        if action == b"start":
+            idle = parse_idle_timeout(request.proxy.get(
+                b"x-modal-server-session-idle-timeout", b"").decode("latin-1") or None)
+            key = request.proxy.get(b"x-idempotency-key", b"").decode("latin-1") or None
+            session = self.sessions.start(self.live, idle, self.loop.time(), key)
+            return {"session_id": session.session_id, "token": session.token}
+        if action == b"terminate":
+            token = request.proxy.get(b"x-modal-server-session-token", b"").decode("latin-1")
+            session = self.sessions.terminate(token.strip() or None)
+            self._retire_if_free(session.replica)
+            return {"terminated": session.session_id}
+        raise SessionError(404, "unknown sessions call")
+
+    def _end_strict(self, request: Request) -> None:
+        session = request.strict
+        if session is not None:
+            request.strict = None
+            session.in_flight -= 1
+            session.last_active = self.loop.time()
+
+    def sessions_end_on(self, replica: Replica) -> None:
+        if self.sessions is not None:
+            self.sessions.container_gone(replica)
+
+    def sessions_on(self, replica: Replica) -> int:
+        return self.sessions.count(replica) if self.sessions is not None else 0
+
+    def _retire_if_free(self, replica: Replica) -> None:
+        if replica.state == RETIRING and not self.sessions_on(replica):
+            self.replicas.stop(replica, cause="scale")
+
+    def _expire_sessions(self) -> None:
+        if self.sessions is None:
+            return
+        for session in self.sessions.expire(self.loop.time()):
+            self._retire_if_free(session.replica)
+        for replica in {s.replica for s in self.sessions.by_token.values()}:
+            if replica.state == EXITED:
+                self.sessions.container_gone(replica)
 
     def retry(self, client: Client, request: Request, replica: Replica) -> None:
         """A pooled connection closed under a request before any byte came back."""
@@ -196,6 +302,7 @@ class Router:
         for conn in list(self.busy):
             if now - conn.sent_at > cfg.upstream_timeout_s:
                 conn.timed_out()
+        self._expire_sessions()
         self._sweeper = self.loop.call_later(self._sweep_interval(), self.sweep)
 
     def close(self) -> None:
@@ -236,6 +343,7 @@ class Client(asyncio.Protocol):
         self.chunked = False
         self.headers_done = False
         self.expects_continue = False
+        self.proxy: dict[bytes, bytes] = {}
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -292,6 +400,9 @@ class Client(asyncio.Protocol):
             self.chunked = True
         elif lower == b"expect" and value.lower() == b"100-continue":
             self.expects_continue = True
+        elif lower in PROXY_HEADERS:
+            self.proxy[lower] = value
+            return
         if lower not in DROPPED:
             self.head_parts.append(b"%s: %s\r\n" % (name, value))
 
@@ -315,7 +426,8 @@ class Client(asyncio.Protocol):
         head = b"%s %s HTTP/1.1\r\n%s" % (method, self.url, b"".join(self.head_parts))
         body = b"".join(self.body_parts) if self.body_parts else b""
         keep_alive = self.parser.should_keep_alive()
-        self.queue.append(Request(method, self.url, head, body, self.session, keep_alive))
+        self.queue.append(Request(method, self.url, head, body, self.session, keep_alive,
+                                  self.proxy))
         self._reset()
         if not self.in_flight:
             self._next()
@@ -438,6 +550,8 @@ class Upstream(asyncio.Protocol):
         client.response_done()
 
     def _finish(self, *, ok: bool) -> None:
+        if self.request is not None and self.request.strict is not None:
+            self.router._end_strict(self.request)
         self.client = None
         self.request = None
         self.router.busy.discard(self)

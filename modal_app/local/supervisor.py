@@ -1,6 +1,7 @@
 """Replica processes: one class for one child, one for the group and its membership.
 
 A replica is `starting` (process up, port not answering yet), `live` (in the routing set),
+`retiring` (scaled down but holding strict sessions: serves them only, stops when they end),
 `draining` (out of the routing set, finishing its in-flight requests) or `exited`. Every change
 of the live set goes to the event log with the live set after it, and to the router.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import secrets
 import signal
@@ -22,7 +22,8 @@ from typing import Any
 from modal_app.local.config import EmulatorConfig
 from modal_app.local.events import EventLog
 
-STARTING, LIVE, DRAINING, EXITED = "starting", "live", "draining", "exited"
+STARTING, LIVE, RETIRING, DRAINING, EXITED = (
+    "starting", "live", "retiring", "draining", "exited")
 
 
 def new_container_id() -> str:
@@ -112,7 +113,8 @@ class ReplicaSet:
         self._listeners: list[MembershipListener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        self._order = itertools.count()
+        # Set by the router when strict sessions are on: a replica holding some is not stopped.
+        self.sessions_on: Callable[[Replica], int] = lambda replica: 0
 
     def on_change(self, listener: MembershipListener) -> None:
         self._listeners.append(listener)
@@ -161,7 +163,7 @@ class ReplicaSet:
     async def _reap(self, replica: Replica) -> None:
         assert replica.process is not None
         await replica.process.wait()
-        cause = "crash" if replica.state in (STARTING, LIVE) else replica.state
+        cause = "crash" if replica.state in (STARTING, LIVE, RETIRING) else replica.state
         self._set_live(replica, False, "crash" if cause == "crash" else "exit")
         replica.state = EXITED
         self.replicas.pop(replica.container_id, None)
@@ -180,8 +182,9 @@ class ReplicaSet:
         for _ in range(self.target - len(running)):
             await self.start_one()
         if len(running) > self.target:
-            newest = sorted(running, key=lambda r: r.started, reverse=True)
-            for replica in newest[: len(running) - self.target]:
+            # the newest first, but those holding strict sessions last
+            order = sorted(running, key=lambda r: (self.sessions_on(r) > 0, -r.started))
+            for replica in order[: len(running) - self.target]:
                 self.stop(replica, cause="scale")
 
     async def scale(self, replicas: int) -> None:
@@ -190,10 +193,13 @@ class ReplicaSet:
         await self.reconcile()
 
     def stop(self, replica: Replica, cause: str = "stop") -> None:
-        """Graceful: leave the live set, drain, exit."""
+        """Graceful: leave the live set, drain, exit (once its strict sessions ended)."""
         if replica.state in (DRAINING, EXITED):
             return
         self._set_live(replica, False, cause)
+        if cause == "scale" and self.sessions_on(replica):
+            replica.state = RETIRING
+            return
         replica.state = DRAINING
         self._spawn(replica.stop(self.config.exit_grace_period_s))
 
