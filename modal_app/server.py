@@ -9,20 +9,25 @@
 #     modal deploy modal_app/server.py
 #
 # and print its URL with `python scripts/modal_url.py` (one URL per proxy region).
+# `server_ga.py` and `server_sessioned.py` serve the same app with the GA `@app.server` form.
 
 from __future__ import annotations
 
+import threading
+
 import modal
 import modal.experimental
+
+from modal_app.common import PORT, image, start_whoami
 
 # ## Configuration
 #
 # `CONTAINERS` replicas stay up (`min_containers`), so that sticky routing has more than one
 # replica to choose from. The proxy that routes by `Modal-Session-Id` runs in `PROXY_REGIONS`.
 # `TARGET_INPUTS` is the number of requests in flight per replica that the autoscaler aims at.
+# The image (`modal_app/common.py`) carries FastAPI, uvicorn and our `modal_app` package.
 
 APP_NAME = "sticky-locust-whoami"
-PORT = 8000
 CONTAINERS = 2
 PROXY_REGIONS = ["us-west"]
 TARGET_INPUTS = 100
@@ -31,15 +36,6 @@ EXIT_GRACE_PERIOD_S = 5
 
 app = modal.App(APP_NAME)
 
-# The image carries the replica's dependencies and our `modal_app` package, whose `whoami`
-# module is the FastAPI app.
-
-image = (
-    modal.Image.debian_slim(python_version="3.11")
-    .uv_pip_install("fastapi[standard]==0.115.4", "uvicorn[standard]>=0.30")
-    .add_local_python_source("modal_app")
-)
-
 # ## The HTTP Server
 #
 # An HTTP Server is a Modal Cls whose `@modal.enter` method starts a process or thread that
@@ -47,6 +43,7 @@ image = (
 # `Modal-Session-Id` header to the same replica by rendezvous hashing over the live replicas.
 # Each container knows its own id from the `MODAL_TASK_ID` environment variable; whoami
 # answers every `POST /` with it, which is how a client sees where it was routed.
+# The endpoint is open: this form has no proxy auth.
 
 
 @app.cls(image=image, min_containers=CONTAINERS)
@@ -60,21 +57,7 @@ image = (
 class Server:
     @modal.enter()
     def start(self) -> None:
-        import threading
-
-        import uvicorn
-
-        self.thread = threading.Thread(
-            target=uvicorn.run,
-            kwargs={
-                "app": "modal_app.whoami:app",
-                "host": "0.0.0.0",
-                "port": PORT,
-                "access_log": False,
-            },
-            daemon=True,
-        )
-        self.thread.start()
+        self.thread: threading.Thread = start_whoami(PORT)
 
 
 # ## Addenda

@@ -1,6 +1,6 @@
 """The emulator's control API, for tests and scenarios (served by the router under /_emulator/).
 
-    GET  /_emulator/replicas          [{"container_id", "port", "state", "pid", "in_flight", "sessions"}]
+    GET  /_emulator/replicas                          [{"container_id", "port", "state", ...}]
     GET  /_emulator/events?since=TS                   {"since", "live": [...], "events": [...]}
     POST /_emulator/scale            {"replicas": N}  start or gracefully stop replicas
     POST /_emulator/replicas/{id}/stop  [{"replace": bool}]  leave the live set, drain, exit

@@ -1,4 +1,5 @@
-"""The Modal app, imported offline: no token, no network. Its configuration is what Modal gets."""
+"""The Modal apps, imported offline: no token, no network. Their configuration is what Modal
+gets, read by spying on the SDK while the module defines its class."""
 
 from __future__ import annotations
 
@@ -7,17 +8,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import modal._functions
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+FORMS = ["modal_app.server", "modal_app.server_ga", "modal_app.server_sessioned"]
 
 
-@pytest.fixture()
-def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The arguments the SDK receives when the module defines the class."""
+def define(module: str, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, dict[str, Any]]:
+    """(the module, the keyword arguments the SDK received for its class)."""
     seen: dict[str, Any] = {}
     original = modal._functions._Function._from_local
 
@@ -26,40 +28,55 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(modal._functions._Function, "_from_local", staticmethod(spy))
-    import modal_app.server
-
-    importlib.reload(modal_app.server)
-    return seen
+    return importlib.reload(importlib.import_module(module)), seen
 
 
-def test_imports_offline_with_no_token(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", FORMS)
+def test_imports_offline_with_no_token(tmp_path: Path, module: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")}
     env["HOME"] = str(tmp_path)
-    code = "import modal_app.server as s; print(s.app.name, s.PORT)"
+    code = f"import {module} as s; print(s.app.name)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60, check=True)
-    assert out.stdout.split() == ["sticky-locust-whoami", "8000"]
+    assert out.stdout.strip().startswith("sticky-locust-whoami")
 
 
-def test_http_server_configuration(recorded: dict[str, Any]) -> None:
-    import modal_app.server as server
-
-    http = recorded["http_config"]
+def test_seed_form_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    server, seen = define("modal_app.server", monkeypatch)
+    http = seen["http_config"]
     assert http.port == server.PORT == 8000
     assert list(http.proxy_regions) == ["us-west"]
     assert http.startup_timeout == server.STARTUP_TIMEOUT_S
     assert http.exit_grace_period == server.EXIT_GRACE_PERIOD_S
-    assert recorded["min_containers"] == server.CONTAINERS >= 2  # more than one to route to
-    assert recorded["target_concurrent_inputs"] == 100
-
-
-def test_the_class_starts_whoami_in_enter() -> None:
-    import modal_app.server as server
-
+    assert seen["min_containers"] == server.CONTAINERS >= 2  # more than one to route to
+    assert seen["target_concurrent_inputs"] == 100
+    assert not seen.get("is_server")
     assert set(server.Server._get_partial_functions()) == {"start"}  # type: ignore[attr-defined]
-    source = Path(server.__file__).read_text()
-    assert '"modal_app.whoami:app"' in source
-    importlib.import_module("modal_app.whoami")  # the path it serves exists
+
+
+@pytest.mark.parametrize("module,sessioned", [
+    ("modal_app.server_ga", False), ("modal_app.server_sessioned", True)])
+def test_ga_form_configuration(monkeypatch: pytest.MonkeyPatch, module: str,
+                               sessioned: bool) -> None:
+    server, seen = define(module, monkeypatch)
+    http = seen["http_config"]
+    assert seen["is_server"] is True
+    assert bool(seen.get("is_sessioned")) is sessioned
+    assert http.port == 8000 and list(http.proxy_regions) == [server.ROUTING_REGION]
+    assert http.unauthenticated is False  # proxy auth on: clients send Modal-Key/Secret
+    assert seen["max_concurrent_inputs"] == server.MAX_CONCURRENCY  # 429 above it
+    assert seen["target_concurrent_inputs"] == server.TARGET_CONCURRENCY
+    assert seen["min_containers"] == server.CONTAINERS >= 2
+
+
+def test_every_form_serves_whoami() -> None:
+    from modal_app import common
+
+    assert common.WHOAMI == "modal_app.whoami:app"
+    assert importlib.import_module("modal_app.whoami").app is not None
+    for module in FORMS:
+        source = Path(importlib.import_module(module).__file__ or "").read_text()
+        assert "start_whoami(PORT)" in source
 
 
 def test_bad_configuration_is_refused_at_import_time() -> None:
@@ -67,4 +84,7 @@ def test_bad_configuration_is_refused_at_import_time() -> None:
     import modal.experimental
 
     with pytest.raises(modal.exception.InvalidError):
-        modal.experimental.http_server(port=8000, proxy_regions=[], startup_timeout=-1)
+        modal.experimental.http_server(port=8000, proxy_regions=["us-west"], startup_timeout=-1)
+    app = modal.App("bad")
+    with pytest.raises(modal.exception.InvalidError):
+        app.server(port=8000, target_concurrency=10, max_concurrency=5)(type("S", (), {}))
