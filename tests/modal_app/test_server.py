@@ -51,7 +51,7 @@ def test_seed_form_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["min_containers"] == server.CONTAINERS >= 2  # more than one to route to
     assert seen["target_concurrent_inputs"] == 100
     assert not seen.get("is_server")
-    assert set(server.Server._get_partial_functions()) == {"start"}  # type: ignore[attr-defined]
+    assert set(server.Server._get_partial_functions()) == {"start"}
 
 
 @pytest.mark.parametrize("module,sessioned", [
