@@ -1,0 +1,166 @@
+"""Load that carries sessions: the Locust file users run against a Modal HTTP Server.
+
+    locust -f locustfiles/sticky.py                       # web UI: pick users, host, options
+    locust -f locustfiles/sticky.py StickyUser --headless -u 50 -r 10 -t 60s \\
+        --host https://...modal.run --csv results/run     # CI: exit code 3 if not sticky
+
+- `StickyUser` sends one `Modal-Session-Id` for its whole life: a uuid4, so unique across all
+  users, processes and workers. Modal routes it by rendezvous hashing: it should see one
+  container.
+- `NonStickyUser` sends no header: the control. It still has a session id, for the record.
+
+Each user POSTs `{}` to `/` (the replica answers `{"CONTAINER_ID": ...}`); `--work-ms N` sends
+`{"work_ms": N}` instead. Before load starts the target is probed until it answers anything but
+503 (no live replica), with backoff, for at most `--wait-timeout` seconds; a headless run waits
+before the `-t` clock starts. The recorder (`recorder.py`) records every request, prints the
+stickiness summary at the end, sets the exit code and adds the web UI's Stickiness tab.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from typing import Any, ClassVar
+
+import gevent
+from locust import FastHttpUser, events, task
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from locustfiles.membership import install as install_membership
+from locustfiles.recorder import install
+from locustfiles.target import TargetNotReady, WaitConfig, wait_until_ready
+
+SESSION_HEADER = "Modal-Session-Id"
+NOT_READY_EXIT_CODE = 1
+
+logger = logging.getLogger(__name__)
+
+
+def new_session_id() -> str:
+    """Unique across users, processes and machines, with no coordination."""
+    return uuid.uuid4().hex
+
+
+def request_body(options: Any, session_id: str) -> dict[str, float | str]:
+    """`{}` by default; `work_ms` with --work-ms; the conversation with --cache-key."""
+    body: dict[str, float | str] = {}
+    work_ms = float(getattr(options, "work_ms", 0.0) or 0.0)
+    if work_ms > 0:
+        body["work_ms"] = work_ms
+    if getattr(options, "cache_key", False):
+        body["cache_key"] = session_id
+    return body
+
+
+class SessionUser(FastHttpUser):
+    """A user with a session id, recorded with each request (`context()`)."""
+
+    abstract = True
+    sends_session_id: ClassVar[bool] = False
+
+    session_id: str
+    headers: dict[str, str]
+    body: dict[str, float | str]
+    _context: dict[str, str]
+
+    def on_start(self) -> None:
+        self.session_id = new_session_id()
+        self.headers = {SESSION_HEADER: self.session_id} if self.sends_session_id else {}
+        self.body = request_body(self.environment.parsed_options, self.session_id)
+        self._context = {"session_id": self.session_id, "user_class": type(self).__name__}
+
+    def context(self) -> dict[str, str]:
+        return getattr(self, "_context", {})
+
+    @task
+    def whoami(self) -> None:
+        self.client.post("/", json=self.body, headers=self.headers)
+
+
+class StickyUser(SessionUser):
+    """Sends the same Modal-Session-Id on every request."""
+
+    sends_session_id = True
+
+
+class NonStickyUser(SessionUser):
+    """Sends no Modal-Session-Id: the control."""
+
+
+# ## Options
+
+
+@events.init_command_line_parser.add_listener
+def add_arguments(parser: Any, **_kwargs: Any) -> None:
+    parser.add_argument(
+        "--work-ms", type=float, default=0.0, env_var="LOCUST_WORK_MS", include_in_web_ui=True,
+        help='Send {"work_ms": N}: each answer takes N ms on the replica (default 0: send {})')
+    parser.add_argument(
+        "--wait-timeout", type=float, default=60.0, env_var="LOCUST_WAIT_TIMEOUT",
+        include_in_web_ui=True,
+        help="Before load starts, wait at most this many seconds for the target to answer "
+             "anything but 503 (default 60)")
+    parser.add_argument(
+        "--cache-key", action="store_true", default=False, env_var="LOCUST_CACHE_KEY",
+        include_in_web_ui=True,
+        help='Send the session id as {"cache_key": ...}, the conversation a KV cache keeps, '
+             "with or without the Modal-Session-Id header (see the emulator's --cache-sessions)")
+
+
+# ## Waiting for the target
+
+
+class TargetGate:
+    """Waits for the target once per host, before any user starts.
+
+    Headless, the wait happens at `init`, so `-t` counts load only, and a target that never
+    comes up ends the run with exit code 1. With the web UI the host is known at each test
+    start: the wait happens then, and a target that never comes up stops the test.
+    """
+
+    def on_init(self, environment: Environment, **_kwargs: Any) -> None:
+        if self._skip(environment) or not _headless(environment):
+            return
+        try:
+            self.wait(environment)
+        except TargetNotReady as e:
+            logger.error("%s", e)
+            sys.exit(NOT_READY_EXIT_CODE)
+        except KeyboardInterrupt:
+            logger.error("interrupted while waiting for %s", environment.host)
+            sys.exit(NOT_READY_EXIT_CODE)
+
+    def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
+        if self._skip(environment) or _headless(environment):
+            return
+        try:
+            self.wait(environment)
+        except TargetNotReady as e:
+            logger.error("%s; stopping", e)
+            if environment.runner is not None:
+                gevent.spawn(environment.runner.stop)
+            raise gevent.GreenletExit from e  # abandons this start: no user is spawned
+
+    def wait(self, environment: Environment) -> None:
+        host = environment.host or ""
+        timeout = float(getattr(environment.parsed_options, "wait_timeout", 60.0))
+        logger.info("waiting up to %gs for %s to answer anything but 503", timeout, host)
+        waited = wait_until_ready(host, WaitConfig(timeout_s=timeout))
+        logger.info("target %s ready after %.1fs", host, waited)
+
+    @staticmethod
+    def _skip(environment: Environment) -> bool:
+        return isinstance(environment.runner, WorkerRunner) or not environment.host
+
+
+def _headless(environment: Environment) -> bool:
+    return bool(getattr(environment.parsed_options, "headless", False))
+
+
+GATE = TargetGate()
+events.init.add_listener(GATE.on_init)
+events.test_start.add_listener(GATE.on_test_start)
+RECORDER = install(events)
+MEMBERSHIP = install_membership(events)
