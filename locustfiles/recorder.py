@@ -137,7 +137,11 @@ class RequestFileWriter:
         table = pa.Table.from_arrays(arrays, schema=schema)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+            # dictionary pages for the strings only: the floats gain nothing from them, and
+            # the report reads such a file about twice as fast
+            strings = [f.name for f in schema if pa.types.is_string(f.type)]
+            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd",
+                                            use_dictionary=strings, write_page_checksum=True)
         self._writer.write_table(table)
 
 

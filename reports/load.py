@@ -1,0 +1,450 @@
+"""Read a recorded run: the request file, the emulator's event log and Locust's stats CSVs.
+
+    run = load_run("out/run1")                 # out/run1_requests.parquet (or .csv), ...
+    run = load_run("out/run1", events=Path("emu.jsonl"))
+
+Every problem with the input raises a `ReportInputError` whose message is one line that names
+the file: a missing file, an empty run, a truncated or corrupt file, wrong columns or types.
+Strings come back as integer codes into a list of names (`Labels`), so that the metrics work
+on numpy integers, never on Python strings, whatever the size of the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from reports.columns import COLUMNS, SUFFIX, TYPES
+
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
+UNUSED_COLUMNS = frozenset({"name"})  # checked, not read: the report does not split by name
+REQUEST_SUFFIXES: tuple[str, ...] = (SUFFIX, "_requests.csv")
+EVENTS_SUFFIX = "_events.jsonl"
+MEMBERSHIP_EVENTS = frozenset({"added", "removed"})
+SNAPSHOT = "snapshot"  # the harness's first line: the live set when its run started
+
+Codes = NDArray[np.int32]
+Floats = NDArray[np.float64]
+
+
+class ReportInputError(Exception):
+    """Bad input: the message is one line for the user, naming the file."""
+
+
+class MissingInput(ReportInputError):
+    pass
+
+
+class EmptyRun(ReportInputError):
+    pass
+
+
+class CorruptInput(ReportInputError):
+    pass
+
+
+class ColumnMismatch(ReportInputError):
+    pass
+
+
+def take(values: Any, order: NDArray[np.intp]) -> Any:
+    """values[order]; a constant column (a zero-stride view) stays one, at no cost."""
+    if values.ndim == 1 and values.strides == (0,) and len(values):
+        return np.broadcast_to(values[:1], (len(order),))
+    return values[order]
+
+
+def constant(value: int, n: int, dtype: type[Any]) -> Any:
+    """A read-only array of n equal values that takes no memory."""
+    return np.broadcast_to(np.array([value], dtype=dtype), (n,))
+
+
+@dataclass
+class Labels:
+    """A string column as codes into `names`; -1 is null."""
+
+    codes: Codes
+    names: list[str]
+
+    def take(self, order: NDArray[np.intp]) -> Labels:
+        return Labels(take(self.codes, order), self.names)
+
+
+@dataclass
+class Requests:
+    """The request file, one numpy array per column (see reports.columns) but `name`."""
+
+    ts: Floats
+    response_time_ms: Floats
+    status: NDArray[np.int32]
+    session: Labels
+    user_class: Labels
+    container: Labels
+    cache: Labels
+    error: Labels
+    worker: Labels
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def permute(self, order: NDArray[np.intp], skip: tuple[str, ...] = ()) -> None:
+        """Reorder the columns (but those in `skip`) in place, one at a time: the old one is
+        freed before the next is made."""
+        for name in ("ts", "response_time_ms", "status"):
+            if name not in skip:
+                setattr(self, name, take(getattr(self, name), order))
+        for name in ("session", "user_class", "container", "cache", "error", "worker"):
+            if name not in skip:
+                setattr(self, name, getattr(self, name).take(order))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A membership change ("added"/"removed") or a "snapshot" of the live set; the report
+    skips the other kinds of the log ("control", "exited")."""
+
+    ts: float
+    event: str
+    container_id: str
+    cause: str
+    live: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LocustStats:
+    """What Locust's own CSVs say: the aggregated counts and users over time."""
+
+    requests: int | None
+    failures: int | None
+    users: tuple[tuple[float, int], ...]
+
+
+@dataclass
+class Run:
+    prefix: str
+    request_path: Path
+    requests: Requests
+    events_path: Path | None
+    events: list[Event] | None
+    locust: LocustStats | None
+
+
+# -- finding the files -------------------------------------------------------------------------
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Accept the request file itself as well as its prefix."""
+    for suffix in REQUEST_SUFFIXES:
+        if prefix.endswith(suffix):
+            return prefix[: -len(suffix)]
+    return prefix
+
+
+def request_path(prefix: str) -> Path:
+    for suffix in REQUEST_SUFFIXES:
+        path = Path(prefix + suffix)
+        if path.is_file():
+            return path
+    raise MissingInput(f"no request file {prefix}{SUFFIX} (nor {prefix}_requests.csv)")
+
+
+def load_run(prefix: str, events: Path | None = None) -> Run:
+    prefix = normalize_prefix(prefix)
+    path = request_path(prefix)
+    requests = read_requests(path)
+    if events is not None and not events.is_file():
+        raise MissingInput(f"no event log {events}")
+    events_path = events or Path(prefix + EVENTS_SUFFIX)
+    event_list = read_events(events_path) if events_path.is_file() else None
+    if event_list is not None and not event_list:
+        event_list = None  # a log with no membership change says nothing about epochs
+    return Run(prefix, path, requests, events_path if event_list is not None else None,
+               event_list, read_locust_stats(prefix))
+
+
+# -- the request file --------------------------------------------------------------------------
+
+
+def read_requests(path: Path) -> Requests:
+    if path.suffix == ".csv":
+        table = read_csv_table(path)
+        if table.num_rows == 0:
+            raise EmptyRun(f"{path}: no requests (an empty run)")
+        return to_requests(path, table, {})
+    return read_parquet(path)
+
+
+def read_parquet(path: Path) -> Requests:
+    """Reads only what it must: a column that the row-group statistics show to be one value
+    throughout (or all null), as `cache` and `worker` often are, is not read at all; the
+    recorder writes one row group per second, so a long run has thousands of them and every
+    column read costs."""
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
+    check_schema(path, schema)
+    if parquet.metadata.num_rows == 0:
+        raise EmptyRun(f"{path}: no requests (an empty run)")
+    known = uniform_values(parquet.metadata, [c for c in ("status", *STRING_COLUMNS[1:])
+                                              if c not in UNUSED_COLUMNS])
+    read = [c for c in COLUMNS if c not in known and c not in UNUSED_COLUMNS]
+    dictionary = [c for c in read if c in STRING_COLUMNS
+                  and not pa.types.is_null(schema.field(c).type)]
+    try:
+        table = pq.ParquetFile(path, read_dictionary=dictionary).read(columns=read)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CorruptInput(f"{path}: truncated or corrupt ({first_line(exc)})") from None
+    return to_requests(path, table, known)
+
+
+NOT_UNIFORM = object()
+
+
+def uniform_values(meta: pq.FileMetaData, names: list[str]) -> dict[str, object]:
+    """The columns that hold one value throughout by their statistics, with that value (None:
+    all null). One pass over the row groups."""
+    left = {name: meta.schema.names.index(name) for name in names}
+    values: dict[str, object] = {}
+    for i in range(meta.num_row_groups):
+        if not left:
+            break
+        group = meta.row_group(i)
+        for name, index in list(left.items()):
+            here = group_value(group.column(index).statistics, group.num_rows)
+            if here is NOT_UNIFORM or (i and values[name] != here):
+                del left[name]
+            values[name] = here
+    return {name: values[name] for name in left}
+
+
+def group_value(stats: pq.Statistics | None, rows: int) -> object:
+    if stats is None or not stats.has_null_count:
+        return NOT_UNIFORM
+    if stats.null_count == rows:
+        return None
+    if stats.null_count == 0 and stats.has_min_max and stats.min == stats.max:
+        return stats.min
+    return NOT_UNIFORM
+
+
+def read_csv_table(path: Path) -> pa.Table:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CorruptInput(f"{path}: not a readable CSV file ({first_line(exc)})") from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
+                             f"(expected {', '.join(COLUMNS)})")
+    kinds = {"float64": pa.float64(), "int32": pa.int32(), "string": pa.string()}
+    options = pacsv.ConvertOptions(
+        column_types={c: kinds[TYPES[c]] for c in COLUMNS}, include_columns=list(COLUMNS),
+        strings_can_be_null=True)
+    try:
+        table = pacsv.read_csv(path, convert_options=options)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CorruptInput(f"{path}: truncated or corrupt CSV ({first_line(exc)})") from None
+    check_schema(path, table.schema)
+    return table
+
+
+def check_schema(path: Path, schema: pa.Schema) -> None:
+    missing = [c for c in COLUMNS if schema.get_field_index(c) < 0]
+    if missing:
+        raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
+                             f"(expected {', '.join(COLUMNS)})")
+    for name in COLUMNS:
+        kind = schema.field(name).type
+        if not type_fits(TYPES[name], kind):
+            raise ColumnMismatch(f"{path}: column {name} is {kind}, expected {TYPES[name]}")
+
+
+def type_fits(expected: str, kind: pa.DataType) -> bool:
+    if expected == "float64":
+        return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind))
+    if expected == "int32":
+        return bool(pa.types.is_integer(kind))
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_null(kind))
+
+
+def to_requests(path: Path, table: pa.Table, known: dict[str, object]) -> Requests:
+    """Numpy columns from the table; `known` holds the columns not read, by their one value."""
+    n = table.num_rows
+    table = table.unify_dictionaries()
+    columns = {name: table.column(name) for name in table.column_names}
+    del table
+    for name in ("ts", "response_time_ms", "status", "session_id"):
+        if name in columns and columns[name].null_count:
+            raise CorruptInput(f"{path}: {columns[name].null_count} rows with no {name}")
+    ts = numbers(path, "ts", columns.pop("ts"), np.float64)
+    response_time = numbers(path, "response_time_ms", columns.pop("response_time_ms"),
+                            np.float64)
+    if "status" in columns:
+        status = numbers(path, "status", columns.pop("status"), np.int32)
+    elif known["status"] is None:
+        raise CorruptInput(f"{path}: {n} rows with no status")
+    else:
+        status = constant(int(str(known["status"])), n, np.int32)
+    if not (np.isfinite(ts).all() and np.isfinite(response_time).all()):
+        raise CorruptInput(f"{path}: ts or response_time_ms is not a finite number")
+    strings = {}
+    for name in STRING_COLUMNS:
+        if name in UNUSED_COLUMNS:
+            continue
+        if name in columns:
+            strings[name] = labels(columns.pop(name))
+        elif known[name] is None:
+            strings[name] = Labels(constant(-1, n, np.int32), [])
+        else:
+            strings[name] = Labels(constant(0, n, np.int32), [str(known[name])])
+    return Requests(ts, response_time, status, strings["session_id"], strings["user_class"],
+                    strings["container_id"], strings["cache"], strings["error"],
+                    strings["worker"])
+
+
+def numbers(path: Path, name: str, column: pa.ChunkedArray, dtype: type[Any]) -> Any:
+    target = pa.from_numpy_dtype(dtype)
+    if column.type != target:
+        try:
+            column = column.cast(target)
+        except pa.ArrowInvalid as exc:
+            raise CorruptInput(f"{path}: column {name}: {first_line(exc)}") from None
+    if column.num_chunks == 0:
+        return np.empty(0, dtype=dtype)
+    return as_numpy(column.combine_chunks(), dtype)
+
+
+def as_numpy(array: pa.Array, dtype: type[Any]) -> Any:
+    """A zero-copy numpy view of a primitive arrow array with no nulls. (Array.to_numpy
+    would import pandas, 0.3 s, for nothing.)"""
+    width = np.dtype(dtype).itemsize
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array),
+                         offset=array.offset * width)
+
+
+def labels(column: pa.ChunkedArray) -> Labels:
+    """Dictionary codes (int32, -1 = null) and names, from a string or dictionary column."""
+    n = len(column)
+    if pa.types.is_null(column.type) or column.null_count == n:
+        return Labels(np.full(n, -1, dtype=np.int32), [])
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    combined = column.combine_chunks()  # one dictionary: the chunks' were unified
+    names = [str(v) for v in combined.dictionary.to_pylist()]
+    indices = combined.indices
+    if indices.null_count:
+        indices = indices.fill_null(-1)
+    return Labels(as_numpy(indices.cast(pa.int32()), np.int32), names)
+
+
+# -- the event log -----------------------------------------------------------------------------
+
+
+def read_events(path: Path) -> list[Event]:
+    """Membership events and snapshots, in file order; other kinds are skipped.
+
+    The emulator's own log (`--events`) starts with the "added" events of its first replicas;
+    the Locust harness's `PREFIX_events.jsonl` starts with a snapshot of the live set when the
+    load started, then the emulator's events from then on."""
+    events = []
+    for lineno, record in json_lines(path):
+        if record.get("event") not in MEMBERSHIP_EVENTS | {SNAPSHOT}:
+            continue
+        events.append(parse_event(path, lineno, record))
+    return events
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptInput(f"{path}: cannot read the event log ({first_line(exc)})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise CorruptInput(f"{path}:{lineno}: not JSON (truncated or corrupt)") from None
+        if not isinstance(record, dict):
+            raise CorruptInput(f"{path}:{lineno}: not a JSON object")
+        yield lineno, record
+
+
+def parse_event(path: Path, lineno: int, record: dict[str, Any]) -> Event:
+    ts, container, live = record.get("ts"), record.get("container_id"), record.get("live")
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
+        raise CorruptInput(f"{path}:{lineno}: 'ts' is not a number")
+    if record["event"] == SNAPSHOT and container is None:
+        container = ""
+    if not isinstance(container, str):
+        raise CorruptInput(f"{path}:{lineno}: 'container_id' is not a string")
+    if not isinstance(live, list) or not all(isinstance(x, str) for x in live):
+        raise CorruptInput(f"{path}:{lineno}: 'live' is not a list of container ids")
+    return Event(float(ts), record["event"], container, str(record.get("cause", "")),
+                 tuple(live))
+
+
+# -- Locust's CSVs -----------------------------------------------------------------------------
+
+
+def read_locust_stats(prefix: str) -> LocustStats | None:
+    stats_path = Path(prefix + "_stats.csv")
+    history_path = Path(prefix + "_stats_history.csv")
+    if not stats_path.is_file() and not history_path.is_file():
+        return None
+    requests = failures = None
+    if stats_path.is_file():
+        for row in csv_rows(stats_path, ("Name", "Request Count", "Failure Count")):
+            if row["Name"] == "Aggregated":
+                requests = integer(stats_path, row["Request Count"])
+                failures = integer(stats_path, row["Failure Count"])
+    users: list[tuple[float, int]] = []
+    if history_path.is_file():
+        for row in csv_rows(history_path, ("Timestamp", "User Count", "Name")):
+            if row["Name"] == "Aggregated":
+                users.append((float(integer(history_path, row["Timestamp"])),
+                              integer(history_path, row["User Count"])))
+    return LocustStats(requests, failures, tuple(users))
+
+
+def csv_rows(path: Path, needed: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in needed if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)}")
+            return [row for row in reader if None not in row.values()]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CorruptInput(f"{path}: not a readable CSV file ({first_line(exc)})") from None
+
+
+def integer(path: Path, text: str) -> int:
+    try:
+        return int(float(text))
+    except ValueError:
+        raise CorruptInput(f"{path}: {text!r} is not a number") from None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,871 @@
+"""The metrics of ../shared/notes/metrics.md, computed on numpy arrays of integer codes.
+
+    analysis = analyze(load_run("out/run1"), ReportConfig())
+    analysis.summary.session_stickiness
+
+The requests are sorted once, by session then start time (a value sort of packed 64-bit
+keys, which numpy does far faster than an argsort). Everything per session then works on
+neighbouring rows: a switch is a container code that differs from the row before in the same
+session; the owner of a session before and after a membership change is the last request
+answered before it and the first started after it, found with one pass over (session, epoch)
+keys. Nothing loops over rows in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from reports import epochs
+from reports.config import ReportConfig
+from reports.epochs import Membership
+from reports.load import Labels, Requests, Run
+from reports.stats import (
+    balance_figures,
+    expected_max_ratio,
+    quantiles_sorted,
+    wilson,
+)
+from reports.summary import (
+    ERROR_CLASSES,
+    LATENCY_STATES,
+    PHASES,
+    Balance,
+    CacheSummary,
+    ChangeSummary,
+    ContainerSummary,
+    EpochSummary,
+    Latency,
+    LocustCheck,
+    Summary,
+    UserClassSummary,
+)
+
+Ints = NDArray[np.int64]
+Floats = NDArray[np.float64]
+Bools = NDArray[np.bool_]
+
+OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER = range(len(ERROR_CLASSES))
+STEADY, CHANGE, NO_LIVE = range(len(PHASES))
+CDF_POINTS = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
+MAX_TIMELINE_BINS = 200_000
+TOP_ERRORS = 10
+ERRORS_ONLY = -2  # a swimlane bin where the session had only failed requests
+
+
+# -- what analyze() returns ----------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    start: float  # the left edge of the first bin, Unix seconds
+    bin_s: float
+    requests: Ints
+    classes: Ints  # (bins, len(ERROR_CLASSES))
+    sessions: Ints  # active sessions per bin
+    live: Ints  # live containers at each bin's middle
+    mean_ms: Floats
+    users: Floats | None  # Locust's user count, NaN where unknown
+
+
+@dataclass
+class Lane:
+    session_id: str
+    segments: list[tuple[int, int, int]]  # (first bin, end bin, container code or ERRORS_ONLY)
+
+
+@dataclass
+class Swimlane:
+    start: float
+    bin_s: float
+    bins: int
+    lanes: list[Lane]
+    total_sessions: int
+
+
+@dataclass
+class Analysis:
+    summary: Summary
+    sessions: pa.Table  # one row per session: the sessions CSV
+    timeline: Timeline
+    swimlane: Swimlane
+    cdf: dict[str, Floats]  # latency state -> quantiles at CDF_POINTS (ms)
+    container_names: list[str]
+
+
+@dataclass
+class Frame:
+    """All requests, sorted by session then start; session codes dense in 0..S-1."""
+
+    sess: NDArray[np.int32]
+    ts: Floats
+    end: Floats
+    rt: Floats
+    status: NDArray[np.int32]
+    cont: NDArray[np.int32]
+    cls: NDArray[np.int8]
+    ok: Bools
+    first_row: Ints  # index of each session's first row
+    n_sessions: int
+    n_containers: int
+
+
+@dataclass
+class Ok:
+    """The successful requests of a Frame, in the same order."""
+
+    sess: NDArray[np.int32]
+    ts: Floats
+    end: Floats
+    rt: Floats
+    cont: NDArray[np.int32]
+    first: Bools  # the session's first successful request
+    switch: Bools  # answered by another container than the session's previous one
+
+
+# -- sorting -----------------------------------------------------------------------------------
+
+
+def stable_order(keys: NDArray[np.integer]) -> NDArray[np.intp]:
+    """A stable argsort of non-negative integer keys: one value sort of packed int64 keys
+    (key, row), which numpy does several times faster than an argsort."""
+    n = len(keys)
+    index_bits = max(1, (n - 1).bit_length())
+    if index_bits + int(keys.max()).bit_length() > 63:
+        return np.argsort(keys, kind="stable")
+    packed = keys.astype(np.int64) << index_bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << index_bits) - 1
+    return packed.astype(np.intp, copy=False)
+
+
+def sort_by_session(requests: Requests) -> None:
+    """Reorder the requests in place by session, then start time; session codes dense.
+
+    A Locust user sends its requests one after the other and the recorder writes them as they
+    complete, so the rows of one session are already in start order: one stable sort by
+    session is enough, and that is checked. When it is not so, a sort by time comes first."""
+    ts, sess = requests.ts, requests.session.codes
+    order = stable_order(sess)
+    sorted_sess, sorted_ts = sess[order], ts[order]
+    backwards = sorted_ts[1:] < sorted_ts[:-1]
+    backwards &= sorted_sess[1:] == sorted_sess[:-1]
+    if backwards.any():
+        by_time = stable_order(((ts - ts.min()) * 1e6).astype(np.int64)) \
+            if float(ts.max() - ts.min()) < 1e12 else np.argsort(ts, kind="stable")
+        order = by_time[stable_order(sess[by_time])]
+        sorted_sess, sorted_ts = sess[order], ts[order]
+    del backwards, ts, sess
+    requests.ts, requests.session.codes = sorted_ts, sorted_sess
+    requests.permute(order, skip=("ts", "session"))
+    del order
+    codes = requests.session.codes
+    used = np.bincount(codes, minlength=len(requests.session.names)) > 0
+    if not used.all():  # dictionary entries no row uses: renumber densely
+        dense = (np.cumsum(used) - 1).astype(np.int32)
+        names = requests.session.names
+        requests.session = Labels(dense[codes], [names[i] for i in np.flatnonzero(used)])
+
+
+def starts_of_runs(values: NDArray[np.integer]) -> Bools:
+    new = np.empty(len(values), dtype=np.bool_)
+    if len(values):
+        new[0] = True
+        np.not_equal(values[1:], values[:-1], out=new[1:])
+    return new
+
+
+def ends_of_runs(values: NDArray[np.integer]) -> Bools:
+    last = np.empty(len(values), dtype=np.bool_)
+    if len(values):
+        last[-1] = True
+        np.not_equal(values[1:], values[:-1], out=last[:-1])
+    return last
+
+
+# -- classification ----------------------------------------------------------------------------
+
+
+def classify(status: NDArray[np.int32], has_container: Bools) -> NDArray[np.int8]:
+    cls = np.full(len(status), OTHER, dtype=np.int8)
+    cls[(status >= 400) & (status < 500)] = S4XX
+    cls[(status >= 500) & (status < 600)] = S5XX
+    cls[status == 401] = S401
+    cls[status == 429] = S429
+    cls[status == 503] = S503
+    cls[status == 0] = CONNECTION
+    two = (status >= 200) & (status < 300)
+    cls[two & has_container] = OK
+    cls[two & ~has_container] = BAD_BODY
+    return cls
+
+
+def make_frame(requests: Requests, n_containers: int) -> Frame:
+    sess = requests.session.codes
+    cont = requests.container.codes
+    cls = classify(requests.status, cont >= 0)
+    end = requests.response_time_ms * 0.001
+    end += requests.ts
+    return Frame(sess, requests.ts, end,
+                 requests.response_time_ms, requests.status, cont, cls, cls == OK,
+                 np.flatnonzero(starts_of_runs(sess)), len(requests.session.names),
+                 n_containers)
+
+
+def successful(frame: Frame) -> Ok:
+    m = frame.ok
+    if m.all():  # the common case: views, no copies
+        sess, cont = frame.sess, frame.cont
+        ts, end, rt = frame.ts, frame.end, frame.rt
+    else:
+        sess, cont = frame.sess[m], frame.cont[m]
+        ts, end, rt = frame.ts[m], frame.end[m], frame.rt[m]
+    first = starts_of_runs(sess)
+    switch = np.zeros(len(sess), dtype=np.bool_)
+    if len(sess) > 1:
+        switch[1:] = ~first[1:] & (cont[1:] != cont[:-1])
+    return Ok(sess, ts, end, rt, cont, first, switch)
+
+
+# -- membership --------------------------------------------------------------------------------
+
+
+def membership(run: Run, ok: Ok, containers: list[str], start: float, end: float,
+               config: ReportConfig) -> Membership:
+    if run.events is not None:
+        return epochs.from_events(run.events, start, end, config.change_window_s)
+    first = np.full(len(containers), np.inf)
+    last = np.full(len(containers), -np.inf)
+    if len(ok.cont):
+        np.minimum.at(first, ok.cont, ok.ts)
+        np.maximum.at(last, ok.cont, ok.ts)
+    return epochs.infer(containers, first, last, start, end, config.change_window_s,
+                        config.infer_margin_s)
+
+
+@dataclass
+class Matched:
+    """Sessions active on both sides of a change: its index, owners before and after."""
+
+    change: Ints
+    session: Ints
+    before: NDArray[np.int32]
+    after: NDArray[np.int32]
+    after_ts: Floats
+
+
+def epoch_of(ts: Floats, end: Floats, starts: Floats, ends: Floats
+             ) -> tuple[Ints, Bools, Bools]:
+    """Per request: how many changes ended before it started; whether it started inside one;
+    whether it lies wholly within its epoch (started after a change ended, answered before
+    the next one began)."""
+    if not len(starts):
+        nothing = np.zeros(len(ts), dtype=np.bool_)
+        return np.zeros(len(ts), dtype=np.int64), nothing, ~nothing
+    epoch = np.searchsorted(ends, ts, side="left").astype(np.int64)
+    latest = np.searchsorted(starts, ts, side="right") - 1
+    inside = (latest >= 0) & (ts <= ends[np.maximum(latest, 0)])
+    k = len(starts)
+    within = ~inside & ((epoch >= k) | (end < starts[np.minimum(epoch, k - 1)]))
+    return epoch, inside, within
+
+
+def match_changes(ok: Ok, epoch: Ints, inside: Bools, starts: Floats) -> Matched:
+    """Owner before = last request answered before the change (and after the previous one);
+    owner after = first request started after it (and before the next one)."""
+    k = len(starts)
+    if k == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return Matched(empty, empty, empty.astype(np.int32), empty.astype(np.int32),
+                       empty.astype(np.float64))
+    width = k + 1
+    keys = ok.sess.astype(np.int64) * width + epoch
+    after_rows = np.flatnonzero(~inside & (epoch >= 1))
+    after_rows = after_rows[starts_of_runs(keys[after_rows])]
+    clipped = np.minimum(epoch, k - 1)
+    before_rows = np.flatnonzero((epoch < k) & (ok.end < starts[clipped]))
+    before_rows = before_rows[ends_of_runs(keys[before_rows])]
+    common, ia, ib = np.intersect1d(keys[after_rows] - 1, keys[before_rows],
+                                    assume_unique=True, return_indices=True)
+    after_rows, before_rows = after_rows[ia], before_rows[ib]
+    return Matched(common % width, common // width, ok.cont[before_rows], ok.cont[after_rows],
+                   ok.ts[after_rows])
+
+
+def change_summaries(matched: Matched, members: Membership, index: dict[str, int],
+                     n_containers: int, run_start: float) -> tuple[list[ChangeSummary], Bools]:
+    changes = members.changes
+    k = len(changes)
+    live_after = np.zeros((k, n_containers), dtype=np.bool_)
+    added = np.zeros((k, n_containers), dtype=np.bool_)
+    for i, change in enumerate(changes):
+        live_after[i, [index[c] for c in change.live_after]] = True
+        added[i, [index[c] for c in change.added]] = True
+    remapped = matched.before != matched.after
+    collateral = (remapped & live_after[matched.change, matched.before]
+                  & ~added[matched.change, matched.after])
+    sessions = np.bincount(matched.change, minlength=k)
+    moved = np.bincount(matched.change[remapped], minlength=k)
+    side = np.bincount(matched.change[collateral], minlength=k)
+    restick = (matched.after_ts - members.starts[matched.change])[remapped]
+    restick_by = split_by(restick, matched.change[remapped], k)
+    out = [change_summary(c, int(sessions[i]), int(moved[i]), int(side[i]), restick_by[i],
+                          run_start) for i, c in enumerate(changes)]
+    return out, remapped
+
+
+def split_by(values: Floats, groups: Ints, k: int) -> list[Floats]:
+    order = np.argsort(groups, kind="stable")
+    bounds = np.cumsum(np.bincount(groups, minlength=k))[:-1]
+    return np.split(values[order], bounds)
+
+
+def change_summary(change: epochs.Change, sessions: int, moved: int, collateral: int,
+                   restick: Floats, run_start: float) -> ChangeSummary:
+    expected = change.expected_fraction
+    fraction = moved / sessions if sessions else None
+    excess = z = None
+    if fraction is not None and expected:
+        excess = fraction / expected
+        if 0 < expected < 1:
+            z = (fraction - expected) / math.sqrt(expected * (1 - expected) / sessions)
+    ci = wilson(moved, sessions)
+    return ChangeSummary(
+        at=change.start, at_offset_s=change.start - run_start, end=change.end,
+        causes=list(change.causes), added=sorted(change.added), removed=sorted(change.removed),
+        live_before=len(change.live_before), live_after=len(change.live_after),
+        sessions=sessions, remapped=moved, remapped_fraction=fraction,
+        remapped_fraction_ci=list(ci) if ci else None, expected_fraction=expected,
+        excess=excess, z=z, collateral=collateral,
+        restick_p50_s=float(np.median(restick)) if len(restick) else None,
+        restick_max_s=float(restick.max()) if len(restick) else None)
+
+
+def forced_switches(ok: Ok, starts: Floats, ends: Floats) -> Bools:
+    """Per switch row: did a change begin or run between the start of the session's previous
+    request and the answer to this one? (A request sent just before a change may be routed
+    after it.)"""
+    rows = np.flatnonzero(ok.switch)
+    if not len(starts) or not len(rows):
+        return np.zeros(len(rows), dtype=np.bool_)
+    latest = np.searchsorted(starts, ok.end[rows], side="right") - 1
+    return (latest >= 0) & (ends[np.maximum(latest, 0)] >= ok.ts[rows - 1])
+
+
+# -- analyze -----------------------------------------------------------------------------------
+
+
+def analyze(run: Run, config: ReportConfig) -> Analysis:
+    """Every figure of the report. Sorts `run.requests` in place (by session, then ts)."""
+    sort_by_session(run.requests)
+    requests = run.requests
+    containers = container_names(run)
+    index = {name: i for i, name in enumerate(containers)}
+    frame = make_frame(requests, len(containers))
+    ok = successful(frame)
+    start, end = float(frame.ts.min()), float(frame.end.max())
+    members = membership(run, ok, containers, start, end, config)
+    starts, ends = members.starts, members.ends
+    epoch, inside, within = epoch_of(ok.ts, ok.end, starts, ends)
+    matched = match_changes(ok, epoch, inside, starts)
+    changes, remapped = change_summaries(matched, members, index, len(containers), start)
+    forced = forced_switches(ok, starts, ends)
+    phase = phases(frame, members, starts, ends, config.change_margin_s)
+    failed = errors_of(frame, phase)
+    per_session = session_table(frame, ok, forced, matched, remapped, failed, requests,
+                                containers)
+    latency, cdfs = latencies(frame, ok, requests)
+    summary = build_summary(run, frame, ok, members, changes, epoch, within, forced, phase,
+                            failed, per_session, latency, containers, start, end)
+    return Analysis(summary, per_session.table, timeline(frame, members, run, config),
+                    swimlane(frame, requests.session.names, per_session, config, start, end),
+                    cdfs, containers)
+
+
+def container_names(run: Run) -> list[str]:
+    names = list(run.requests.container.names)
+    seen = set(names)
+    for event in run.events or ():
+        for cid in (event.container_id, *event.live):
+            if cid and cid not in seen:
+                seen.add(cid)
+                names.append(cid)
+    return names
+
+
+def phases(frame: Frame, members: Membership, starts: Floats, ends: Floats,
+           margin: float) -> NDArray[np.int8]:
+    phase = np.zeros(len(frame.ts), dtype=np.int8)
+    if len(starts):
+        latest = np.searchsorted(starts, frame.end, side="right") - 1
+        near = (latest >= 0) & (frame.ts <= ends[np.maximum(latest, 0)] + margin)
+        phase[near] = CHANGE
+    if members.initial == 0 or (members.counts == 0).any():
+        gone = ((members.live_count_at(frame.ts) == 0)
+                | (members.live_count_at(frame.end) == 0))
+        phase[gone] = NO_LIVE
+    return phase
+
+
+def errors_of(frame: Frame, phase: NDArray[np.int8]) -> Bools:
+    """The requests that count as errors: all but the successful ones and the 503s answered
+    while no replica was live (expected, and counted apart)."""
+    return ~frame.ok & ~((frame.cls == S503) & (phase == NO_LIVE))
+
+
+# -- per session -------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionStats:
+    table: pa.Table
+    n_ok: Ints
+    n_containers: Ints
+    main: Ints  # main container code, -1 when none
+    main_count: Ints
+    container_sessions: Ints
+    container_main_sessions: Ints
+    switches: Ints
+    flaps: Ints
+    session_class: Ints
+
+
+def pair_counts(sess: NDArray[np.int32], cont: NDArray[np.int32], n_containers: int
+                ) -> tuple[Ints, Ints, Ints]:
+    """Distinct (session, container) pairs with their request counts, session-major."""
+    keys = sess.astype(np.int64) * max(n_containers, 1) + cont
+    keys.sort()
+    new = starts_of_runs(keys)
+    firsts = np.flatnonzero(new)
+    counts = np.diff(np.append(firsts, len(keys)))
+    pairs = keys[firsts]
+    return pairs // max(n_containers, 1), pairs % max(n_containers, 1), counts
+
+
+def main_containers(p_sess: Ints, p_cont: Ints, counts: Ints, n_sessions: int
+                    ) -> tuple[Ints, Ints]:
+    """Per session: the container with most requests (ties: the lower code), and its count."""
+    main = np.full(n_sessions, -1, dtype=np.int64)
+    best = np.zeros(n_sessions, dtype=np.int64)
+    if len(p_sess):
+        order = np.lexsort((p_cont, -counts, p_sess))
+        first = order[starts_of_runs(p_sess[order])]
+        main[p_sess[first]] = p_cont[first]
+        best[p_sess[first]] = counts[first]
+    return main, best
+
+
+def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remapped: Bools,
+                  failed: Bools, requests: Requests, containers: list[str]) -> SessionStats:
+    s, c = frame.n_sessions, frame.n_containers
+    n_all = np.bincount(frame.sess, minlength=s)
+    n_ok = np.bincount(ok.sess, minlength=s)
+    p_sess, p_cont, counts = pair_counts(ok.sess, ok.cont, c)
+    n_cont = np.bincount(p_sess, minlength=s)
+    main, best = main_containers(p_sess, p_cont, counts, s)
+    switch_sess = ok.sess[ok.switch]
+    switches = np.bincount(switch_sess, minlength=s)
+    flaps = np.bincount(switch_sess[~forced], minlength=s)
+    remaps = np.bincount(matched.session[remapped], minlength=s)
+    errors = np.bincount(frame.sess[failed], minlength=s)
+    last_row = np.append(frame.first_row[1:], len(frame.ts)) - 1
+    mean = np.bincount(frame.sess, weights=frame.rt, minlength=s) / np.maximum(n_all, 1)
+    uc = requests.user_class
+    session_class = uc.codes[frame.first_row].astype(np.int64)
+    columns = {
+        "session_id": arrow_strings(requests.session.names),
+        "user_class": lookup(uc.names, session_class),
+        "requests": arrow_numbers(n_all), "ok_requests": arrow_numbers(n_ok),
+        "errors": arrow_numbers(errors), "containers": arrow_numbers(n_cont),
+        "main_container": lookup(containers, main),
+        "main_share": arrow_numbers(best / np.maximum(n_ok, 1), null=n_ok == 0),
+        "switches": arrow_numbers(switches), "flaps": arrow_numbers(flaps),
+        "remaps": arrow_numbers(remaps), "first_ts": arrow_numbers(frame.ts[frame.first_row]),
+        "last_ts": arrow_numbers(frame.ts[last_row]), "mean_ms": arrow_numbers(np.round(mean, 3)),
+    }
+    table = pa.Table.from_arrays(list(columns.values()), names=list(columns))
+    return SessionStats(table, n_ok, n_cont, main, best, np.bincount(p_cont, minlength=c),
+                        np.bincount(main[main >= 0], minlength=c), switches, flaps,
+                        session_class)
+
+
+def lookup(names: list[str], codes: Ints) -> pa.Array:
+    """Codes (-1 = null) to a string array, without a Python loop over the rows."""
+    if not names:
+        return pa.nulls(len(codes), pa.string())
+    indices = arrow_numbers(codes.astype(np.int32), null=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, arrow_strings(names)).cast(pa.string())
+
+
+# pa.array() imports pandas (0.3 s) to look for pandas objects: these build arrays from buffers.
+
+
+def arrow_strings(values: list[str]) -> pa.Array:
+    encoded = [v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def arrow_numbers(values: NDArray[np.generic], null: Bools | None = None) -> pa.Array:
+    data = np.ascontiguousarray(values)
+    validity = None if null is None else pa.py_buffer(np.packbits(~null, bitorder="little"))
+    return pa.Array.from_buffers(pa.from_numpy_dtype(data.dtype), len(data),
+                                 [validity, pa.py_buffer(data)],
+                                 null_count=-1 if null is not None else 0)
+
+
+# -- the summary -------------------------------------------------------------------------------
+
+
+def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
+                  changes: list[ChangeSummary], epoch: Ints, within: Bools, forced: Bools,
+                  phase: NDArray[np.int8], failed: Bools, per: SessionStats,
+                  latency: dict[str, Latency], containers: list[str], start: float,
+                  end: float) -> Summary:
+    multi = per.n_ok >= 2
+    n_multi = int(multi.sum())
+    n_multi_cont = int((multi & (per.n_containers > 1)).sum())
+    total_ok = int(per.n_ok.sum())
+    main_total = int(per.main_count.sum())
+    sessions_ok = int((per.n_ok > 0).sum())
+    errors = int(failed.sum())
+    n = len(frame.ts)
+    notes = run_notes(run, members, containers, per)
+    epoch_sessions, epoch_requests = epoch_counts(ok, epoch, within,
+                                                  len(members.changes), per)
+    return Summary(
+        prefix=run.prefix, request_file=str(run.request_path),
+        events_file=str(run.events_path) if run.events_path else None,
+        epochs_source=members.source, start=start, end=end, duration_s=end - start,
+        requests=n, ok_requests=total_ok, sessions=frame.n_sessions,
+        sessions_multi_request=n_multi, sessions_multi_container=n_multi_cont,
+        session_stickiness=1 - n_multi_cont / n_multi if n_multi else None,
+        session_stickiness_ci=interval(n_multi - n_multi_cont, n_multi),
+        request_stickiness=main_total / total_ok if total_ok else None,
+        request_stickiness_ci=interval(main_total, total_ok),
+        switches=int(ok.switch.sum()), forced_switches=int(forced.sum()),
+        flaps=int((~forced).sum()), sessions_with_flaps=int((per.flaps > 0).sum()),
+        warm_hit_upper_bound=1 - int(per.n_containers.sum()) / total_ok if total_ok else None,
+        warm_hit_ideal=1 - sessions_ok / total_ok if total_ok else None,
+        errors=errors, error_rate=errors / n, error_rate_ci=interval(errors, n),
+        errors_no_live_replica=int((~frame.ok).sum()) - errors,
+        status_counts=status_counts(frame.status),
+        error_classes=dict(zip(ERROR_CLASSES, counts_of(frame.cls, len(ERROR_CLASSES)),
+                               strict=True)),
+        errors_by_phase=errors_by_phase(frame.cls, phase),
+        top_errors=top_errors(run.requests, frame.ok),
+        containers=int((per.container_sessions > 0).sum()),
+        per_container=per_container(containers, ok, per),
+        membership_changes=changes,
+        epochs=epoch_summaries(members, epoch_sessions, epoch_requests, start, end),
+        balance=balance(ok, members, epoch, within, containers, epoch_sessions, per),
+        latency={k: v for k, v in latency.items() if k in LATENCY_STATES},
+        cache=cache_summary(run.requests, latency),
+        user_classes=user_classes(run.requests, failed, per),
+        workers=int((np.bincount(run.requests.worker.codes + 1) > 0)[1:].sum()),
+        locust=LocustCheck(run.locust.requests, run.locust.failures, n) if run.locust else None,
+        notes=notes)
+
+
+def interval(successes: int, trials: int) -> list[float] | None:
+    ci = wilson(successes, trials)
+    return list(ci) if ci else None
+
+
+def counts_of(values: NDArray[np.integer], size: int) -> list[int]:
+    return [int(x) for x in np.bincount(values, minlength=size)[:size]]
+
+
+def status_counts(status: NDArray[np.int32]) -> dict[str, int]:
+    if status.min() >= 0 and status.max() < 1000:
+        counts = np.bincount(status)
+        codes = np.flatnonzero(counts)
+        return {str(int(c)): int(counts[c]) for c in codes}
+    values, counts = np.unique(status, return_counts=True)
+    return {str(int(v)): int(n) for v, n in zip(values, counts, strict=True)}
+
+
+def errors_by_phase(cls: NDArray[np.int8], phase: NDArray[np.int8]) -> dict[str, dict[str, int]]:
+    k = len(ERROR_CLASSES)
+    table = np.bincount(phase.astype(np.int64) * k + cls, minlength=len(PHASES) * k)
+    table = table.reshape(len(PHASES), k)
+    return {p: dict(zip(ERROR_CLASSES, (int(x) for x in table[i]), strict=True))
+            for i, p in enumerate(PHASES)}
+
+
+def top_errors(requests: Requests, ok: Bools) -> list[dict[str, object]]:
+    codes = requests.error.codes[~ok]
+    codes = codes[codes >= 0]
+    if not len(codes):
+        return []
+    counts = np.bincount(codes)
+    top = np.argsort(-counts, kind="stable")[:TOP_ERRORS]
+    return [{"error": requests.error.names[i], "count": int(counts[i])}
+            for i in top if counts[i] > 0]
+
+
+def per_container(containers: list[str], ok: Ok, per: SessionStats) -> list[ContainerSummary]:
+    c = len(containers)
+    requests = np.bincount(ok.cont, minlength=c)
+    first = np.full(c, np.inf)
+    last = np.full(c, -np.inf)
+    if len(ok.cont):
+        np.minimum.at(first, ok.cont, ok.ts)
+        np.maximum.at(last, ok.cont, ok.ts)
+    return [ContainerSummary(name, int(requests[i]), int(per.container_sessions[i]),
+                             int(per.container_main_sessions[i]),
+                             float(first[i]) if requests[i] else None,
+                             float(last[i]) if requests[i] else None)
+            for i, name in enumerate(containers) if requests[i]]
+
+
+def epoch_counts(ok: Ok, epoch: Ints, within: Bools, k: int, per: SessionStats
+                 ) -> tuple[Ints, Ints]:
+    """Sessions and successful requests wholly within each epoch."""
+    if k == 0:
+        return (np.array([int((per.n_ok > 0).sum())]), np.array([len(ok.sess)]))
+    e = epoch[within]
+    keys = ok.sess[within].astype(np.int64) * (k + 1) + e
+    return (np.bincount(e[starts_of_runs(keys)], minlength=k + 1),
+            np.bincount(e, minlength=k + 1))
+
+
+def epoch_summaries(members: Membership, sessions: Ints, requests: Ints, start: float,
+                    end: float) -> list[EpochSummary]:
+    bounds = [start, *(v for c in members.changes for v in (c.start, c.end)), end]
+    return [EpochSummary(bounds[2 * i], bounds[2 * i + 1], sorted(members.epochs[i]),
+                         int(sessions[i]), int(requests[i]))
+            for i in range(len(members.changes) + 1)]
+
+
+def balance(ok: Ok, members: Membership, epoch: Ints, within: Bools, containers: list[str],
+            per_epoch: Ints, per: SessionStats) -> Balance | None:
+    """Balance in the epoch with the most sessions (see summary.Balance)."""
+    if not per_epoch.any():
+        return None
+    best = int(np.argmax(per_epoch))
+    c = len(containers)
+    if len(members.changes) == 0:  # one epoch: the whole run's figures
+        main, cont = per.main, ok.cont
+    else:
+        rows = within & (epoch == best)
+        p_sess, p_cont, counts = pair_counts(ok.sess[rows], ok.cont[rows], c)
+        main, _ = main_containers(p_sess, p_cont, counts, len(per.n_ok))
+        cont = ok.cont[rows]
+    index = {name: i for i, name in enumerate(containers)}
+    seen = np.flatnonzero(np.bincount(main[main >= 0], minlength=c))
+    live = sorted({index[x] for x in members.epochs[best]} | set(seen.tolist()))
+    if not live:
+        return None
+    sessions = np.bincount(main[main >= 0], minlength=c)[live]
+    requests = np.bincount(cont, minlength=c)[live]
+    ratio, cv, p = balance_figures(sessions)
+    r_ratio, r_cv, r_p = balance_figures(requests)
+    n, total = len(live), int(sessions.sum())
+    return Balance(
+        epoch=best, containers=n, sessions=total, max_over_mean=ratio,
+        expected_max_over_mean=expected_max_ratio(n, total), cv=cv,
+        expected_cv=math.sqrt((n - 1) / total) if total else None, chi2_p=p,
+        requests=int(requests.sum()), requests_max_over_mean=r_ratio, requests_cv=r_cv,
+        requests_chi2_p=r_p,
+        sessions_per_container={containers[j]: int(x) for j, x in zip(live, sessions,
+                                                                      strict=True)},
+        requests_per_container={containers[j]: int(x) for j, x in zip(live, requests,
+                                                                      strict=True)})
+
+
+def latency_of(values: Floats, owned: bool = False) -> tuple[Latency, Floats | None]:
+    """Figures and CDF quantiles of latencies; `owned` values may be sorted in place."""
+    if not len(values):
+        return Latency(), None
+    ordered = values if owned else values.copy()
+    ordered.sort()
+    p50, p95, p99 = (float(x) for x in quantiles_sorted(ordered, [0.5, 0.95, 0.99]))
+    figures = Latency(len(ordered), float(ordered.mean()), p50, p95, p99, float(ordered[-1]))
+    return figures, quantiles_sorted(ordered, CDF_POINTS)
+
+
+def latencies(frame: Frame, ok: Ok, requests: Requests
+              ) -> tuple[dict[str, Latency], dict[str, Floats]]:
+    """Latency by state (all, a session's first, repeat, first after a switch, errors) and
+    by cache hit/miss when recorded: figures, and CDF quantiles for the chart. One sorted copy
+    at a time."""
+    repeat = ~ok.first & ~ok.switch
+    picks: dict[str, tuple[Floats, Bools | None]] = {
+        "all": (frame.rt, None), "first": (ok.rt, ok.first), "repeat": (ok.rt, repeat),
+        "after_switch": (ok.rt, ok.switch), "errors": (frame.rt, ~frame.ok)}
+    del repeat
+    names = [n.lower() for n in requests.cache.names]
+    for label in ("hit", "miss"):
+        if label in names:
+            picks[f"cache {label}"] = (frame.rt,
+                                       (requests.cache.codes == names.index(label)) & frame.ok)
+    figures, cdfs = {}, {}
+    for state in list(picks):
+        values, mask = picks.pop(state)
+        figures[state], cdf = latency_of(values if mask is None else values[mask],
+                                         owned=mask is not None)
+        if cdf is not None:
+            cdfs[state] = cdf
+    return figures, cdfs
+
+
+def cache_summary(requests: Requests, by_state: dict[str, Latency]) -> CacheSummary | None:
+    names = [n.lower() for n in requests.cache.names]
+    if "hit" not in names and "miss" not in names:
+        return None
+    codes = requests.cache.codes
+    hit = codes == names.index("hit") if "hit" in names else np.zeros(len(codes), np.bool_)
+    miss = codes == names.index("miss") if "miss" in names else np.zeros(len(codes), np.bool_)
+    hits, misses = int(hit.sum()), int(miss.sum())
+    total = hits + misses
+    return CacheSummary(hits, misses, hits / total if total else None, interval(hits, total),
+                        {"hit": by_state.get("cache hit", Latency()),
+                         "miss": by_state.get("cache miss", Latency())})
+
+
+def user_classes(requests: Requests, failed: Bools, per: SessionStats
+                 ) -> dict[str, UserClassSummary]:
+    uc = requests.user_class
+    names = ["(none)", *uc.names]
+    k = len(names)
+    cls = per.session_class + 1
+    multi = per.n_ok >= 2
+    sessions = np.bincount(cls, minlength=k)
+    multi_req = np.bincount(cls[multi], minlength=k)
+    multi_cont = np.bincount(cls[multi & (per.n_containers > 1)], minlength=k)
+    codes = uc.codes + 1
+    reqs = np.bincount(codes, minlength=k)
+    errs = np.bincount(codes[failed], minlength=k)
+    out = {}
+    for i, name in enumerate(names):
+        if not reqs[i]:
+            continue
+        m, mc = int(multi_req[i]), int(multi_cont[i])
+        out[name] = UserClassSummary(
+            int(sessions[i]), int(reqs[i]), m, mc, 1 - mc / m if m else None,
+            interval(m - mc, m), int(errs[i]), int(errs[i]) / int(reqs[i]))
+    return out
+
+
+def run_notes(run: Run, members: Membership, containers: list[str], per: SessionStats
+              ) -> list[str]:
+    notes = []
+    if members.source == "inferred":
+        notes.append("No event log: membership changes are inferred from the containers "
+                     "seen answering, which needs traffic on every container.")
+    else:
+        known = set().union(*members.epochs) | {
+            c for ch in members.changes for c in ch.live_before | ch.live_after}
+        answered = {containers[i] for i in np.flatnonzero(per.container_sessions)}
+        strangers = answered - known
+        if strangers:
+            notes.append(f"{len(strangers)} containers answered that the event log does not "
+                         "list as live during the run: is it the log of this run?")
+    if run.locust and run.locust.requests is not None \
+            and run.locust.requests > len(run.requests):
+        notes.append(f"Locust counted {run.locust.requests} requests, the request file has "
+                     f"{len(run.requests)}: the recorder missed some.")
+    return notes
+
+
+# -- chart data --------------------------------------------------------------------------------
+
+
+def timeline(frame: Frame, members: Membership, run: Run, config: ReportConfig) -> Timeline:
+    origin = math.floor(float(frame.ts.min()))
+    span = float(frame.ts.max()) - origin
+    bin_s = max(1.0, math.ceil(span / MAX_TIMELINE_BINS))
+    offset = frame.ts - origin
+    offset *= 1 / bin_s
+    which = offset.astype(np.int32)
+    del offset
+    bins = int(which.max()) + 1
+    k = len(ERROR_CLASSES)
+    requests = np.bincount(which, minlength=bins)
+    failed = ~frame.ok
+    classes = np.bincount(which[failed].astype(np.int64) * k + frame.cls[failed],
+                          minlength=bins * k).reshape(bins, k)
+    classes[:, OK] = requests - classes.sum(axis=1)
+    del failed
+    new = starts_of_runs(which)  # a new (session, bin): rows are by session, then time
+    new[frame.first_row] = True
+    sessions = np.bincount(which[new], minlength=bins)
+    del new
+    mean = np.bincount(which, weights=frame.rt, minlength=bins) / np.maximum(requests, 1)
+    middles = origin + (np.arange(bins, dtype=np.float64) + 0.5) * bin_s
+    return Timeline(origin, bin_s, requests, classes, sessions, members.live_count_at(middles),
+                    mean, users_per_bin(run, origin, bin_s, bins))
+
+
+def users_per_bin(run: Run, origin: float, bin_s: float, bins: int) -> Floats | None:
+    if run.locust is None or not run.locust.users:
+        return None
+    users = np.full(bins, np.nan)
+    for ts, count in run.locust.users:
+        i = int((ts - origin) // bin_s)
+        if 0 <= i < bins:
+            users[i] = count
+    return users
+
+
+def swimlane(frame: Frame, session_names: list[str], per: SessionStats, config: ReportConfig,
+             start: float, end: float) -> Swimlane:
+    bins = config.swimlane_bins
+    bin_s = max((end - start) / bins, 1e-9)
+    chosen = pick_lanes(frame, per, config.swimlane_sessions)
+    lanes = []
+    last_row = np.append(frame.first_row[1:], len(frame.ts))
+    for s in chosen:
+        rows = slice(int(frame.first_row[s]), int(last_row[s]))
+        which = np.minimum(((frame.ts[rows] - start) / bin_s).astype(np.int64), bins - 1)
+        lanes.append(Lane(session_names[s], lane_segments(which, frame.cont[rows],
+                                                          frame.ok[rows])))
+    return Swimlane(start, bin_s, bins, lanes, frame.n_sessions)
+
+
+def pick_lanes(frame: Frame, per: SessionStats, limit: int) -> list[int]:
+    """Up to `limit` sessions: half of them with a switch if there are any, spread evenly over
+    the run, then ordered by main container and start so that moves stand out."""
+    moved = per.switches > 0
+    movers, others = np.flatnonzero(moved), np.flatnonzero(~moved)
+    take_movers = min(len(movers), limit // 2 if len(others) > limit // 2 else limit)
+    chosen = np.concatenate((spread(movers, take_movers), spread(others, limit - take_movers)))
+    order = np.lexsort((frame.ts[frame.first_row[chosen]], per.main[chosen]))
+    return [int(x) for x in chosen[order]]
+
+
+def spread(items: Ints, count: int) -> Ints:
+    if count <= 0 or not len(items):
+        return items[:0]
+    if count >= len(items):
+        return items
+    return items[np.linspace(0, len(items) - 1, count).round().astype(np.int64)]
+
+
+def lane_segments(which: Ints, cont: NDArray[np.int32], ok: Bools
+                  ) -> list[tuple[int, int, int]]:
+    """Per bin the container of the session's last successful request there (ERRORS_ONLY when
+    it had only failures), run-length encoded; a segment lasts until the next one begins."""
+    colour: dict[int, int] = dict.fromkeys(np.unique(which[~ok]).tolist(), ERRORS_ONLY)
+    good = which[ok]
+    if len(good):
+        last = ends_of_runs(good)
+        colour.update(zip(good[last].tolist(), cont[ok][last].tolist(), strict=True))
+    segments: list[tuple[int, int, int]] = []
+    for b in sorted(colour):
+        c = colour[b]
+        if segments and segments[-1][2] == c:
+            segments[-1] = (segments[-1][0], b + 1, c)
+        else:
+            if segments:
+                segments[-1] = (segments[-1][0], b, segments[-1][2])
+            segments.append((b, b + 1, c))
+    return segments

@@ -1,0 +1,73 @@
+"""From a recorded run to the report files, in memory; the CLI writes them atomically.
+
+    analysis, files = single_report("out/run1", ReportConfig())
+    output.write_all(files)   # out/run1_summary.json, out/run1_sessions.csv, out/run1_report.html
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from reports import compare, gates, html
+from reports.config import Gates, ReportConfig
+from reports.load import load_run, normalize_prefix
+from reports.metrics import Analysis, analyze
+
+
+def outputs(out: str) -> tuple[Path, Path, Path]:
+    """The summary, sessions CSV and HTML paths for an output prefix."""
+    return Path(out + "_summary.json"), Path(out + "_sessions.csv"), Path(out + "_report.html")
+
+
+def comparison_outputs(out: str) -> tuple[Path, Path]:
+    return Path(out + "_comparison.csv"), Path(out + "_comparison.html")
+
+
+def default_comparison_prefix(a: str, b: str) -> str:
+    return f"{normalize_prefix(a)}_vs_{Path(normalize_prefix(b)).name}"
+
+
+def run_analysis(prefix: str, config: ReportConfig, events: Path | None = None) -> Analysis:
+    analysis = analyze(load_run(prefix, events), config)
+    analysis.summary.gates = gates.evaluate(analysis.summary, config.gates)
+    return analysis
+
+
+def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
+                  out: str | None = None) -> tuple[Analysis, dict[Path, bytes]]:
+    analysis = run_analysis(prefix, config, events)
+    summary_path, sessions_path, html_path = outputs(out or normalize_prefix(prefix))
+    files = {
+        summary_path: analysis.summary.to_json().encode(),
+        sessions_path: sessions_csv(analysis.sessions),
+        html_path: html.render_report(analysis, config.timeline_points).encode(),
+    }
+    return analysis, files
+
+
+def sessions_csv(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def comparison_report(a: str, b: str, config: ReportConfig, out: str | None = None
+                      ) -> tuple[Analysis, Analysis, list[compare.Row], dict[Path, bytes]]:
+    """Both runs analysed, the gates judged on B (the candidate)."""
+    first = run_analysis(a, dataclasses.replace(config, gates=Gates()))
+    second = run_analysis(b, config)
+    table = compare.rows(first.summary, second.summary)
+    names = (Path(normalize_prefix(a)).name, Path(normalize_prefix(b)).name)
+    if names[0] == names[1]:
+        names = ("A", "B")
+    csv_path, html_path = comparison_outputs(out or default_comparison_prefix(a, b))
+    files = {
+        csv_path: compare.to_csv(table),
+        html_path: html.render_comparison(first, second, compare.formatted(table),
+                                          names).encode(),
+    }
+    return first, second, table, files

@@ -1,0 +1,112 @@
+"""Small statistics with no dependency beyond numpy: Wilson intervals, chi-square tail,
+the expected imbalance of a uniform hash, quantiles of sorted arrays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+Z95 = 1.959963984540054
+MONTE_CARLO_TRIALS = 2000
+MONTE_CARLO_SEED = 20240611
+
+
+def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval (95% by default) of successes/trials; None when trials = 0."""
+    if trials <= 0:
+        return None
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X >= x) for a chi-square variable with df degrees of freedom."""
+    if df <= 0:
+        return math.nan
+    if x <= 0:
+        return 1.0
+    return gamma_q(df / 2.0, x / 2.0)
+
+
+def gamma_q(a: float, x: float) -> float:
+    """The regularized upper incomplete gamma function Q(a, x) (Numerical Recipes 6.2)."""
+    if x < a + 1:
+        return max(0.0, 1.0 - _gamma_p_series(a, x))
+    return _gamma_q_fraction(a, x)
+
+
+def _gamma_p_series(a: float, x: float) -> float:
+    term = total = 1.0 / a
+    ap = a
+    for _ in range(10_000):
+        ap += 1
+        term *= x / ap
+        total += term
+        if abs(term) < abs(total) * 1e-15:
+            break
+    return total * math.exp(-x + a * math.log(x) - math.lgamma(a))
+
+
+def _gamma_q_fraction(a: float, x: float) -> float:
+    tiny = 1e-300
+    b = x + 1 - a
+    c = 1 / tiny
+    d = 1 / b
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-15:
+            break
+    return math.exp(-x + a * math.log(x) - math.lgamma(a)) * h
+
+
+def expected_max_ratio(bins: int, items: int, trials: int = MONTE_CARLO_TRIALS) -> float | None:
+    """E[max_j L_j / (K/N)] for K items thrown uniformly into N bins (Monte Carlo, seeded)."""
+    if bins <= 0 or items <= 0:
+        return None
+    if bins == 1:
+        return 1.0
+    rng = np.random.default_rng(MONTE_CARLO_SEED)
+    trials = max(50, min(trials, 2_000_000 // bins))
+    loads = rng.multinomial(items, [1.0 / bins] * bins, size=trials)
+    return float(loads.max(axis=1).mean() / (items / bins))
+
+
+def quantiles_sorted(values: NDArray[np.float64], qs: NDArray[np.float64] | list[float]
+                     ) -> NDArray[np.float64]:
+    """np.quantile(values, qs) ('linear') for values already sorted ascending."""
+    q = np.asarray(qs, dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return np.full(q.shape, np.nan)
+    pos = q * (n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = pos - lo
+    return values[lo] * (1 - frac) + values[hi] * frac
+
+
+def balance_figures(loads: NDArray[np.int64]) -> tuple[float | None, float | None, float | None]:
+    """(max/mean, coefficient of variation, chi-square p-value) of loads over N bins."""
+    total = int(loads.sum())
+    n = len(loads)
+    if n == 0 or total == 0:
+        return None, None, None
+    mean = total / n
+    ratio = float(loads.max() / mean)
+    cv = float(loads.std() / mean)
+    chi2 = float(((loads - mean) ** 2).sum() / mean)
+    return ratio, cv, (chi2_sf(chi2, n - 1) if n > 1 else None)
