@@ -8,6 +8,10 @@
   users, processes and workers. Modal routes it by rendezvous hashing: it should see one
   container.
 - `NonStickyUser` sends no header: the control. It still has a session id, for the record.
+- `SessionedUser`, for `@modal.sessioned()` servers, is in `locustfiles/sessioned.py`.
+
+Every class sends `Modal-Key`/`Modal-Secret` when MODAL_PROXY_KEY/MODAL_PROXY_SECRET are set
+(proxy auth of the GA form); they are never printed or recorded.
 
 Each user POSTs `{}` to `/` (the replica answers `{"CONTAINER_ID": ...}`); `--work-ms N` sends
 `{"work_ms": N}` instead. Before load starts the target is probed until it answers anything but
@@ -29,6 +33,7 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from locustfiles.membership import install as install_membership
+from locustfiles.modal_sessions import proxy_headers
 from locustfiles.recorder import install
 from locustfiles.target import TargetNotReady, WaitConfig, wait_until_ready
 
@@ -68,6 +73,7 @@ class SessionUser(FastHttpUser):
     def on_start(self) -> None:
         self.session_id = new_session_id()
         self.headers = {SESSION_HEADER: self.session_id} if self.sends_session_id else {}
+        self.headers.update(proxy_headers())
         self.body = request_body(self.environment.parsed_options, self.session_id)
         self._context = {"session_id": self.session_id, "user_class": type(self).__name__}
 

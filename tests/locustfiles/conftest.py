@@ -41,6 +41,7 @@ from reports.columns import SUFFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 STICKY = "locustfiles/sticky.py"
+SESSIONED = "locustfiles/sessioned.py"
 
 
 @pytest.fixture(scope="session")
@@ -120,10 +121,10 @@ def processes(n: int) -> tuple[str, ...]:
             "--master-port", port)
 
 
-def headless(target: str, *users: str, seconds: int = 3, extra: tuple[str, ...] = ()
-             ) -> list[str]:
-    return ["-f", STICKY, *users, "--headless", "-u", "10", "-r", "10", "-t", f"{seconds}s",
-            "--host", target, *extra]
+def headless(target: str, *users: str, seconds: int = 3, extra: tuple[str, ...] = (),
+             locustfile: str = STICKY) -> list[str]:
+    return ["-f", locustfile, *users, "--headless", "-u", "10", "-r", "10", "-t",
+            f"{seconds}s", "--host", target, *extra]
 
 
 @dataclass

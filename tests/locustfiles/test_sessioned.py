@@ -1,0 +1,87 @@
+"""SessionedUser and proxy credentials, through real Locust runs against the emulator run as a
+GA Modal Server (`--auth --sessioned`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from modal_app.local.launch import emulator
+from tests.locustfiles.conftest import (
+    ROOT,
+    SESSIONED,
+    containers_per_session,
+    finish,
+    headless,
+    locust_process,
+    processes,
+)
+
+KEY, SECRET = "wk-harness-test-key", "ws-harness-secret-d41d8cd98f00b204"
+
+
+@pytest.fixture()
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODAL_PROXY_KEY", KEY)
+    monkeypatch.setenv("MODAL_PROXY_SECRET", SECRET)
+
+
+def test_sessioned_users_stay_on_their_container_across_a_scale_down(
+        tmp_path: Path, credentials: None) -> None:
+    with emulator(3, "--auth", "--sessioned", "--no-replace") as emu, locust_process(
+            *headless(emu.url, "SessionedUser", seconds=5, locustfile=SESSIONED,
+                      extra=("-u", "12", "-r", "12", "--churn", "2s:scale=1",
+                             *processes(2))),
+            tmp=tmp_path) as run:
+        result = finish(run, timeout=90)
+        live = [r for r in json.loads(subprocess.run(
+            ["curl", "-s", f"{emu.url}/_emulator/replicas"], capture_output=True,
+            text=True, check=True).stdout)]
+    assert result.code == 0, result.output[-3000:]
+    seen = containers_per_session(result.rows, "SessionedUser")
+    assert len(seen) == 12 and set(seen.values()) == {1}  # strict: one container each
+    statuses = set(result.rows.column("status").to_pylist())
+    assert statuses == {200}, statuses  # credentials sent, tokens live, nothing refused
+    assert all(s.startswith("se-") for s in result.rows.column("session_id").to_pylist())
+    # every session was terminated on stop: the retired containers then stopped
+    assert all(r["sessions"] == 0 for r in live)
+
+    report = subprocess.run([sys.executable, "-m", "reports", str(run.prefix)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.endswith("_report.html") for p in written)
+    for path in written:
+        text = readable(path)
+        assert SECRET not in text and KEY not in text, path
+        assert not TOKEN.search(text), path  # no session token either
+    assert SECRET not in report.stdout + report.stderr
+
+
+TOKEN = re.compile(r"st-[A-Za-z0-9_-]{32}")
+
+
+def readable(path: Path) -> str:
+    """A file's content as text; a Parquet file's values, since its pages are compressed."""
+    if path.suffix == ".parquet":
+        return repr(pq.read_table(path).to_pylist())
+    return path.read_bytes().decode("latin-1")
+
+
+def test_without_credentials_every_request_is_refused(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODAL_PROXY_KEY", KEY)
+    monkeypatch.setenv("MODAL_PROXY_SECRET", SECRET)
+    with emulator(2, "--auth") as emu:
+        monkeypatch.delenv("MODAL_PROXY_KEY")  # the emulator has them, Locust does not
+        monkeypatch.delenv("MODAL_PROXY_SECRET")
+        with locust_process(*headless(emu.url, "StickyUser", seconds=2), tmp=tmp_path) as run:
+            result = finish(run)
+    assert set(result.rows.column("status").to_pylist()) == {401}
+    assert result.code != 0
