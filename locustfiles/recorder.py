@@ -223,7 +223,8 @@ class Recorder:
         classes: list[Any] = [*(environment.available_user_classes or {}).values(),
                                *environment.user_classes]
         self.stickiness = Stickiness(
-            c.__name__ for c in classes if getattr(c, "sends_session_id", False))
+            c.__name__ for c in classes if getattr(c, "expects_one_container",
+                                                   getattr(c, "sends_session_id", False)))
         if isinstance(runner, WorkerRunner):
             self.role, self.worker_id = "worker", runner.client_id
             events.request.add_listener(self.on_request)

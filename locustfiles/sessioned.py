@@ -47,6 +47,7 @@ class SessionedUser(SessionUser):
     container, even across scale events. The recorded session id is Modal's (`se-...`)."""
 
     credentials: Credentials | None = None
+    expects_one_container = True  # judged as StickyUser is, by the summary and the exit code
 
     def on_start(self) -> None:
         super().on_start()

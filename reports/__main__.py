@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
          help="remapped fraction at most X times the rendezvous minimum, at every change")
     gate("--max-p95-ms", type=float, metavar="MS", help="p95 latency at most MS")
     gate("--max-p99-ms", type=float, metavar="MS", help="p99 latency at most MS")
+    gate("--max-strict-violations", type=int, metavar="N",
+         help="strict sessions (SessionedUser) on 2+ containers at most N; a run with strict "
+              "sessions gets 0 unless given")
     gate("--min-sessions", type=int, metavar="N",
          help="at least N sessions with 2+ successful requests")
     return p

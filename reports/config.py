@@ -18,6 +18,7 @@ class Gates:
     max_remap_excess: float | None = None
     max_p95_ms: float | None = None
     max_p99_ms: float | None = None
+    max_strict_violations: int | None = None
     min_sessions: int | None = None
 
     def __post_init__(self) -> None:

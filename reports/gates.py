@@ -3,8 +3,12 @@
     results = evaluate(summary, Gates(min_stickiness=0.99, max_error_rate=0.01))
     failed = [r for r in results if not r.passed]
 
-No gate is on by default. A gate whose figure cannot be measured (no session with two
-successful requests, for a stickiness gate) fails: a CI check must not pass on no evidence.
+No gate is on by default, but one: a run with strict sessions (`SessionedUser`, for
+`@modal.sessioned()` servers) is judged strictly, as if `--max-strict-violations 0` were given:
+Modal promises such a session one container for its whole life, membership changes included, so
+a session that saw two is a failure, not a statistic. A gate whose figure cannot be measured
+(no session with two successful requests, for a stickiness gate) fails: a CI check must not
+pass on no evidence.
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ class Gate:
     value: Callable[[Summary], float | None]
     detail: Callable[[Summary], str] = lambda s: ""
     vacuous_pass: bool = False  # nothing to measure passes (no membership change to judge)
+
+
+STRICT_CLASSES = ("SessionedUser",)
+
+
+def strict_violations(s: Summary) -> float | None:
+    """Strict sessions answered by 2+ containers; None when the run has none."""
+    classes = [s.user_classes[c] for c in STRICT_CLASSES if c in s.user_classes]
+    return float(sum(c.sessions_multi_container for c in classes)) if classes else None
 
 
 def max_excess(s: Summary) -> float | None:
@@ -56,6 +69,10 @@ GATES: dict[str, Gate] = {
                        lambda s: s.latency["all"].p95_ms),
     "max_p99_ms": Gate("--max-p99-ms", "p99 latency (ms)", "max",
                        lambda s: s.latency["all"].p99_ms),
+    "max_strict_violations": Gate(
+        "--max-strict-violations", "strict sessions on 2+ containers", "max",
+        strict_violations, lambda s: "SessionedUser: one container per session, always",
+        vacuous_pass=True),
     "min_sessions": Gate(
         "--min-sessions", "sessions with 2+ successful requests", "min",
         lambda s: float(s.sessions_multi_request)),
@@ -63,7 +80,10 @@ GATES: dict[str, Gate] = {
 
 
 def evaluate(summary: Summary, gates: Gates) -> list[GateResult]:
-    return [check(GATES[name], summary, threshold) for name, threshold in gates.active().items()]
+    active = gates.active()
+    if strict_violations(summary) is not None:
+        active.setdefault("max_strict_violations", 0)
+    return [check(GATES[name], summary, threshold) for name, threshold in active.items()]
 
 
 def check(gate: Gate, summary: Summary, threshold: float) -> GateResult:

@@ -253,3 +253,24 @@ def test_locust_stats_are_cross_checked(three_switched: str) -> None:
     summary = json.loads(Path(three_switched + "_summary.json").read_text())
     assert summary["locust"] == {"requests": 490, "failures": 0, "recorded": 500}
     assert "users" in Path(three_switched + "_report.html").read_text()
+
+
+def test_strict_sessions_are_judged_strictly_by_default(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [Row(r.ts, r.session_id, r.container_id, user_class="SessionedUser")
+            for r in three_switched_rows()]
+    prefix = str(tmp_path / "strict")
+    write_requests(Path(prefix + "_requests.parquet"), rows)
+    assert main([prefix]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "gate --max-strict-violations failed: strict sessions on 2+ containers 3 > 0" in err
+    assert main([prefix, "--max-strict-violations", "3"]) == 0
+    # a sticky (best-effort) run with the same moves passes: no gate by default
+    assert main([three_switched_prefix(tmp_path)]) == 0
+
+
+def three_switched_prefix(tmp_path: Path) -> str:
+    prefix = str(tmp_path / "sticky")
+    write_requests(Path(prefix + "_requests.parquet"), three_switched_rows())
+    return prefix
