@@ -428,7 +428,6 @@ class Client(asyncio.Protocol):
         keep_alive = self.parser.should_keep_alive()
         self.queue.append(Request(method, self.url, head, body, self.session, keep_alive,
                                   self.proxy))
-        self._reset()
         if not self.in_flight:
             self._next()
 
