@@ -9,6 +9,10 @@
 A stopped or killed replica is replaced by a new one (a new container id), as Modal keeps
 `min_containers` running, unless the body says `{"replace": false}` or the emulator runs with
 `--no-replace`; then the target count goes down by one.
+
+With a control token set (`--control-token` or `$MODAL_EMULATOR_CONTROL_TOKEN`; required when
+`--host` is not loopback), every call needs `Authorization: Bearer <token>` (checked by the
+router, see auth.py), else 401.
 """
 
 from __future__ import annotations

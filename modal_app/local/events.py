@@ -1,9 +1,12 @@
 """The membership event log: one JSON object per line, appended and flushed at each change.
 
-Each line: `{"ts": <unix seconds>, "event": "added"|"removed", "container_id": "ta-...",
-"cause": "ready"|"scale"|"stop"|"kill"|"crash"|"refused"|"health"|"shutdown",
-"live": [<container ids live after the change>]}`. Control actions that change no membership
-by themselves (a scale request, say) are logged with `"event": "control"`.
+Each membership line: `{"ts": <unix seconds>, "event": "added"|"removed", "container_id":
+"ta-...", "cause": "ready"|"scale"|"stop"|"kill"|"crash"|"exit"|"refused"|"health"|"shutdown",
+"live": [<container ids live after the change>]}`, written at the real time of the change
+(`--membership-delay-ms` delays only the router's view). Other lines carry no live set:
+`"control"` (a scale request), `"exited"` (a replica process died on its own: cause "crash",
+its return code) and `"backoff"` (a replica died before it ever answered; the next start waits
+`delay_s`, doubling with each `attempt` in a row).
 """
 
 from __future__ import annotations

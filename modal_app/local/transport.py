@@ -154,6 +154,7 @@ class Client(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         self.chunked = False  # framing of the response being written
+        self.corked: list[bytes] | None = None  # writes held to go out as one
         self._reset()
         self.request_started: float | None = None
         self.last_active = hub.loop.time()
@@ -347,8 +348,20 @@ class Client(asyncio.Protocol):
             self._next()
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        if self.corked is not None:
+            self.corked.append(data)
+        elif self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def cork(self) -> None:
+        """Hold writes until `uncork`: the pieces of one upstream read go out in one write."""
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        held, self.corked = self.corked, None
+        if held:
+            self.write(b"".join(held))
 
     def reject(self, status: int, reason: str) -> None:
         """Answer a bad request and close: the rest of the stream cannot be trusted."""
@@ -366,6 +379,7 @@ class Client(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
+        self.uncork()
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
@@ -428,13 +442,17 @@ class Upstream(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if self.client is None:  # bytes with no request: the replica misbehaves
+        client = self.client
+        if client is None:  # bytes with no request: the replica misbehaves
             self.close()
             return
+        client.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
             self.fail("the replica sent a malformed answer")
+        finally:
+            client.uncork()
 
     # -- httptools callbacks -----------------------------------------------------------
 

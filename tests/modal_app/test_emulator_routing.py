@@ -3,18 +3,22 @@ the control token. Real emulator processes."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from modal_app.local.launch import ROOT, emulator
 from modal_app.local.policy import modulo_rank
 from modal_app.local.rendezvous import pick
 from tests.httpclient import Conn, call
-from tests.modal_app.conftest import TEST_APP, live_ids, wait_for
+from tests.modal_app.conftest import TEST_APP, address, live_ids, wait_for
 
 SESSIONS = [f"user-{i}" for i in range(60)]
 
@@ -114,3 +118,22 @@ def test_a_non_loopback_host_without_a_control_token_is_refused() -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert out.returncode == 2
     assert "control token" in out.stderr and "Traceback" not in out.stderr
+
+
+def listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on `port`, as `ss` reports it (Send-Q)."""
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
+                         check=True, timeout=10).stdout.split()
+    return int(out[2])
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_the_listen_backlog_is_uvicorns_by_default_and_an_option() -> None:
+    with emulator(0) as emu:
+        assert listen_backlog(address(emu.url)[1]) == min(2048, somaxconn())
+    with emulator(0, "--backlog", "300") as emu:
+        assert listen_backlog(address(emu.url)[1]) == 300
+
+
+def somaxconn() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
