@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from modal_app.local.launch import emulator
@@ -150,3 +151,29 @@ def test_a_strict_session_is_never_rerouted_when_its_container_dies(tmp_path: Pa
         status, body = call(emu.url, "POST", "/hold?ms=0", headers=token)
         assert status == 410 and body["reason"] == "container gone"
     assert marks(mark) == [home]
+
+
+def established(pid: int) -> int:
+    """Connections the replica process holds open (its listening socket excluded)."""
+    conns = psutil.Process(pid).net_connections(kind="tcp")
+    return sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED)
+
+
+def test_stopping_a_replica_closes_its_idle_pooled_connections(tmp_path: Path) -> None:
+    with emulator(2, "--no-replace", "--replica-app", TEST_APP) as emu:
+        live = live_ids(emu.url)
+        victim = live[0]
+        mine = [s for s in SESSIONS if pick(s, live) == victim][:4]
+        warm(emu.url, mine)  # several idle pooled connections to the victim
+        pid = next(r["pid"] for r in replicas(emu.url) if r["container_id"] == victim)
+        assert established(pid) >= 2
+        mark = tmp_path / "arrived.txt"
+        holder = threading.Thread(target=call, args=(emu.url, "POST",
+                                                     f"/hold?ms=8000&mark={mark}"),
+                                  kwargs={"headers": {"Modal-Session-Id": mine[0]}})
+        holder.start()
+        wait_for(lambda: marks(mark) == [victim], what="a request in flight on the victim")
+        assert call(emu.url, "POST", f"/_emulator/replicas/{victim}/stop")[0] == 200
+        # it drains its one request; the router already closed the idle ones
+        wait_for(lambda: established(pid) == 1, timeout=5, what="idle connections closed")
+        holder.join(30)
