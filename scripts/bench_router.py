@@ -41,7 +41,7 @@ LOCUSTFILE = "locustfiles/plain.py"
 def haproxy_config(fd: int, ports: list[int], threads: int) -> str:
     servers = "\n".join(f"    server r{i} 127.0.0.1:{port}" for i, port in enumerate(ports))
     return f"""global
-    maxconn 20000
+    maxconn 4096
     nbthread {threads}
 defaults
     mode http

@@ -8,6 +8,8 @@ Downstream (`Client`, one per client connection):
 - Requests are parsed with httptools (llhttp) and buffered whole (at most `max_body_bytes`),
   then answered strictly in order. Pipelined requests wait in a queue of at most
   `max_pipeline`; when it is full the router stops reading the connection until it drains.
+  The next queued request starts only once the client has read enough of the previous
+  answers (its write buffer is under `WRITE_HIGH`).
 - Malformed or oversized requests get a 4xx and the connection is closed: 400 for a bad
   request line, Content-Length or chunk, and for Content-Length together with
   Transfer-Encoding (RFC 9112 6.1); 431 for headers over `max_header_bytes`; 413 for a body
@@ -196,6 +198,8 @@ class Client(asyncio.Protocol):
         self.writing_paused = False
         if self.upstream is not None:
             self.upstream.resume_reading()
+        elif not self.in_flight and self.queue:
+            self._next()  # answers held back while the client did not read
 
     def data_received(self, data: bytes) -> None:
         if self.close_after:
@@ -282,7 +286,7 @@ class Client(asyncio.Protocol):
             self.reading_paused = True
             if self.transport is not None:
                 self.transport.pause_reading()
-        if not self.in_flight:
+        if not self.in_flight and not self.writing_paused:
             self._next()
 
     # -- answering ---------------------------------------------------------------------
@@ -344,8 +348,8 @@ class Client(asyncio.Protocol):
         self.last_active = self.hub.loop.time()
         if self.current is None or not self.current.keep_alive:
             self.close()
-        elif self.queue:
-            self._next()
+        elif self.queue and not self.writing_paused:
+            self._next()  # else resume_writing goes on: a client that does not read waits
 
     def write(self, data: bytes) -> None:
         if self.corked is not None:

@@ -216,3 +216,16 @@ def test_a_replica_killed_mid_stream_cuts_the_stream() -> None:
         with pytest.raises(http.client.IncompleteRead):
             answer.read()
         wait_for(lambda: victim not in live_ids(emu.url), what="the victim gone")
+
+
+def test_a_client_that_pipelines_without_reading_is_no_longer_read() -> None:
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # each gets a 503: no live replica
+    with emulator(0) as emu, connect(emu, timeout=3) as sock:
+        base = rss(emu)
+        sent = 0
+        with pytest.raises(TimeoutError):  # the router stopped reading: sendall blocks
+            for _ in range(2000):
+                sock.sendall(request * 1000)
+                sent += 1
+        assert sent < 2000
+        assert rss(emu) - base < 32 * MIB
