@@ -297,6 +297,8 @@ class Client(asyncio.Protocol):
         request = self.queue.popleft()
         if self.reading_paused and len(self.queue) < self.config.max_pipeline:
             self.reading_paused = False
+            if self.request_started is not None:  # the header clock ran only while reading
+                self.request_started = self.hub.loop.time()
             if self.transport is not None:
                 self.transport.resume_reading()
         self.in_flight = True
@@ -375,7 +377,7 @@ class Client(asyncio.Protocol):
         self.close()
 
     def check_timeouts(self, now: float) -> None:
-        if (self.request_started is not None
+        if (self.request_started is not None and not self.reading_paused
                 and now - self.request_started > self.config.header_timeout_s):
             self.reject(408, "request headers not received in time")
         elif (not self.in_flight and not self.queue
