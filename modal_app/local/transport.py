@@ -324,7 +324,13 @@ class Client(asyncio.Protocol):
             framing, self.chunked = b"transfer-encoding: chunked\r\n", True
         if close and request is not None:
             request.keep_alive = False
-        self.write(head + framing + (b"connection: close\r\n\r\n" if close else b"\r\n"))
+        if close:
+            end = b"connection: close\r\n\r\n"
+        elif request is not None and request.http10:  # HTTP/1.0 closes unless told otherwise
+            end = b"connection: keep-alive\r\n\r\n"
+        else:
+            end = b"\r\n"
+        self.write(head + framing + end)
 
     def send_body(self, data: bytes) -> None:
         if self.chunked:

@@ -242,3 +242,12 @@ def test_the_header_clock_stops_while_the_router_does_not_read() -> None:
         sock.sendall(b"Connection: close\r\n\r\n")
         raw = read_until_closed(sock)
     assert raw.count(b"HTTP/1.1 200 OK") == 5, raw[:300]
+
+
+def test_an_http10_client_asking_for_keepalive_keeps_its_connection(emu: Emulator) -> None:
+    with connect(emu) as sock:
+        sock.sendall(b"GET /hop HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        first = response(sock)
+        assert first.getheader("connection") == "keep-alive" and first.read() == b"hello"
+        sock.sendall(b"GET /hop HTTP/1.0\r\n\r\n")
+        assert read_until_closed(sock).endswith(b"hello")
