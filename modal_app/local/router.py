@@ -161,6 +161,15 @@ class Router:
         self.spawn(self._connect_and_send(client, request))
 
     async def _connect_and_send(self, client: Client, request: Request) -> None:
+        try:
+            await self._connect_loop(client, request)
+        except Exception as exc:  # never leak a lease or leave a client waiting
+            if request.replica is not None:
+                self._fail_local(client, request, 502, "router error",
+                                 f"{type(exc).__name__}: {exc}")
+            raise
+
+    async def _connect_loop(self, client: Client, request: Request) -> None:
         while (replica := request.replica) is not None:
             try:
                 conn = await self.pool.connect(replica)
