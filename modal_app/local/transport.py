@@ -443,6 +443,8 @@ class Upstream(asyncio.Protocol):
         client.upstream = self
         if client.writing_paused:
             transport.pause_reading()
+        else:
+            transport.resume_reading()  # a no-op unless a previous client left it paused
         return True
 
     def pause_reading(self) -> None:
