@@ -8,7 +8,9 @@ with its own Modal-Session-Id) runs, alternated, in one run:
   `hash-type consistent`), when `haproxy` is installed (Debian: `apt-get install haproxy`);
 - straight at one replica started as the emulator starts them.
 It prints requests/s of each leg and the ratios emulator/direct, HAProxy/direct and
-emulator/HAProxy (aim: 0.9 or better), then the curve over N (aim: flat).
+emulator/HAProxy (aim: 0.9 or better), then the curve over N (aim: flat), and the CPU time
+each proxy process spent per request (the router alone, not its replicas), a figure a busy
+machine disturbs less than the rates.
 
     .venv/bin/python scripts/bench_router.py [--rounds 3] [--seconds 10] [--users 50]
                                              [--replicas 3,8,16] [--haproxy-threads 1]
@@ -30,6 +32,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -60,7 +64,7 @@ backend replicas
 
 
 @contextlib.contextmanager
-def haproxy(binary: str, ports: list[int], threads: int) -> Iterator[str]:
+def haproxy(binary: str, ports: list[int], threads: int) -> Iterator[tuple[str, int]]:
     """HAProxy in the foreground on a socket the OS bound; stopped by its own id."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -75,7 +79,7 @@ def haproxy(binary: str, ports: list[int], threads: int) -> Iterator[str]:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_answers(url, proc)
-            yield url
+            yield url, proc.pid
         finally:
             proc.terminate()
             try:
@@ -107,13 +111,28 @@ def replica_ports(url: str) -> list[int]:
         return [row["port"] for row in json.load(answer) if row["state"] == "live"]
 
 
+def cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 @dataclass
 class Point:
     replicas: int
     rates: dict[str, list[float]] = field(default_factory=dict)
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, leg: str, rps: float) -> None:
         self.rates.setdefault(leg, []).append(rps)
+
+    def add_cpu(self, leg: str, us_per_request: float) -> None:
+        self.cpu_us.setdefault(leg, []).append(us_per_request)
+
+    def cpu(self, leg: str) -> float | None:
+        values = self.cpu_us.get(leg)
+        return statistics.median(values) if values else None
 
     def median(self, leg: str) -> float | None:
         values = self.rates.get(leg)
@@ -135,17 +154,24 @@ def measure(n: int, args: argparse.Namespace, binary: str | None) -> Point:
         emu = stack.enter_context(emulator(n))
         direct = stack.enter_context(replica())
         legs = {"emulator": emu.url, "direct": direct}
+        proxies: dict[str, int | None] = {"emulator": emu.process.pid, "direct": None}
         if binary:
-            legs["haproxy"] = stack.enter_context(
+            legs["haproxy"], proxies["haproxy"] = stack.enter_context(
                 haproxy(binary, replica_ports(emu.url), args.haproxy_threads))
         names = list(legs)
         for r in range(args.rounds):
             order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
             line = []
             for leg in order:
+                before = cpu_seconds(proxies[leg])
                 result = run_locust(LOCUSTFILE, legs[leg], args.users, args.seconds)
                 point.add(leg, result.rps)
-                line.append(f"{leg} {result.rps:7.0f} req/s ({result.failures} failures)")
+                note = ""
+                if proxies[leg] is not None and result.requests:
+                    used = (cpu_seconds(proxies[leg]) - before) / result.requests * 1e6
+                    point.add_cpu(leg, used)
+                    note = f", proxy CPU {used:.0f} us/req"
+                line.append(f"{leg} {result.rps:7.0f} req/s ({result.failures} failures{note})")
             print(f"  {n:2d} replicas, round {r + 1}: " + " | ".join(line), flush=True)
     return point
 
@@ -159,6 +185,9 @@ def report(points: list[Point], haproxy_present: bool) -> None:
               f"{fmt(p.ratio('emulator', 'direct')):>15} | "
               f"{fmt(p.ratio('haproxy', 'direct')):>14} | "
               f"{fmt(p.ratio('emulator', 'haproxy')):>16}")
+    print("proxy CPU per request (us; less sensitive to a busy machine than the rates): "
+          + ", ".join(f"{p.replicas} replicas: emulator {fmt(p.cpu('emulator'), '.0f')}, "
+                      f"haproxy {fmt(p.cpu('haproxy'), '.0f')}" for p in points))
     first, last = points[0], points[-1]
     a, b = first.ratio("emulator", "direct"), last.ratio("emulator", "direct")
     if a and b and len(points) > 1:
