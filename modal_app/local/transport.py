@@ -66,6 +66,9 @@ PROXY_HEADERS = frozenset({
     b"modal-key", b"modal-secret", b"modal-authorization", b"x-modal-server-session-token",
     b"x-modal-server-session-idle-timeout", b"x-idempotency-key", b"x-modal-timestamp",
 })
+# Request headers the router looks at (the others pass on untouched).
+NOTED = PROXY_HEADERS | {SESSION_HEADER, b"content-length", b"transfer-encoding",
+                         b"connection", b"expect", b"authorization"}
 
 
 class Rejected(Exception):
@@ -236,6 +239,15 @@ class Client(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value) + 4)
         lower = name.lower()
+        if lower in NOTED:  # one set lookup for the common headers, which pass straight on
+            if lower in PROXY_HEADERS:
+                self.proxy[lower] = value
+                return
+            self._note(lower, value)
+        if lower not in REQUEST_DROPPED:
+            self.headers.append((lower, b"%s: %s\r\n" % (name, value)))
+
+    def _note(self, lower: bytes, value: bytes) -> None:
         if lower == SESSION_HEADER:
             self.session = value.decode("latin-1").strip() or None
         elif lower == b"content-length":
@@ -252,11 +264,6 @@ class Client(asyncio.Protocol):
             self.expects_continue = True
         elif lower == b"authorization":
             self.authorization = value
-        elif lower in PROXY_HEADERS:
-            self.proxy[lower] = value
-            return
-        if lower not in REQUEST_DROPPED:
-            self.headers.append((lower, b"%s: %s\r\n" % (name, value)))
 
     def on_headers_complete(self) -> None:
         if self.content_lengths and self.has_te:
