@@ -99,6 +99,8 @@ class EmulatorConfig:
             raise ValueError("the --cache-* settings must not be negative")
         if not 1 <= self.backlog <= 65535:
             raise ValueError(f"--backlog must be between 1 and 65535, not {self.backlog}")
+        if self.max_body_bytes < 0 or self.max_header_bytes < 1:
+            raise ValueError("--max-body-bytes must not be negative")
         if self.max_pipeline < 1:
             raise ValueError("--max-pipeline must be at least 1")
         if self.policy not in POLICIES:
