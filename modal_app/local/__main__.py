@@ -107,6 +107,8 @@ async def serve(config: EmulatorConfig) -> int:
             return 2
         await replicas.reconcile()
         ready = await replicas.wait_live(config.replicas, config.startup_timeout_s)
+        if config.membership_delay_ms:  # ready means routable: the router has learned of them
+            await asyncio.sleep(config.membership_delay_ms / 1000)
         port = server.sockets[0].getsockname()[1]
         live = len(replicas.live)
         note = "" if ready else f" (only {live} of {config.replicas} replicas answered)"
