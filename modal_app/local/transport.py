@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from modal_app.local.sessions import Session
     from modal_app.local.supervisor import Replica
 
+# Idle keep-alive connections kept per replica (httpcore's max_keepalive_connections); more
+# are closed when their answer completes.
+MAX_IDLE_PER_REPLICA = 256
 WRITE_HIGH = 64 * 1024
 WRITE_LOW = 16 * 1024
 SESSION_HEADER = b"modal-session-id"
@@ -594,9 +597,9 @@ class Pool:
     """Idle keep-alive connections per replica, as httpcore's pool keeps them.
 
     A connection goes back to its replica's pool when its answer is complete and the replica
-    is live; it is closed when the replica leaves the live set, when the replica closes it,
-    or after `idle_s` unused (before the replica's own keep-alive timeout closes it under a
-    request)."""
+    is live (at most MAX_IDLE_PER_REPLICA idle per replica); it is closed when the replica
+    leaves the live set, when the replica closes it, or after `idle_s` unused (before the
+    replica's own keep-alive timeout closes it under a request)."""
 
     def __init__(self, hub: Hub, connect_timeout_s: float, idle_s: float) -> None:
         self.hub = hub
@@ -614,9 +617,11 @@ class Pool:
 
     def put(self, conn: Upstream, live: Callable[[Replica], bool]) -> None:
         if live(conn.replica) and conn.usable():
-            self.idle.setdefault(conn.replica, []).append(conn)
-        else:
-            conn.close()
+            conns = self.idle.setdefault(conn.replica, [])
+            if len(conns) < MAX_IDLE_PER_REPLICA:
+                conns.append(conn)
+                return
+        conn.close()
 
     async def connect(self, replica: Replica) -> Upstream:
         """A new connection; raises OSError (refused) or TimeoutError (connect timeout)."""
