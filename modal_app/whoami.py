@@ -18,10 +18,9 @@ and `"cache_key"`. The first event, sent at once, names the container and the ca
 `data: {"CONTAINER_ID": ..., "cache": "hit" | "miss" | null}`. Then a prefill: a miss (or a
 request without `cache_key`, or with the cache simulation off) waits `prompt_tokens *
 WHOAMI_PREFILL_MS_PER_TOKEN` (default 0.2 ms), a hit `new_tokens *` that (never more than a
-miss). Then each of the
-`max_tokens` tokens waits `WHOAMI_TOKEN_MS` (default 10 ms) and is sent as
-`data: {"index": i, "token": ...}`; the stream ends with `data: [DONE]`. The KV cache is the
-one of `POST /`, keyed by `cache_key` only. See docs/streaming.md.
+miss). Then each of the `max_tokens` tokens waits `WHOAMI_TOKEN_MS` (default 10 ms) and is
+sent as `data: {"index": i, "token": ...}`; the stream ends with `data: [DONE]`. The KV cache
+is the one of `POST /`, keyed by `cache_key` only. See docs/streaming.md.
 
 Run it as `uvicorn modal_app.whoami:app`; on Modal, `server.py` starts it in each container.
 """
