@@ -143,7 +143,11 @@ def test_a_container_start_serves_the_stream(tmp_path: Path) -> None:
            "WHOAMI_CACHE_SESSIONS": "4", "WHOAMI_TOKEN_MS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     try:
-        wait_for(lambda: proc.poll() is None and port_open(port), what="the container's port")
+        def ready() -> bool:
+            assert proc.poll() is None, "the container's server exited"
+            return port_open(port)
+
+        wait_for(ready, what="the container's port")
         url = f"http://127.0.0.1:{port}"
         body = {"max_tokens": 4, "cache_key": "c"}
         for cache in ("miss", "hit"):
