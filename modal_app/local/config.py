@@ -32,13 +32,13 @@ class EmulatorConfig:
     auth: bool = False
     max_concurrency: int = 0
     sessioned: bool = False
+    # The timing of the replicas' streaming answers (POST /generate), ms.
+    prefill_ms_per_token: float = 0.2
+    token_ms: float = 10.0
     # The replicas' KV-cache simulation (see modal_app/whoami.py); 0 sessions = off.
     cache_sessions: int = 0
     cache_miss_ms: float = 50.0
     cache_hit_ms: float = 5.0
-    # The timing of the replicas' streaming answers (POST /generate), ms.
-    prefill_ms_per_token: float = 0.2
-    token_ms: float = 10.0
 
     def replica_env(self) -> dict[str, str]:
         """What each replica gets in its environment besides its container id."""
@@ -63,7 +63,7 @@ class EmulatorConfig:
             raise ValueError("exit_grace_period_s must not be negative")
         if self.max_concurrency < 0:
             raise ValueError("--max-concurrency must not be negative")
-        if self.cache_sessions < 0 or self.cache_miss_ms < 0 or self.cache_hit_ms < 0:
-            raise ValueError("the --cache-* settings must not be negative")
         if not (0 <= self.prefill_ms_per_token <= 1000 and 0 <= self.token_ms <= 1000):
             raise ValueError("--prefill-ms-per-token and --token-ms must be between 0 and 1000")
+        if self.cache_sessions < 0 or self.cache_miss_ms < 0 or self.cache_hit_ms < 0:
+            raise ValueError("the --cache-* settings must not be negative")
