@@ -44,6 +44,14 @@ app = modal.App(APP_NAME)
 # Each container knows its own id from the `MODAL_TASK_ID` environment variable; whoami
 # answers every `POST /` with it, which is how a client sees where it was routed.
 # The endpoint is open: this form has no proxy auth.
+#
+# `POST /generate` streams an LLM-style answer as server-sent events (`text/event-stream`):
+# first the container id and the cache state, then one event per token, then `data: [DONE]`
+# (see `docs/streaming.md`). A stream holds one of the `TARGET_INPUTS` slots until its last
+# token. The replica's settings (KV-cache simulation, prefill and token delays) are the
+# `WHOAMI_*` variables of the shell that deploys, baked into the image (`modal_app/common.py`):
+#
+#     WHOAMI_CACHE_SESSIONS=64 modal deploy modal_app/server.py
 
 
 @app.cls(image=image, min_containers=CONTAINERS)

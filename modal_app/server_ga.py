@@ -12,6 +12,9 @@
 #
 # `Modal-Session-Id` routing is the same as in `server.py`; for strict sessions see
 # `server_sessioned.py`.
+#
+# `POST /generate` streams as in `server.py` (`docs/streaming.md`); a stream counts toward
+# `max_concurrency` until its last event.
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@
 #     modal deploy modal_app/server_sessioned.py
 #
 # The harness's `SessionedUser` starts, uses and terminates one session per simulated user.
+#
+# `POST /generate` streams as in `server.py` (`docs/streaming.md`); a stream counts toward
+# `max_concurrency` until its last event.
 
 from __future__ import annotations
 

@@ -74,6 +74,10 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
         help="what a cache miss (the prefill) costs, ms (default 50)")
     add("--cache-hit-ms", type=float, default=5.0,
         help="what a cache hit costs, ms (default 5)")
+    add("--prefill-ms-per-token", type=float, default=0.2,
+        help="POST /generate: prefill time per prompt token a request pays, ms (default 0.2)")
+    add("--token-ms", type=float, default=10.0,
+        help="POST /generate: time to produce each streamed token, ms (default 10)")
     args = parser.parse_args(argv)
     try:
         config = EmulatorConfig(**vars(args))

@@ -66,6 +66,9 @@ class EmulatorConfig:
     auth: bool = False
     max_concurrency: int = 0
     sessioned: bool = False
+    # The timing of the replicas' streaming answers (POST /generate), ms.
+    prefill_ms_per_token: float = 0.2
+    token_ms: float = 10.0
     # The replicas' KV-cache simulation (see modal_app/whoami.py); 0 sessions = off.
     cache_sessions: int = 0
     cache_miss_ms: float = 50.0
@@ -75,11 +78,13 @@ class EmulatorConfig:
 
     def replica_env(self) -> dict[str, str]:
         """What each replica gets in its environment besides its container id."""
-        if not self.cache_sessions:
-            return {}
-        return {"WHOAMI_CACHE_SESSIONS": str(self.cache_sessions),
-                "WHOAMI_CACHE_MISS_MS": str(self.cache_miss_ms),
-                "WHOAMI_CACHE_HIT_MS": str(self.cache_hit_ms)}
+        env = {"WHOAMI_PREFILL_MS_PER_TOKEN": str(self.prefill_ms_per_token),
+               "WHOAMI_TOKEN_MS": str(self.token_ms)}
+        if self.cache_sessions:
+            env.update({"WHOAMI_CACHE_SESSIONS": str(self.cache_sessions),
+                        "WHOAMI_CACHE_MISS_MS": str(self.cache_miss_ms),
+                        "WHOAMI_CACHE_HIT_MS": str(self.cache_hit_ms)})
+        return env
 
     def __post_init__(self) -> None:
         if not 0 <= self.replicas <= 64:
@@ -95,6 +100,8 @@ class EmulatorConfig:
             raise ValueError("exit_grace_period_s must not be negative")
         if self.max_concurrency < 0:
             raise ValueError("--max-concurrency must not be negative")
+        if not (0 <= self.prefill_ms_per_token <= 1000 and 0 <= self.token_ms <= 1000):
+            raise ValueError("--prefill-ms-per-token and --token-ms must be between 0 and 1000")
         if self.cache_sessions < 0 or self.cache_miss_ms < 0 or self.cache_hit_ms < 0:
             raise ValueError("the --cache-* settings must not be negative")
         if not 1 <= self.backlog <= 65535:

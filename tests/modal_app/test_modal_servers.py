@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -143,3 +148,43 @@ def test_a_session_whose_container_died_gets_410(sessioned: Emulator) -> None:
     with Conn(sessioned.url) as conn:  # others go on
         assert conn.post(headers={"Modal-Authorization": "Bearer " + start_session(
             sessioned.url)})[0] == 200
+
+
+@contextlib.contextmanager
+def open_stream(url: str, body: dict[str, Any], headers: dict[str, str]
+                ) -> Iterator[http.client.HTTPResponse]:
+    """POST /generate on a connection of its own, closed when the block ends."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        conn.request("POST", "/generate", body=json.dumps(body),
+                     headers={"content-type": "application/json", **headers})
+        yield conn.getresponse()
+    finally:
+        conn.close()
+
+
+def test_a_stream_needs_credentials_and_holds_its_slot_until_done(creds: None) -> None:
+    good = {"Modal-Key": KEY, "Modal-Secret": SECRET}
+    with emulator(1, "--auth", "--max-concurrency", "1", "--token-ms", "50") as emu:
+        assert call(emu.url, "POST", "/generate", {"max_tokens": 1})[0] == 401
+        with open_stream(emu.url, {"max_tokens": 20}, good) as stream:
+            assert stream.status == 200
+            assert stream.readline().startswith(b'data: {"CONTAINER_ID":')
+            # the stream is in flight until its last event: the one slot is taken
+            assert call(emu.url, "POST", "/generate", {"max_tokens": 1}, headers=good)[0] == 429
+            assert stream.read().endswith(b"data: [DONE]\n\n")
+        wait_for(lambda: call(emu.url, "POST", "/", headers=good)[0] == 200, what="the slot")
+
+
+def test_a_session_token_pins_its_streams(sessioned: Emulator) -> None:
+    token = start_session(sessioned.url)
+    auth = {"Modal-Authorization": f"Bearer {token}"}
+    first = {use(sessioned.url, token)[1]["CONTAINER_ID"]}
+    for _ in range(5):
+        with open_stream(sessioned.url, {"max_tokens": 2}, auth) as stream:
+            event = json.loads(stream.readline().removeprefix(b"data: "))
+            assert stream.read().endswith(b"data: [DONE]\n\n")
+        assert {event["CONTAINER_ID"]} == first
+    with open_stream(sessioned.url, {"max_tokens": 2}, {}) as stream:
+        assert stream.status == 401

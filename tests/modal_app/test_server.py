@@ -4,15 +4,21 @@ gets, read by spying on the SDK while the module defines its class."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import modal._functions
 import pytest
+
+from modal_app.local.launch import stop_process
+from tests.modal_app.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMS = ["modal_app.server", "modal_app.server_ga", "modal_app.server_sessioned"]
@@ -88,3 +94,87 @@ def test_bad_configuration_is_refused_at_import_time() -> None:
     app = modal.App("bad")
     with pytest.raises(modal.exception.InvalidError):
         app.server(port=8000, target_concurrency=10, max_concurrency=5)(type("S", (), {}))
+
+
+def test_replica_settings_come_from_the_deploying_shell_and_are_checked_there() -> None:
+    from modal_app.common import whoami_settings
+
+    env = {"WHOAMI_CACHE_SESSIONS": "64", "WHOAMI_TOKEN_MS": "20", "HOME": "/root"}
+    assert whoami_settings(env) == {"WHOAMI_CACHE_SESSIONS": "64", "WHOAMI_TOKEN_MS": "20"}
+    assert whoami_settings({}) == {}
+    for bad in ({"WHOAMI_TOKEN_MS": "-1"}, {"WHOAMI_CACHE_SESSIONS": "many"},
+                {"WHOAMI_PREFILL_MS_PER_TOKEN": "nan"}):
+        with pytest.raises(SystemExit, match="whoami: "):
+            whoami_settings(bad)
+
+
+def test_the_settings_are_baked_into_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    import modal
+
+    from modal_app.common import build_image
+
+    layers: list[dict[str, str]] = []
+    original = modal.Image.env
+
+    def spy(self: modal.Image, vars: dict[str, str]) -> modal.Image:
+        layers.append(dict(vars))
+        return original(self, vars)
+
+    monkeypatch.setattr(modal.Image, "env", spy)
+    build_image({})
+    assert layers == []  # unset: the image stays as it was
+    build_image({"WHOAMI_TOKEN_MS": "20"})
+    assert layers == [{"WHOAMI_TOKEN_MS": "20"}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_container_start_serves_the_stream(tmp_path: Path) -> None:
+    """What a Modal container runs: `start_whoami` (uvicorn in a daemon thread, as the
+    `@modal.enter()` methods call it), here on 127.0.0.1, streaming POST /generate."""
+    port = free_port()
+    code = ("from modal_app.common import start_whoami; "
+            f"start_whoami({port}, host='127.0.0.1').join()")
+    env = {**os.environ, "MODAL_TASK_ID": "ta-01MODALSTART", "HOME": str(tmp_path),
+           "WHOAMI_CACHE_SESSIONS": "4", "WHOAMI_TOKEN_MS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, "the container's server exited"
+            return port_open(port)
+
+        wait_for(ready, what="the container's port")
+        url = f"http://127.0.0.1:{port}"
+        body = {"max_tokens": 4, "cache_key": "c"}
+        for cache in ("miss", "hit"):
+            events = read_stream(url, body)
+            assert events[0] == {"CONTAINER_ID": "ta-01MODALSTART", "cache": cache}
+            assert [e["index"] for e in events[1:-1]] == [0, 1, 2, 3]
+            assert events[-1] == "[DONE]"
+    finally:
+        stop_process(proc)
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def read_stream(url: str, body: dict[str, Any]) -> list[Any]:
+    request = urllib.request.Request(url + "/generate", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"})
+    events: list[Any] = []
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response:
+            if line.startswith(b"data: "):
+                data = line[len(b"data: "):].strip()
+                events.append("[DONE]" if data == b"[DONE]" else json.loads(data))
+    return events
