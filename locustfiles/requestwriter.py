@@ -52,7 +52,6 @@ WORKER = COLUMNS.index("worker")
 
 Row = tuple[Any, ...]  # in ROW_COLUMNS order
 STRING = pa.dictionary(pa.int32(), pa.string())
-WRITE_ERRORS = (OSError, pa.ArrowException)
 
 
 def stream_schema() -> pa.Schema:
@@ -113,7 +112,7 @@ class RequestFileWriter:
                 self._write(batch)
                 self.written += n
                 self.batches += 1
-            except WRITE_ERRORS as exc:
+            except Exception as exc:  # ENOSPC, EIO, a closed file...: fail closed, never retry
                 self._fail(self.stream_path, exc)
         if self.failure is not None:
             self.dropped += n
@@ -168,10 +167,10 @@ class RequestFileWriter:
             finally:
                 self._file.flush()
                 os.fsync(self._file.fileno())
-        except WRITE_ERRORS as exc:
+        except Exception as exc:
             self._fail(self.stream_path, exc)
         finally:
-            with contextlib.suppress(OSError, pa.ArrowException):
+            with contextlib.suppress(Exception):
                 self._file.close()
 
     def _compact(self) -> None:
@@ -182,9 +181,10 @@ class RequestFileWriter:
             write_parquet(tmp, self._stream_batches())
             os.replace(tmp, self.path)
             sync_directory(self.path.parent)
-        except WRITE_ERRORS as exc:
+        except Exception as exc:
             self._fail(tmp, exc)
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             return
         self.stream_path.unlink(missing_ok=True)
 
