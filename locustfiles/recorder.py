@@ -64,6 +64,7 @@ from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE, loc
 from locustfiles.requestwriter import BATCH_ROWS, RequestFileWriter, Row
 from locustfiles.shipping import PAYLOAD, Intake, Outbox, ship_last
 from locustfiles.summary import BODY_PREFIX, Stickiness
+from reports.columns import STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 
 __all__ = ["STICKINESS_EXIT_CODE", "WRITE_FAILED_EXIT_CODE", "Recorder", "install",
            "locust_exit_code", "parse_body"]
@@ -74,6 +75,7 @@ console = logging.getLogger("locust.stats_logger")  # where Locust prints its ow
 SHIP_ROWS = 2000  # a worker ships at least this often (rows), and every FLUSH_S
 FLUSH_S = 1.0
 NO_CONTEXT: dict[str, Any] = {}
+ERROR_PREFIXES = (STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX, BODY_PREFIX)
 
 
 # ## Options
@@ -172,7 +174,7 @@ class Recorder:
         try:
             ctx = context or NO_CONTEXT
             status = (response.status_code or 0) if response is not None else 0
-            error = None if exception is None else StatsError.parse_error(exception)
+            error = None if exception is None else error_text(exception)
             stream = ctx.get("stream")
             if stream is not None:
                 container, cache = stream.get("container_id"), stream.get("cache")
@@ -406,6 +408,15 @@ class Bodies:
                 and len(content) <= self.max_bytes):
             self.known[content] = result
         return result
+
+
+def error_text(exception: Exception | str) -> str:
+    """The `error` column: the message itself when it carries a prefix of the request file's
+    (e.g. the harness's "stream cut: ..." through `response.failure()`), else Locust's text."""
+    text = exception if isinstance(exception, str) else str(exception)
+    if text.startswith(ERROR_PREFIXES):
+        return text
+    return StatsError.parse_error(exception)
 
 
 def parse_body(content: bytes | str | None) -> tuple[str | None, str | None, str | None]:

@@ -14,6 +14,7 @@ import pytest
 from locust import FastHttpUser, task
 from locust.env import Environment
 from locust.event import Events
+from locust.exception import CatchResponseError
 
 from locustfiles.recorder import (
     STICKINESS_EXIT_CODE,
@@ -70,7 +71,7 @@ def local(tmp_path: Path) -> Iterator[tuple[Environment, Recorder]]:
 
 
 def fire(env: Environment, response: Any, *, exception: Exception | None = None,
-         context: dict[str, str] | None = None, start_time: float = 1000.0) -> None:
+         context: dict[str, Any] | None = None, start_time: float = 1000.0) -> None:
     env.events.request.fire(
         request_type="POST", name="/", response_time=12.5, response_length=0, response=response,
         context=SESSION if context is None else context, exception=exception,
@@ -104,6 +105,36 @@ def test_rows_land_in_the_request_file_in_the_shared_columns(
     assert rows[4]["error"] == "body: not JSON"
     assert (rows[5]["session_id"], rows[5]["status"]) == (None, 0)
     assert recorder.recorded == 6
+
+
+def test_a_streaming_request_takes_its_figures_from_the_context_not_the_body(
+        local: tuple[Environment, Recorder], tmp_path: Path) -> None:
+    env, recorder = local
+    stream = {"container_id": "ta-9", "cache": "miss", "ttfb_ms": 1.5, "ttft_ms": 52.0,
+              "tokens": 3, "max_gap_ms": 11.0}
+    context = {**SESSION, "stream": stream}
+    fire(env, Response(200, b"data: not the replica's JSON"), context=context,
+         exception=CatchResponseError("stream short: got 3 of 32 tokens"))
+    fire(env, Response(200, None), context={**SESSION, "stream": {**stream, "tokens": 0}},
+         exception=RuntimeError("stream cut: the connection dropped"))
+    recorder.close()
+    first, cut = pq.read_table(tmp_path / f"run{SUFFIX}").to_pylist()
+    assert {k: first[k] for k in ("container_id", "cache", "ttfb_ms", "ttft_ms", "tokens",
+                                  "max_gap_ms", "error", "affinity")} == {
+        "container_id": "ta-9", "cache": "miss", "ttfb_ms": 1.5, "ttft_ms": 52.0, "tokens": 3,
+        "max_gap_ms": 11.0, "error": "stream short: got 3 of 32 tokens", "affinity": "session"}
+    assert (cut["tokens"], cut["error"]) == (0, "stream cut: the connection dropped")
+    (c,) = recorder.stickiness.summarise().classes
+    assert c.errors == {"stream short": 1, "stream cut": 1}
+
+
+def test_no_affinity_in_the_context_is_written_as_null(
+        local: tuple[Environment, Recorder], tmp_path: Path) -> None:
+    env, recorder = local
+    fire(env, Response(200, OK), context={"session_id": "s-2", "user_class": "StickyUser"})
+    recorder.close()
+    (row,) = pq.read_table(tmp_path / f"run{SUFFIX}").to_pylist()
+    assert row["affinity"] is None and row["user_class"] == "StickyUser"
 
 
 def test_summary_counts_follow_the_rows(local: tuple[Environment, Recorder]) -> None:
