@@ -15,8 +15,8 @@ flatter the ratio: below 5,000 requests/s the ratio is printed as "not at full s
 Then the recorder's parts, timed alone in this process on a synthetic answer (microseconds per
 request): the whole listener as Locust calls it, and each part of it: the body parse (the memo
 of exact parses, beside a full `json.loads` for comparison), the per-session counters, the row
-(a tuple appended to the buffer, beside a dict per row and a columnar append), and the flush
-(rows to an Arrow batch on disk, per row).
+(an append per column, beside a tuple per row and a dict per row), and the flush (rows to an
+Arrow batch on disk, per row). Times are CPU time of this process, best of 5.
 
     .venv/bin/python scripts/bench_recorder.py [--rounds 3] [--seconds 10] [--users 50]
 """
@@ -82,12 +82,13 @@ class Answer:
 
 
 def per_call_us(fn: Callable[[int], Any], n: int) -> float:
-    """Best of 3 of n calls, microseconds per call."""
+    """Best of 5 of n calls, microseconds of this process's CPU per call (CPU time: other
+    processes on a shared machine slow it less than they slow a wall clock)."""
     best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
+    for _ in range(5):
+        start = time.process_time()
         fn(n)
-        best = min(best, (time.perf_counter() - start) / n)
+        best = min(best, (time.process_time() - start) / n)
     return 1e6 * best
 
 
@@ -95,7 +96,8 @@ def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
     os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"  # no gevent patching of this process
     try:
         from locustfiles.recorder import Bodies, Recorder, parse_body
-        from locustfiles.requestwriter import ROW_COLUMNS, RequestFileWriter
+        from locustfiles.requestwriter import RequestFileWriter
+        from locustfiles.rowbuffer import RowBuffer
         from locustfiles.summary import Stickiness
     finally:
         del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
@@ -133,49 +135,62 @@ def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
 
     costs["per-session counters"] = per_call_us(counters, n)
 
+    buffer = RowBuffer()
+
+    def columnar(k: int) -> None:
+        buffer.clear()
+        ts, rt, sid, cls, name, status, cid, cache, aff = buffer.appends
+        for i in range(k):
+            ts(i)
+            rt(3.0)
+            sid(ids[i % 50])
+            cls("StickyUser")
+            name("/")
+            status(200)
+            cid("ta-1")
+            cache("hit")
+            aff("session")
+
+    costs["row: one append per column, no object per row (kept)"] = per_call_us(columnar, n)
     rows: list[tuple[Any, ...]] = []
 
     def tuple_rows(k: int) -> None:
         rows.clear()
         append = rows.append
-        for i in range(k):  # a fresh tuple each time, as in the listener (not a constant)
-            append((i, 3.0, "s", "StickyUser", "/", 200, "ta-1", "hit", None, "session",
+        for i in range(k):  # a fresh tuple each time, as a listener would build
+            append((i, 3.0, ids[i % 50], "StickyUser", "/", 200, "ta-1", "hit", "session", None,
                     None, None, None, None))
+            if len(rows) == 6000:
+                list(zip(*rows, strict=True))  # the transposition a flush then needs
+                rows.clear()
 
-    costs["row: one tuple appended (kept)"] = per_call_us(tuple_rows, n)
+    costs["row: a tuple per row, transposed at flush (for comparison)"] = per_call_us(
+        tuple_rows, n)
     dicts: list[dict[str, Any]] = []
 
     def dict_rows(k: int) -> None:
         dicts.clear()
         for i in range(k):
-            dicts.append({"ts": i, "response_time_ms": 3.0, "session_id": "s",
+            dicts.append({"ts": i, "response_time_ms": 3.0, "session_id": ids[i % 50],
                           "user_class": "StickyUser", "name": "/", "status": 200,
                           "container_id": "ta-1", "cache": "hit", "error": None,
                           "affinity": "session", "ttfb_ms": None, "ttft_ms": None,
                           "tokens": None, "max_gap_ms": None})
+            if len(dicts) == 6000:
+                dicts.clear()
 
     costs["row: a dict per row (for comparison)"] = per_call_us(dict_rows, n)
-    columns: list[list[Any]] = [[] for _ in ROW_COLUMNS]
-
-    def columnar(k: int) -> None:
-        for c in columns:
-            c.clear()
-        a = [c.append for c in columns]
-        for i in range(k):
-            a[0](i); a[1](3.0); a[2]("s"); a[3]("StickyUser"); a[4]("/")  # noqa: E702
-            a[5](200); a[6]("ta-1"); a[7]("hit"); a[8](None); a[9]("session")  # noqa: E702
-            a[10](None); a[11](None); a[12](None); a[13](None)  # noqa: E702
-
-    costs["row: columnar append, one list per column (for comparison)"] = per_call_us(
-        columnar, n)
 
     flush_writer = RequestFileWriter(str(tmp / "flush"))
-    batch = [(1e9 + i, 3.0, ids[i % 50], "StickyUser", "/", 200, f"ta-{i % 3}", "hit", None,
-              "session", None, None, None, None) for i in range(6000)]
+    batch = RowBuffer()
+    for i in range(6000):
+        batch.add((1e9 + i, 3.0, ids[i % 50], "StickyUser", "/", 200, f"ta-{i % 3}", "hit",
+                   "session", None, None, None, None, None))
+    dense, _notes = batch.take()
 
     def flush(k: int) -> None:
-        for _ in range(k // len(batch)):
-            flush_writer.rows.extend(batch)
+        for _ in range(k // len(dense[0])):
+            flush_writer.extend(dense, [], "local")
             flush_writer.flush()
 
     costs["flush: rows to an Arrow batch on disk, per row"] = per_call_us(flush, 60_000)
@@ -214,10 +229,12 @@ def main() -> None:
              f"NOT at full speed (bare rate below {FULL_SPEED_RPS} req/s: the ratio flatters)")
     print(f"machine's rate: bare FastHttpUser {bare_rps:.0f} req/s, {bare_cpu:.0f} us of "
           f"Locust's CPU per request: {speed}")
+    cpu_difference = statistics.median(
+        s.cpu_us - p.cpu_us for s, p in zip(recorded, bare, strict=True))
     print(f"median: recorder {statistics.median(s.rps for s in recorded):.0f} req/s, bare "
           f"{bare_rps:.0f} req/s, ratio {ratio:.3f} (aim {AIM}); CPU per request "
           f"{statistics.median(s.cpu_us for s in recorded):.0f} vs {bare_cpu:.0f} us "
-          f"(difference {statistics.median(s.cpu_us - p.cpu_us for s, p in zip(recorded, bare, strict=True)):+.1f} us)")  # noqa: E501
+          f"(difference {cpu_difference:+.1f} us)")
     print("the recorder's parts, alone in this process (us per request):")
     for name, cost in parts.items():
         print(f"  {cost:6.2f}  {name}")

@@ -192,7 +192,7 @@ def test_no_rows_still_leave_a_readable_empty_file(tmp_path: Path) -> None:
 
 def worker_recorder(worker_id: str) -> Recorder:
     recorder = Recorder()
-    recorder.role, recorder.worker_id = "worker", worker_id
+    recorder.become_worker(worker_id)
     return recorder
 
 
@@ -217,6 +217,29 @@ def test_worker_rows_reach_the_master_which_adds_the_worker_column(tmp_path: Pat
         7.0, "ta-1", "w1", "session")
     assert master.intake.workers["w1"].rows == 1 and master.intake.workers["w1"].done
     assert master.lost_tails() == []
+
+
+def test_streaming_rows_and_errors_travel_from_worker_to_master(tmp_path: Path) -> None:
+    master = Recorder()
+    master.role = "master"
+    writer = master.open_file(str(tmp_path / "m"))
+    worker = worker_recorder("w1")
+    stream = {"container_id": "ta-3", "cache": None, "ttfb_ms": 2.0, "ttft_ms": 40.0,
+              "tokens": 32, "max_gap_ms": 10.5}
+    worker.on_request(response_time=3.0, name="/", response=Response(200, OK), context=SESSION,
+                      exception=None, start_time=1.0)
+    worker.on_request(response_time=9.0, name="gen", response=Response(200, None),
+                      context={**SESSION, "stream": stream}, exception=None, start_time=2.0)
+    worker.on_request(response_time=1.0, name="/", response=Response(503, b"{}"),
+                      context=SESSION, exception=RuntimeError("503"), start_time=3.0)
+    ship(worker, master, "w1")
+    writer.close()
+    rows = pq.read_table(tmp_path / f"m{SUFFIX}").to_pylist()
+    assert [(r["container_id"], r["tokens"], r["ttft_ms"], r["error"]) for r in rows] == [
+        ("ta-1", None, None, None), ("ta-3", 32, 40.0, None), (None, None, None,
+                                                               "RuntimeError('503')")]
+    (c,) = master.stickiness.summarise().classes
+    assert (c.requests, c.errors, c.switches) == (3, {"503": 1}, 1)
 
 
 def test_a_worker_without_its_final_batch_is_reported() -> None:

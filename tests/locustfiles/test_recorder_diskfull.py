@@ -21,7 +21,7 @@ from reports.requestfile import read_request_table
 from .conftest import ROOT, LocustProcess, headless
 
 ROW = (1.0, 2.0, "s" * 32, "StickyUser", "/", 200, "ta-01KQ9XZ5EXAMPLE00000000000", None,
-       None, "session", None, None, None, None)
+       "session", None, None, None, None, None)  # in ROW_COLUMNS order
 
 
 @contextlib.contextmanager
@@ -47,14 +47,16 @@ def test_a_full_disk_drops_rows_with_bounded_memory(tmp_path: Path) -> None:
         batches = 0
         while writer.failure is None:
             # distinct sessions: the batch does not compress to nothing
-            writer.rows.extend((*ROW[:2], f"{batches}-{i}", *ROW[3:]) for i in range(1000))
+            for i in range(1000):
+                writer.buffer.add((*ROW[:2], f"{batches}-{i}", *ROW[3:]))
             writer.flush()
             batches += 1
             assert batches < 1000, "the disk never filled"
         for _ in range(50):  # the run goes on a moment: rows come, none is kept
-            writer.rows.extend([ROW] * 1000)
+            for _ in range(1000):
+                writer.buffer.add(ROW)
             writer.flush()
-            assert writer.rows == []
+            assert len(writer.buffer) == 0 and writer.buffer.notes == []
         writer.close()
         assert failures == [writer.failure]
         assert writer.failure == (f"cannot write {disk}/run{STREAM_SUFFIX}: No space left on "

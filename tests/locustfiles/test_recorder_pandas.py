@@ -31,9 +31,9 @@ import sys
 from locustfiles.requestwriter import RequestFileWriter
 w = RequestFileWriter({str(tmp_path / 'run')!r}, batch_rows=10)
 for i in range(25):
-    w.rows.append((1.0, 2.0, f"s{{i}}", "U", "/", 200, "ta-1", None, None, "session", 1.5,
-                   None, 3, None))
-    if len(w.rows) >= 10:
+    w.buffer.add((1.0, 2.0, f"s{{i}}", "U", "/", 200, "ta-1", None, "session", None, 1.5,
+                  None, 3, None))
+    if len(w.buffer) >= 10:
         w.flush()
 w.close()
 print("pandas" in sys.modules, w.written, w.failure)

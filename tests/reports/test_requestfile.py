@@ -37,7 +37,8 @@ def old_parquet(path: Path, n: int = 4) -> None:
 def stream(prefix: str, batches: list[list[dict[str, Any]]]) -> Path:
     writer = RequestFileWriter(prefix)
     for batch in batches:
-        writer.rows.extend(tuple(r[c] for c in ROW_COLUMNS) for r in batch)
+        for r in batch:
+            writer.buffer.add(tuple(r[c] for c in ROW_COLUMNS))
         writer.flush()
     writer._close_stream()  # as a crash right after the last flush, but with the end marker
     return Path(prefix + STREAM_SUFFIX)
