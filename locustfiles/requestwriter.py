@@ -90,9 +90,14 @@ class RequestFileWriter:
 
     def extend(self, dense: list[list[Any]], notes: list[Any], worker: str) -> None:
         """A worker's rows (the master): its columns and notes (rowbuffer.py)."""
-        if worker != self.worker or not len(self.buffer):
-            self.runs.append((worker, len(self.buffer)))
-            self.worker = worker
+        n = len(self.buffer)
+        if n == 0:
+            self.runs = [(worker, 0)]
+        elif not self.runs:  # the rows so far came without a worker: they are self.worker's
+            self.runs = [(self.worker, 0)] + ([(worker, n)] if worker != self.worker else [])
+        elif worker != self.runs[-1][0]:
+            self.runs.append((worker, n))
+        self.worker = worker
         self.buffer.extend(dense, notes)
         if len(self.buffer) >= self.batch_rows:
             self.flush()
@@ -118,9 +123,8 @@ class RequestFileWriter:
         self.runs.clear()
 
     def _worker_runs(self, n: int) -> list[tuple[str, int]]:
-        runs = self.runs if self.runs else [(self.worker, 0)]
-        if runs[0][1] != 0:
-            runs = [(self.worker, 0), *runs]
+        """(worker, rows) runs of the buffer, from the (worker, first row) runs."""
+        runs = self.runs or [(self.worker, 0)]
         return [(w, (runs[i + 1][1] if i + 1 < len(runs) else n) - start)
                 for i, (w, start) in enumerate(runs)]
 

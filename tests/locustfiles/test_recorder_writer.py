@@ -75,6 +75,17 @@ def test_the_worker_column_follows_the_runs(tmp_path: Path) -> None:
     assert table.column("worker").to_pylist() == ["w1", "w1", "w2", "w1"]
 
 
+def test_rows_added_before_a_shipment_keep_the_writers_own_worker(tmp_path: Path) -> None:
+    writer = RequestFileWriter(str(tmp_path / "m"))
+    writer.buffer.add(row(0))
+    writer.extend(*columns([row(1)]), "w1")
+    writer.flush()
+    writer.buffer.add(row(2))  # after a flush the writer's worker is the last one's
+    writer.close()
+    table = pq.read_table(tmp_path / f"m{SUFFIX}")
+    assert table.column("worker").to_pylist() == ["local", "w1", "w1"]
+
+
 def test_flushes_append_batches_and_close_compacts_them(tmp_path: Path) -> None:
     prefix = str(tmp_path / "run")
     writer = RequestFileWriter(prefix, batch_rows=4)
