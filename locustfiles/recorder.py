@@ -49,7 +49,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import greenlet
@@ -61,11 +61,13 @@ from locust.stats import StatsError
 from locustfiles import ending
 from locustfiles import summary as summary_mod
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE, locust_exit_code
-from locustfiles.requestwriter import BATCH_ROWS, RequestFileWriter
-from locustfiles.rowbuffer import DENSE, RowBuffer
+from locustfiles.rowbuffer import BATCH_ROWS, DENSE, RowBuffer
 from locustfiles.shipping import PAYLOAD, Intake, Outbox, ship_last
 from locustfiles.summary import BODY_PREFIX, Stickiness
 from reports.columns import STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
+
+if TYPE_CHECKING:
+    from locustfiles.requestwriter import RequestFileWriter
 
 __all__ = ["STICKINESS_EXIT_CODE", "WRITE_FAILED_EXIT_CODE", "Recorder", "install",
            "locust_exit_code", "parse_body"]
@@ -167,6 +169,10 @@ class Recorder:
         self._buffer, self._limit = self.outbox.buffer, self.outbox.batch_rows
 
     def open_file(self, prefix: str) -> RequestFileWriter:
+        """The request file (local, master): pyarrow is imported now, before any load, and
+        only where a file is written (a worker or a run without --csv never imports it)."""
+        from locustfiles.requestwriter import RequestFileWriter
+
         self.writer = RequestFileWriter(prefix, batch_rows=self.batch_rows,
                                         on_failure=self.on_write_failure, clock=self.clock)
         self._buffer, self._limit = self.writer.buffer, self.batch_rows

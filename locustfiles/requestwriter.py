@@ -42,13 +42,12 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from locustfiles.rowbuffer import DENSE, ROW_COLUMNS, SPARSE, RowBuffer
+from locustfiles.rowbuffer import BATCH_ROWS, DENSE, ROW_COLUMNS, SPARSE, RowBuffer
 from reports.columns import STREAM_SUFFIX, SUFFIX, TYPES, arrow_schema
 
-BATCH_ROWS = 8192
 FSYNC_S = 5.0
 ROW_GROUP_ROWS = 1 << 17  # rows per row group of the final Parquet file
-__all__ = ["ROW_COLUMNS", "RequestFileWriter", "RowBuffer", "encode", "stream_schema"]
+__all__ = ["BATCH_ROWS", "ROW_COLUMNS", "RequestFileWriter", "RowBuffer", "encode", "stream_schema"]
 STRING = pa.dictionary(pa.int32(), pa.string())
 
 
