@@ -186,7 +186,7 @@ class Recorder:
         """The request listener: one row per request; never raises."""
         try:
             ctx = context or NO_CONTEXT
-            status = (response.status_code or 0) if response is not None else 0
+            status = getattr(response, "status_code", 0) or 0  # None: a connection error
             error = None if exception is None else error_text(exception)
             stream = ctx.get("stream")
             if stream is not None:
@@ -197,7 +197,8 @@ class Recorder:
             else:
                 container = cache = extra = None
                 if 200 <= status < 300:
-                    container, cache, body_error = self.bodies.parse(response.content)
+                    content = getattr(response, "content", None)
+                    container, cache, body_error = self.bodies.parse(content)
                     if body_error is not None and error is None:
                         error = body_error
             session_id, affinity = ctx.get("session_id"), ctx.get("affinity")
@@ -426,9 +427,12 @@ class Bodies:
         self.limit = limit
         self.max_bytes = max_bytes
 
-    def parse(self, content: bytes | str | None) -> tuple[str | None, str | None, str | None]:
+    def parse(self, content: Any) -> tuple[str | None, str | None, str | None]:
         """(container id, cache, error) of a 2xx answer's body."""
-        known = self.known.get(content)
+        try:
+            known = self.known.get(content)
+        except TypeError:  # a bytearray, say: not kept
+            return parse_body(content)
         if known is not None:
             return known
         result = parse_body(content)
@@ -447,7 +451,7 @@ def error_text(exception: Exception | str) -> str:
     return StatsError.parse_error(exception)
 
 
-def parse_body(content: bytes | str | None) -> tuple[str | None, str | None, str | None]:
+def parse_body(content: Any) -> tuple[str | None, str | None, str | None]:
     """(container id, cache, error) from the replica's answer, never raising."""
     if not content:
         return None, None, BODY_PREFIX + "empty body"

@@ -37,7 +37,7 @@ class StickyUser(FastHttpUser):
 
 
 class Response:
-    def __init__(self, status_code: int, content: bytes | None) -> None:
+    def __init__(self, status_code: int, content: bytes | bytearray | None) -> None:
         self.status_code = status_code
         self.content = content
 
@@ -174,6 +174,22 @@ def test_the_memo_agrees_with_json(body: bytes) -> None:
     for _ in range(2):  # parsed, then remembered
         assert bodies.parse(body) == (data["CONTAINER_ID"], data.get("cache"), None)
     assert body in bodies.known
+
+
+def test_odd_responses_are_still_rows(local: tuple[Environment, Recorder],
+                                      tmp_path: Path) -> None:
+    """A user's own request events may carry any response object: still a row each."""
+    env, recorder = local
+
+    class NoStatus:
+        pass
+
+    fire(env, NoStatus())
+    fire(env, Response(200, bytearray(OK)))
+    recorder.close()
+    rows = pq.read_table(tmp_path / f"run{SUFFIX}").to_pylist()
+    assert [(r["status"], r["container_id"]) for r in rows] == [(0, None), (200, "ta-1")]
+    assert recorder.listener_errors == 0
 
 
 def test_the_memo_is_bounded() -> None:
