@@ -15,7 +15,7 @@ import csv
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +26,21 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from reports.columns import COLUMNS, SUFFIX, TYPES
+from reports.columns import COLUMNS, REQUEST_SUFFIXES, SUFFIX, TYPES
+from reports.errors import ColumnMismatch, CorruptInput, EmptyRun, MissingInput, ReportInputError
+from reports.requestfile import read_request_table
+
+__all__ = ["ColumnMismatch", "CorruptInput", "EmptyRun", "MissingInput", "ReportInputError",
+           "load_run"]
 
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
 UNUSED_COLUMNS = frozenset({"name"})  # checked, not read: the report does not split by name
-REQUEST_SUFFIXES: tuple[str, ...] = (SUFFIX, "_requests.csv")
 EVENTS_SUFFIX = "_events.jsonl"
 MEMBERSHIP_EVENTS = frozenset({"added", "removed"})
 SNAPSHOT = "snapshot"  # the harness's first line: the live set when its run started
 
 Codes = NDArray[np.int32]
 Floats = NDArray[np.float64]
-
-
-class ReportInputError(Exception):
-    """Bad input: the message is one line for the user, naming the file."""
-
-
-class MissingInput(ReportInputError):
-    pass
-
-
-class EmptyRun(ReportInputError):
-    pass
-
-
-class CorruptInput(ReportInputError):
-    pass
-
-
-class ColumnMismatch(ReportInputError):
-    pass
 
 
 def take(values: Any, order: NDArray[np.intp]) -> Any:
@@ -139,6 +123,7 @@ class Run:
     events_path: Path | None
     events: list[Event] | None
     locust: LocustStats | None
+    notes: list[str] = field(default_factory=list)  # what reading the request file noticed
 
 
 # -- finding the files -------------------------------------------------------------------------
@@ -162,8 +147,15 @@ def request_path(prefix: str) -> Path:
 
 def load_run(prefix: str, events: Path | None = None) -> Run:
     prefix = normalize_prefix(prefix)
-    path = request_path(prefix)
-    requests = read_requests(path)
+    read = read_request_table(prefix, [c for c in COLUMNS if c not in UNUSED_COLUMNS])
+    path, table = read.path, read.table
+    if table.column("session_id").null_count:  # users with no session: not in any session
+        read.notes.append(f"{path}: {table.column('session_id').null_count} requests of users "
+                          "with no session id left out")
+        table = table.filter(pc.is_valid(table.column("session_id")))
+        if table.num_rows == 0:
+            raise EmptyRun(f"{path}: no requests of users with a session id")
+    requests = to_requests(path, table, {})
     if events is not None and not events.is_file():
         raise MissingInput(f"no event log {events}")
     events_path = events or Path(prefix + EVENTS_SUFFIX)
@@ -171,7 +163,7 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
     if event_list is not None and not event_list:
         event_list = None  # a log with no membership change says nothing about epochs
     return Run(prefix, path, requests, events_path if event_list is not None else None,
-               event_list, read_locust_stats(prefix))
+               event_list, read_locust_stats(prefix), read.notes)
 
 
 # -- the request file --------------------------------------------------------------------------
