@@ -53,6 +53,7 @@ def test_sessioned_users_stay_on_their_container_across_a_scale_down(
     statuses = set(result.rows.column("status").to_pylist())
     assert statuses == {200}, statuses  # credentials sent, tokens live, nothing refused
     assert all(s.startswith("se-") for s in result.rows.column("session_id").to_pylist())
+    assert set(result.rows.column("affinity").to_pylist()) == {"strict"}
     # every session was terminated on stop: the retired containers then stopped
     assert all(r["sessions"] == 0 for r in live)
 

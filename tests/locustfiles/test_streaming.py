@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from locust.contrib.fasthttp import FastHttpSession
 from locust.event import EventHook
 
 from locustfiles.streaming import StreamError, StreamStats, generate, read_stream
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import STICKY, locust_process
+from tests.locustfiles.conftest import STICKY, finish, locust_process
 
 # ## The reader, on scripted lines and a scripted clock
 
@@ -158,35 +159,42 @@ def test_a_replica_killed_mid_stream_is_a_cut_stream(slow_tokens: str) -> None:
 USERS, REPLICAS, CAPACITY = 40, 4, 18  # 10 sessions per replica when sticky, room for 18
 
 
-def stream_run(url: str, user_class: str, tmp: Path, monkeypatch: pytest.MonkeyPatch
-               ) -> list[dict[str, Any]]:
-    log = tmp / f"{user_class}.jsonl"
-    monkeypatch.setenv("STREAM_LOG", str(log))
-    args = ["-f", f"{STICKY},tests/locustfiles/stream_log.py", user_class, "--headless",
-            "-u", str(USERS), "-r", str(USERS), "-t", "4s", "--host", url, "--stream-tokens",
-            "4", "--prompt-tokens", "400", "--cache-key", "--pace-rps", "3"]
+def stream_run(url: str, user_class: str, tmp: Path) -> pa.Table:
+    """A paced streaming run; its request file's rows (the recorder's stream columns)."""
+    args = ["-f", STICKY, user_class, "--headless", "-u", str(USERS), "-r", str(USERS), "-t",
+            "4s", "--host", url, "--stream-tokens", "4", "--prompt-tokens", "400",
+            "--cache-key", "--pace-rps", "3"]
     with locust_process(*args, tmp=tmp, name=user_class) as run:
-        code = run.wait(90)
-    assert code == 0, run.output()[-3000:]
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert lines and all(line["error"] is None for line in lines)
-    return [line["context"]["stream"] for line in lines]
+        result = finish(run, timeout=90)
+    assert result.code == 0, result.output[-3000:]
+    rows = result.rows
+    assert rows.num_rows == result.locust_requests > 0
+    assert rows["error"].null_count == rows.num_rows  # no cut, short or bad stream
+    assert set(rows.column("name").to_pylist()) == {"/generate"}
+    assert set(rows.column("tokens").to_pylist()) == {4}
+    expected = "session" if user_class == "StickyUser" else "none"
+    assert set(rows.column("affinity").to_pylist()) == {expected}
+    for row in rows.select(["ttfb_ms", "ttft_ms", "max_gap_ms", "response_time_ms"]
+                           ).to_pylist():
+        assert row["ttfb_ms"] <= row["ttft_ms"] <= row["response_time_ms"], row
+        assert row["max_gap_ms"] is not None
+    return rows
 
 
-def by_cache(streams: list[dict[str, Any]]) -> dict[str, list[float]]:
+def by_cache(rows: pa.Table) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {"hit": [], "miss": []}
-    for stream in streams:
-        found[stream["cache"]].append(stream["ttft_ms"])
+    for row in rows.select(["cache", "ttft_ms"]).to_pylist():
+        found[row["cache"]].append(row["ttft_ms"])
     return found
 
 
 def test_sticky_hits_reach_the_first_token_sooner_and_the_control_misses(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     # a miss prefills 400 tokens (100 ms), a hit the 32 new ones (8 ms)
     with emulator(REPLICAS, "--cache-sessions", str(CAPACITY), "--prefill-ms-per-token",
                   "0.25", "--token-ms", "5") as emu:
-        sticky = by_cache(stream_run(emu.url, "StickyUser", tmp_path, monkeypatch))
-        control = by_cache(stream_run(emu.url, "NonStickyUser", tmp_path, monkeypatch))
+        sticky = by_cache(stream_run(emu.url, "StickyUser", tmp_path))
+        control = by_cache(stream_run(emu.url, "NonStickyUser", tmp_path))
     assert statistics.median(sticky["hit"]) < statistics.median(sticky["miss"]) - 50
     sticky_hits = len(sticky["hit"]) / (len(sticky["hit"]) + len(sticky["miss"]))
     control_hits = len(control["hit"]) / (len(control["hit"]) + len(control["miss"]))
@@ -196,3 +204,22 @@ def test_sticky_hits_reach_the_first_token_sooner_and_the_control_misses(
     # the control's TTFT distribution is the misses': its median pays the prefill
     control_all = control["hit"] + control["miss"]
     assert statistics.median(control_all) > statistics.median(sticky["hit"] + sticky["miss"])
+
+
+def test_a_kill_during_a_run_records_cut_streams(tmp_path: Path) -> None:
+    """A replica SIGKILLed while streams are open: those rows are "stream cut", the rest whole."""
+    with emulator(2, "--token-ms", "20") as emu:
+        args = ["-f", STICKY, "StickyUser", "--headless", "-u", "8", "-r", "8", "-t", "4s",
+                "--host", emu.url, "--stream-tokens", "50", "--prompt-tokens", "0",
+                "--churn", "2s:kill=1", "--exit-code-on-error", "0",
+                "--max-multi-container-sessions", "8"]
+        with locust_process(*args, tmp=tmp_path) as run:
+            result = finish(run, timeout=90)
+    assert result.code == 0, result.output[-3000:]
+    failed = [r for r in result.rows.select(["error", "tokens", "status"]).to_pylist()
+              if r["error"] is not None]
+    cut = [r for r in failed if r["error"].startswith("stream cut: ")]
+    assert cut, f"the kill cut no stream: {failed}"
+    assert all(r["status"] == 200 and r["tokens"] < 50 for r in cut), cut
+    # anything else failed at the kill as an HTTP error of the proxy, never as a whole stream
+    assert all(r["status"] in (502, 503) for r in failed if r not in cut), failed
