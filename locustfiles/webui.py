@@ -8,9 +8,9 @@ one container ...", over the classes that ask for affinity only), any worker tha
 batch, and one row per user class, with the names the report uses for the same figures
 ("ALL n sessions (sends Modal-Session-Id; judged): on more than one container k/n, session
 stickiness ..., same-container rate ..."; a control is marked "control, not judged"); then the
-sessions, those on most containers first (at most `ROW_LIMIT`). Every session is in the CSV, linked from the
-"Download Data" tab (`extended_csv_files`) and served at `stickiness/csv`; `stickiness`
-serves the same as JSON. Both routes, like Locust's own, require a login under `--web-login`.
+sessions, those on most containers first (at most `ROW_LIMIT`). Every session is in the CSV,
+linked from the "Download Data" tab (`extended_csv_files`) and served at `stickiness/csv`;
+`stickiness` serves the same as JSON. Both routes, like Locust's own, require a login under `--web-login`.
 """
 
 from __future__ import annotations
