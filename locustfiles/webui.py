@@ -10,7 +10,8 @@ batch, and one row per user class, with the names the report uses for the same f
 stickiness ..., same-container rate ..."; a control is marked "control, not judged"); then the
 sessions, those on most containers first (at most `ROW_LIMIT`). Every session is in the CSV,
 linked from the "Download Data" tab (`extended_csv_files`) and served at `stickiness/csv`;
-`stickiness` serves the same as JSON. Both routes, like Locust's own, require a login under `--web-login`.
+`stickiness` serves the same as JSON. Both routes, like Locust's own, require a login under
+`--web-login`.
 """
 
 from __future__ import annotations
