@@ -19,6 +19,8 @@ valid.
 
     scripts/demo                       # sets itself up, then runs this
     scripts/demo --seconds 10 --users 80 --pace-rps 2 --out results/demo
+
+See docs/harness.md ("The demo").
 """
 
 from __future__ import annotations
