@@ -212,14 +212,23 @@ def hit_rate(summary: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
+def class_figures(s: dict[str, Any], leg: Leg) -> dict[str, Any]:
+    """The leg's class as the report counts it (a control's figures are under user_classes
+    only: the top-level ones cover the judged classes)."""
+    return dict((s.get("user_classes") or {}).get(leg.user_class) or {})
+
+
 def leg_line(leg: Leg, s: dict[str, Any], rate: float) -> str:
     lat = (s.get("latency") or {}).get("all") or {}
     ttft = ((s.get("ttft") or {}).get("all") or {}) if leg.streaming else {}
+    c = class_figures(s, leg)
     unit = "streams/s" if leg.streaming else "req/s"
-    line = (f"  {leg.name:<17}{rate:6.1f} {unit}, sessions {s['sessions']}, on 2+ containers "
-            f"{s['sessions_multi_container']}/{s['sessions_multi_request']}, errors "
-            f"{pct(s.get('error_rate'))}, cache hits {pct(hit_rate(s))}, latency p50 "
-            f"{ms(lat.get('p50_ms'))} p95 {ms(lat.get('p95_ms'))}")
+    line = (f"  {leg.name:<17}{rate:6.1f} {unit}, {leg.user_class} ({c.get('affinity', '?')}): "
+            f"sessions {c.get('sessions', 'n/a')}, on 2+ containers "
+            f"{c.get('sessions_multi_container', 'n/a')}/{c.get('sessions_multi_request', 'n/a')}"
+            f", session stickiness {pct(c.get('session_stickiness'))}, same-container rate "
+            f"{pct(c.get('same_container_rate'))}, errors {pct(s.get('error_rate'))}, cache hits "
+            f"{pct(hit_rate(s))}, latency p50 {ms(lat.get('p50_ms'))} p95 {ms(lat.get('p95_ms'))}")
     if leg.streaming:
         line += f", TTFT p50 {ms(ttft.get('p50_ms'))} p95 {ms(ttft.get('p95_ms'))}"
     return line

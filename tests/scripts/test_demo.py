@@ -37,10 +37,16 @@ def test_the_demo_compares_at_equal_load_and_passes(tmp_path: Path) -> None:
     summaries = {leg.name: json.loads((out / f"{leg.name}_summary.json").read_text())
                  for leg in demo.LEGS}
     for sticky, control in (("sticky", "nonsticky"), ("stream_sticky", "stream_nonsticky")):
-        assert summaries[sticky]["sessions"] == 40
-        assert summaries[sticky]["sessions_multi_container"] == 0
-        assert summaries[control]["sessions_multi_container"] > 20  # the control moves
+        ours = summaries[sticky]["user_classes"]["StickyUser"]
+        theirs = summaries[control]["user_classes"]["NonStickyUser"]
+        assert summaries[sticky]["judged_classes"] == ["StickyUser"]
+        assert summaries[control]["judged_classes"] == []  # the control is never judged
+        assert ours["affinity"] == "session" and theirs["affinity"] == "none"
+        assert ours["sessions"] == 40 and ours["sessions_multi_container"] == 0
+        assert theirs["sessions_multi_container"] > 20  # the control moves
         assert summaries[sticky]["cache"]["hit_rate"] > summaries[control]["cache"]["hit_rate"]
+    for name in ("stream_sticky", "stream_nonsticky"):
+        assert summaries[name]["ttft"]["all"]["count"] == summaries[name]["requests"]
     latency = re.search(r"stickiness buys, at (\d+) req/s each: median latency [\d.]+ ms "
                         r"instead of [\d.]+ ms \(\d+% (less|more)\), cache hits [\d.]+% "
                         r"instead of [\d.]+%", done.stdout)
