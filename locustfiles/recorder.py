@@ -24,9 +24,9 @@ The parts, one job each:
 The hot path costs a few microseconds per request (scripts/bench_recorder.py measures each
 part): the answer's body is parsed once per distinct body (`Bodies`: the replica's answers
 repeat, so a bounded memo of exact parses answers nearly every request with one dict lookup);
-the counters are a handful of integer updates per session; the row is one tuple appended to a
-list, turned into columns once per flush. With the context's "stream" (streaming requests)
-the body is not read at all.
+the counters are a handful of integer updates per session; the row is one append per column
+(rowbuffer.py), turned into Arrow arrays once per flush. With the context's "stream"
+(streaming requests) the body is not read at all.
 
 The end: the file is closed, the summary printed and the exit code set in a `quitting`
 listener registered at import, so that it runs after Locust's own quitting listeners (they run
@@ -49,7 +49,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import greenlet
@@ -61,9 +61,13 @@ from locust.stats import StatsError
 from locustfiles import ending
 from locustfiles import summary as summary_mod
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE, locust_exit_code
-from locustfiles.requestwriter import BATCH_ROWS, RequestFileWriter, Row
+from locustfiles.rowbuffer import BATCH_ROWS, DENSE, RowBuffer
 from locustfiles.shipping import PAYLOAD, Intake, Outbox, ship_last
 from locustfiles.summary import BODY_PREFIX, Stickiness
+from reports.columns import STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
+
+if TYPE_CHECKING:
+    from locustfiles.requestwriter import RequestFileWriter
 
 __all__ = ["STICKINESS_EXIT_CODE", "WRITE_FAILED_EXIT_CODE", "Recorder", "install",
            "locust_exit_code", "parse_body"]
@@ -74,6 +78,7 @@ console = logging.getLogger("locust.stats_logger")  # where Locust prints its ow
 SHIP_ROWS = 2000  # a worker ships at least this often (rows), and every FLUSH_S
 FLUSH_S = 1.0
 NO_CONTEXT: dict[str, Any] = {}
+ERROR_PREFIXES = (STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX, BODY_PREFIX)
 
 
 # ## Options
@@ -111,7 +116,8 @@ class Recorder:
         self.run_recorded = 0  # since the last test start or stats reset, as Locust counts
         self.listener_errors = 0
         self.closed = False
-        self._rows: list[Row] | None = None  # the writer's buffer (local, with --csv)
+        self._buffer: RowBuffer | None = None  # where rows go: the writer's, or the outbox's
+        self._limit = batch_rows  # rows in the buffer that make it flush (or ship)
         self._ticker: gevent.Greenlet | None = None
 
     # ### Wiring
@@ -131,7 +137,7 @@ class Recorder:
             c.__name__ for c in classes if getattr(c, "expects_one_container",
                                                    getattr(c, "sends_session_id", False)))
         if isinstance(runner, WorkerRunner):
-            self.role, self.worker_id = "worker", runner.client_id
+            self.become_worker(runner.client_id)
             events.request.add_listener(self.on_request)
             events.report_to_master.add_listener(self.on_report_to_master)
             events.test_start.add_listener(self.on_worker_test_start)
@@ -157,10 +163,19 @@ class Recorder:
             webui.install(environment.web_ui, self)
         self._ticker = gevent.spawn(self._tick)
 
+    def become_worker(self, worker_id: str) -> None:
+        """Rows go to the outbox, shipped to the master."""
+        self.role, self.worker_id = "worker", worker_id
+        self._buffer, self._limit = self.outbox.buffer, self.outbox.batch_rows
+
     def open_file(self, prefix: str) -> RequestFileWriter:
+        """The request file (local, master): pyarrow is imported now, before any load, and
+        only where a file is written (a worker or a run without --csv never imports it)."""
+        from locustfiles.requestwriter import RequestFileWriter
+
         self.writer = RequestFileWriter(prefix, batch_rows=self.batch_rows,
                                         on_failure=self.on_write_failure, clock=self.clock)
-        self._rows = self.writer.rows
+        self._buffer, self._limit = self.writer.buffer, self.batch_rows
         return self.writer
 
     # ### Requests: the hot path
@@ -172,53 +187,57 @@ class Recorder:
         try:
             ctx = context or NO_CONTEXT
             status = (response.status_code or 0) if response is not None else 0
-            error = None if exception is None else StatsError.parse_error(exception)
+            error = None if exception is None else error_text(exception)
             stream = ctx.get("stream")
             if stream is not None:
                 container, cache = stream.get("container_id"), stream.get("cache")
-                extra: tuple[Any, ...] = (stream.get("ttfb_ms"), stream.get("ttft_ms"),
-                                          stream.get("tokens"), stream.get("max_gap_ms"))
+                extra: tuple[Any, ...] | None = (
+                    stream.get("ttfb_ms"), stream.get("ttft_ms"), stream.get("tokens"),
+                    stream.get("max_gap_ms"))
             else:
-                container = cache = None
-                extra = NO_STREAM
+                container = cache = extra = None
                 if 200 <= status < 300:
                     container, cache, body_error = self.bodies.parse(response.content)
                     if body_error is not None and error is None:
                         error = body_error
             session_id, affinity = ctx.get("session_id"), ctx.get("affinity")
             user_class = ctx.get("user_class")
-            row = (start_time if start_time is not None else time.time(),
-                   float(response_time), session_id, user_class, name, status, container,
-                   cache, error, affinity, *extra)
+            response_ms = float(response_time)  # before any append: the columns stay aligned
             if self.role == "local":
                 self.recorded += 1
                 self.run_recorded += 1
                 self.stickiness.add(session_id, user_class, affinity, status, container, error)
-                rows = self._rows
-                if rows is not None:
-                    rows.append(row)
-                    if len(rows) >= self.batch_rows:
-                        self.writer.flush()  # type: ignore[union-attr]
-            else:
-                self._queue(row)
+            buffer = self._buffer
+            if buffer is None:  # no --csv
+                return
+            n = len(buffer.dense[0])
+            if not n:
+                self.outbox.since = self.clock()
+            ts, rt, sid, cls, rname, st, cid, hit, aff = buffer.appends
+            ts(start_time if start_time is not None else time.time())
+            rt(response_ms)
+            sid(session_id)
+            cls(user_class)
+            rname(name)
+            st(status)
+            cid(container)
+            hit(cache)
+            aff(affinity)
+            if error is not None or extra is not None:
+                buffer.note((n, error, extra))
+            if n + 1 >= self._limit:
+                self._full()
         except Exception:
             self._listener_error()
 
-    def _take(self, row: Row) -> None:
-        """A row reaches its final home (the master): counters, then the file."""
-        self.recorded += 1
-        self.run_recorded += 1
-        self.stickiness.add(row[2], row[3], row[9], row[5], row[6], row[8])
+    def _full(self) -> None:
+        """The buffer holds `_limit` rows: write them (local) or ship them (worker)."""
+        if self.role == "worker":
+            self.outbox.send(self.environment.runner if self.environment else None)
+        elif self.writer is not None:
+            self.writer.flush()
 
     # ### Worker side
-
-    def _queue(self, row: Row) -> None:
-        outbox = self.outbox
-        if not outbox.rows:
-            outbox.since = self.clock()
-        outbox.rows.append(row)
-        if len(outbox.rows) >= outbox.batch_rows:
-            outbox.send(self.environment.runner if self.environment else None)
 
     def on_report_to_master(self, *, data: dict[str, Any], **_kwargs: Any) -> None:
         try:
@@ -244,11 +263,20 @@ class Recorder:
     def ingest(self, worker_id: str, payload: dict[str, Any]) -> None:
         """A worker's payload: its rows, in order, and whether its users had stopped."""
         try:
-            rows = list(self.intake.rows(worker_id, payload))
-            for row in rows:
-                self._take(row)
-            if self.writer is not None and rows:
-                self.writer.extend(rows, worker_id)
+            dense, notes = self.intake.accept(worker_id, payload)
+            n = len(dense[0])
+            if not n:
+                return
+            errors: list[str | None] = [None] * n
+            for row, error, _stream in notes:
+                errors[row] = error
+            add = self.stickiness.add
+            for args in zip(*(dense[i] for i in COUNTED), errors, strict=True):
+                add(*args)
+            self.recorded += n
+            self.run_recorded += n
+            if self.writer is not None:
+                self.writer.extend(dense, notes, worker_id)
         except Exception:
             self._listener_error()
 
@@ -377,7 +405,9 @@ class Recorder:
         ending.set_exit_code(environment, self.result())
 
 
-NO_STREAM: tuple[None, None, None, None] = (None, None, None, None)
+# the columns Stickiness.add() takes, in its order (the error comes from the notes)
+COUNTED = tuple(DENSE.index(c) for c in ("session_id", "user_class", "affinity", "status",
+                                         "container_id"))
 
 
 # ## Addenda
@@ -406,6 +436,15 @@ class Bodies:
                 and len(content) <= self.max_bytes):
             self.known[content] = result
         return result
+
+
+def error_text(exception: Exception | str) -> str:
+    """The `error` column: the message itself when it carries a prefix of the request file's
+    (e.g. the harness's "stream cut: ..." through `response.failure()`), else Locust's text."""
+    text = exception if isinstance(exception, str) else str(exception)
+    if text.startswith(ERROR_PREFIXES):
+        return text
+    return StatsError.parse_error(exception)
 
 
 def parse_body(content: bytes | str | None) -> tuple[str | None, str | None, str | None]:

@@ -1,8 +1,8 @@
 """The row writer: rows to a request file that survives a crash, compacted at a normal end.
 
     writer = RequestFileWriter("out/run", on_failure=print)  # out/run_requests.{arrows,parquet}
-    writer.rows.append(row)      # the hot path: a tuple in ROW_COLUMNS order (no `worker`)
-    writer.extend(rows, "w1")    # the master: a worker's rows
+    writer.buffer.appends        # the hot path appends to its columns (rowbuffer.py)
+    writer.extend(dense, notes, "w1")  # the master: a worker's rows
     writer.flush()               # every second, and whenever `batch_rows` rows are buffered
     writer.close()               # at the end: the final Parquet file; idempotent
 
@@ -20,10 +20,10 @@ nothing is written after it: rows that arrive later are counted (`dropped`) and 
 memory stays bounded while the disk fails. The batches written before the error stay readable
 in the stream file, which is then never compacted or removed.
 
-Rows are tuples, buffered as they come (one small allocation per request, no dict), and turned
-into columns once per flush: numbers through `array.array` buffers, strings dictionary-encoded
-with the distinct values of the batch. It never calls `pyarrow.array()` on Python objects,
-which would import pandas into the Locust process (a second's stall mid-run).
+Rows are buffered as columns (rowbuffer.py: no tuple or dict per row) and become Arrow arrays
+once per flush: numbers through `array.array` buffers, strings dictionary-encoded with the
+distinct values of the batch. It never calls `pyarrow.array()` on Python objects, which would
+import pandas into the Locust process (a second's stall mid-run, and pandas for nothing).
 """
 
 from __future__ import annotations
@@ -42,17 +42,13 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from reports.columns import COLUMNS, STREAM_SUFFIX, SUFFIX, TYPES, arrow_schema
+from locustfiles.rowbuffer import BATCH_ROWS, DENSE, ROW_COLUMNS, SPARSE, RowBuffer
+from reports.columns import STREAM_SUFFIX, SUFFIX, TYPES, arrow_schema
 
-BATCH_ROWS = 8192
 FSYNC_S = 5.0
 ROW_GROUP_ROWS = 1 << 17  # rows per row group of the final Parquet file
-ROW_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "worker")
-WORKER = COLUMNS.index("worker")
-
-Row = tuple[Any, ...]  # in ROW_COLUMNS order
+__all__ = ["BATCH_ROWS", "ROW_COLUMNS", "RequestFileWriter", "RowBuffer", "encode", "stream_schema"]
 STRING = pa.dictionary(pa.int32(), pa.string())
-WRITE_ERRORS = (OSError, pa.ArrowException)
 
 
 def stream_schema() -> pa.Schema:
@@ -74,7 +70,7 @@ class RequestFileWriter:
         self.fsync_s = fsync_s
         self.on_failure = on_failure
         self.clock = clock
-        self.rows: list[Row] = []
+        self.buffer = RowBuffer()
         self.runs: list[tuple[str, int]] = []  # the worker column: (worker, first row) runs
         self.written = 0  # rows in closed batches of the stream file
         self.batches = 0
@@ -91,39 +87,43 @@ class RequestFileWriter:
 
     # ## During the run
 
-    def extend(self, rows: Iterable[Row], worker: str) -> None:
-        """A worker's rows (the master)."""
-        if worker != self.worker or not self.rows:
-            self.runs.append((worker, len(self.rows)))
-            self.worker = worker
-        self.rows.extend(rows)
-        if len(self.rows) >= self.batch_rows:
+    def extend(self, dense: list[list[Any]], notes: list[Any], worker: str) -> None:
+        """A worker's rows (the master): its columns and notes (rowbuffer.py)."""
+        n = len(self.buffer)
+        if n == 0:
+            self.runs = [(worker, 0)]
+        elif not self.runs:  # the rows so far came without a worker: they are self.worker's
+            self.runs = [(self.worker, 0)] + ([(worker, n)] if worker != self.worker else [])
+        elif worker != self.runs[-1][0]:
+            self.runs.append((worker, n))
+        self.worker = worker
+        self.buffer.extend(dense, notes)
+        if len(self.buffer) >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
         """Append the buffered rows to the stream file as one record batch; they leave the
         buffer whether written or, after a failure, dropped."""
-        rows = self.rows
-        if not rows:
+        buffer = self.buffer
+        n = len(buffer)
+        if not n:
             return
-        n = len(rows)
         if self.failure is None and not self.closed:
             try:
-                batch = encode(rows, self._worker_runs(n), self._schema)
+                batch = encode(buffer, self._worker_runs(n), self._schema)
                 self._write(batch)
                 self.written += n
                 self.batches += 1
-            except WRITE_ERRORS as exc:
+            except Exception as exc:  # ENOSPC, EIO, a closed file...: fail closed, never retry
                 self._fail(self.stream_path, exc)
         if self.failure is not None:
             self.dropped += n
-        del rows[:]  # the same list: the recorder holds its `append`
+        buffer.clear()  # the same lists: the recorder holds their `append`
         self.runs.clear()
 
     def _worker_runs(self, n: int) -> list[tuple[str, int]]:
-        runs = self.runs if self.runs else [(self.worker, 0)]
-        if runs[0][1] != 0:
-            runs = [(self.worker, 0), *runs]
+        """(worker, rows) runs of the buffer, from the (worker, first row) runs."""
+        runs = self.runs or [(self.worker, 0)]
         return [(w, (runs[i + 1][1] if i + 1 < len(runs) else n) - start)
                 for i, (w, start) in enumerate(runs)]
 
@@ -168,10 +168,10 @@ class RequestFileWriter:
             finally:
                 self._file.flush()
                 os.fsync(self._file.fileno())
-        except WRITE_ERRORS as exc:
+        except Exception as exc:
             self._fail(self.stream_path, exc)
         finally:
-            with contextlib.suppress(OSError, pa.ArrowException):
+            with contextlib.suppress(Exception):
                 self._file.close()
 
     def _compact(self) -> None:
@@ -182,9 +182,10 @@ class RequestFileWriter:
             write_parquet(tmp, self._stream_batches())
             os.replace(tmp, self.path)
             sync_directory(self.path.parent)
-        except WRITE_ERRORS as exc:
+        except Exception as exc:
             self._fail(tmp, exc)
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             return
         self.stream_path.unlink(missing_ok=True)
 
@@ -237,19 +238,24 @@ def describe(exc: BaseException) -> str:
 # ## Rows to columns
 
 
-def encode(rows: Sequence[Row], workers: list[tuple[str, int]], schema: pa.Schema
+def encode(buffer: RowBuffer, workers: list[tuple[str, int]], schema: pa.Schema
            ) -> pa.RecordBatch:
-    """One record batch from tuple rows in ROW_COLUMNS order and the worker column's runs."""
-    n = len(rows)
-    columns = list(zip(*rows, strict=True))
+    """One record batch from the buffer's columns and the worker column's runs."""
+    n = len(buffer)
+    values: dict[str, Sequence[Any]] = dict(zip(DENSE, buffer.dense, strict=True))
+    if buffer.notes:
+        values.update(zip(SPARSE, buffer.sparse_columns(), strict=True))
     arrays: list[pa.Array] = []
-    for name, values in zip(ROW_COLUMNS, columns, strict=True):
-        kind = TYPES[name]
-        if kind == "string":
-            arrays.append(strings(values))
+    for field in schema:
+        column = values.get(field.name)
+        if field.name == "worker":
+            arrays.append(runs_of(workers, n))
+        elif column is None:
+            arrays.append(pa.nulls(n, field.type))
+        elif TYPES[field.name] == "string":
+            arrays.append(strings(column))
         else:
-            arrays.append(numbers(values, kind))
-    arrays.insert(WORKER, runs_of(workers, n))
+            arrays.append(numbers(column, TYPES[field.name]))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

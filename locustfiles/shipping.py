@@ -1,6 +1,7 @@
 """Shipping rows from Locust workers to the master (`--processes N`, `--master`/`--worker`).
 
-Workers only buffer (`Outbox`); they ship their rows as column lists (msgpack-friendly) in each
+Workers only buffer (`Outbox`); they ship their rows as columns and notes (rowbuffer.py;
+msgpack-friendly lists) in each
 `report_to_master` payload, the same message as Locust's own statistics, and in a custom
 message (`PAYLOAD`, through the public `runner.send_message`) whenever `batch_rows` rows or
 `flush_s` seconds have piled up. Workers send deltas and forget them. The master (`Intake`)
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from locustfiles.requestwriter import ROW_COLUMNS, Row
+from locustfiles.rowbuffer import DENSE, Note, RowBuffer
 
 PAYLOAD = "modal_sticky_rows"  # key in report_to_master data, and the custom message type
 
@@ -33,24 +34,24 @@ class Outbox:
         self.batch_rows = batch_rows
         self.flush_s = flush_s
         self.clock = clock
-        self.rows: list[Row] = []
+        self.buffer = RowBuffer()
         self.stopped = False  # users stopped since the last test start
-        self.since = 0.0
+        self.since = 0.0  # when the oldest row not shipped came
 
     def due(self) -> bool:
         """Rows have waited `flush_s` (the ticker's question)."""
-        return bool(self.rows) and self.clock() - self.since >= self.flush_s
+        return bool(len(self.buffer)) and self.clock() - self.since >= self.flush_s
 
     def payload(self) -> dict[str, Any]:
-        """Take the rows as a msgpack-friendly payload: column lists."""
-        rows = self.rows
-        self.rows = []
-        columns = [list(c) for c in zip(*rows, strict=True)] if rows else []
-        return {"n": len(rows), "cols": columns, "done": self.stopped}
+        """Take the rows as a msgpack-friendly payload: columns and notes."""
+        n = len(self.buffer)
+        dense, notes = self.buffer.take()
+        return {"n": n, "dense": dense, "notes": [list(note) for note in notes],
+                "done": self.stopped}
 
     def send(self, runner: Any) -> None:
         """Ship the rows now, in our own message."""
-        if runner is not None and self.rows:
+        if runner is not None and len(self.buffer):
             runner.send_message(PAYLOAD, self.payload())
 
 
@@ -87,12 +88,17 @@ class Intake:
         self.clock = clock
         self.workers: dict[str, WorkerLedger] = {}
 
-    def rows(self, worker_id: str, payload: dict[str, Any]) -> Iterator[Row]:
-        """A worker's payload as rows, in order; the ledger notes it. Raises on a bad one."""
+    def accept(self, worker_id: str, payload: dict[str, Any]
+               ) -> tuple[list[list[Any]], list[Note]]:
+        """A worker's payload as (columns, notes), checked; the ledger notes it. Raises on a
+        bad one."""
         n = int(payload["n"])
-        columns = payload["cols"]
-        if n and (len(columns) != len(ROW_COLUMNS) or any(len(c) != n for c in columns)):
-            raise ValueError(f"worker {worker_id}: a payload of {len(columns)} columns")
+        dense: list[list[Any]] = payload["dense"] if n else [[] for _ in DENSE]
+        notes: list[Note] = [(int(row), error, stream) for row, error, stream in
+                             payload["notes"]] if n else []
+        if len(dense) != len(DENSE) or any(len(column) != n for column in dense):
+            raise ValueError(f"worker {worker_id}: a payload of {len(dense)} columns, not "
+                             f"{len(DENSE)} of {n} rows")
         ledger = self.workers.setdefault(worker_id, WorkerLedger())
         now = self.clock()
         if ledger.payloads and now > ledger.last_payload_at:
@@ -101,7 +107,7 @@ class Intake:
         ledger.rows += n
         ledger.done = bool(payload["done"])
         ledger.last_payload_at = now
-        return zip(*columns, strict=True) if n else iter(())
+        return dense, notes
 
     def lost_tails(self, missing: Iterable[str] = ()) -> list[str]:
         """One line per worker that ended without its final batch (`missing`: the ids Locust

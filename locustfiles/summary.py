@@ -23,7 +23,8 @@ Definitions (the seed example's, generalised; the names are those of the report,
   attribute, as before the affinity was recorded, and the summary says so;
 - an error's *kind*: `503` (no live replica) apart, then the HTTP status (`502`, `504`, ...),
   `connection` (status 0: refused, reset, timeout), `body` (a 2xx without a usable
-  CONTAINER_ID), `other` (any other failure Locust reported on a 2xx/3xx answer).
+  CONTAINER_ID), `stream cut` / `stream short` (a streamed answer that ended early or with too
+  few tokens), `other` (any other failure Locust reported on a 2xx/3xx answer).
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reports.columns import BODY_PREFIX, JUDGED_AFFINITIES
+from reports.columns import (
+    BODY_PREFIX,
+    JUDGED_AFFINITIES,
+    STREAM_CUT_PREFIX,
+    STREAM_SHORT_PREFIX,
+)
 
 NO_REPLICA = "503"
 CONNECTION = "connection"
 BODY = "body"
+STREAM_CUT = "stream cut"
+STREAM_SHORT = "stream short"
 OTHER = "other"
 __all__ = ["BODY_PREFIX", "ClassSummary", "SessionStats", "Stickiness", "Summary", "render"]
 
@@ -51,7 +59,11 @@ def error_kind(status: int, error: str) -> str:
         return CONNECTION
     if status >= 400:
         return str(status)
-    return BODY if error.startswith(BODY_PREFIX) else OTHER
+    if error.startswith(BODY_PREFIX):
+        return BODY
+    if error.startswith(STREAM_CUT_PREFIX):
+        return STREAM_CUT
+    return STREAM_SHORT if error.startswith(STREAM_SHORT_PREFIX) else OTHER
 
 
 @dataclass(slots=True)

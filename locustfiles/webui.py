@@ -4,14 +4,13 @@ Locust 2.47's React UI shows the extra tabs listed in `web_ui.template_args["ext
 as tables laid out by `"extended_tables"`, and refills them from the `extended_stats` of each
 `/stats/requests` answer it polls (every 2 s); an `after_request` hook adds ours there. The
 first rows of the table are the summary: the verdict ("PASS: 0 sticky sessions saw more than
-one container ...", over the classes that ask for affinity only), any worker that lost its last
-batch, and one row per user class, with the names the report uses for the same figures
-("ALL n sessions (sends Modal-Session-Id; judged): on more than one container k/n, session
-stickiness ..., same-container rate ..."; a control is marked "control, not judged"); then the
-sessions, those on most containers first (at most `ROW_LIMIT`). Every session is in the CSV,
-linked from the "Download Data" tab (`extended_csv_files`) and served at `stickiness/csv`;
-`stickiness` serves the same as JSON. Both routes, like Locust's own, require a login under
-`--web-login`.
+one container ...", "NOT JUDGED: ..." or "FAIL: ..."), any worker that lost its last batch, any
+note (e.g. a class whose users record no affinity), and one row per user class ("ALL n sessions
+(sends Modal-Session-Id; judged): on more than one container k/n, session stickiness ...,
+same-container rate ..."); then the sessions, those on most containers first (at most
+`ROW_LIMIT`). Every session is in the CSV, linked from the
+"Download Data" tab (`extended_csv_files`) and served at `stickiness/csv`; `stickiness`
+serves the same as JSON. Both routes, like Locust's own, require a login under `--web-login`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 from locust import FastHttpUser, task
 from locust.env import Environment
 from locust.event import Events
+from locust.exception import CatchResponseError
 
 from locustfiles.recorder import (
     STICKINESS_EXIT_CODE,
@@ -70,7 +71,7 @@ def local(tmp_path: Path) -> Iterator[tuple[Environment, Recorder]]:
 
 
 def fire(env: Environment, response: Any, *, exception: Exception | None = None,
-         context: dict[str, str] | None = None, start_time: float = 1000.0) -> None:
+         context: dict[str, Any] | None = None, start_time: float = 1000.0) -> None:
     env.events.request.fire(
         request_type="POST", name="/", response_time=12.5, response_length=0, response=response,
         context=SESSION if context is None else context, exception=exception,
@@ -104,6 +105,36 @@ def test_rows_land_in_the_request_file_in_the_shared_columns(
     assert rows[4]["error"] == "body: not JSON"
     assert (rows[5]["session_id"], rows[5]["status"]) == (None, 0)
     assert recorder.recorded == 6
+
+
+def test_a_streaming_request_takes_its_figures_from_the_context_not_the_body(
+        local: tuple[Environment, Recorder], tmp_path: Path) -> None:
+    env, recorder = local
+    stream = {"container_id": "ta-9", "cache": "miss", "ttfb_ms": 1.5, "ttft_ms": 52.0,
+              "tokens": 3, "max_gap_ms": 11.0}
+    context = {**SESSION, "stream": stream}
+    fire(env, Response(200, b"data: not the replica's JSON"), context=context,
+         exception=CatchResponseError("stream short: got 3 of 32 tokens"))
+    fire(env, Response(200, None), context={**SESSION, "stream": {**stream, "tokens": 0}},
+         exception=RuntimeError("stream cut: the connection dropped"))
+    recorder.close()
+    first, cut = pq.read_table(tmp_path / f"run{SUFFIX}").to_pylist()
+    assert {k: first[k] for k in ("container_id", "cache", "ttfb_ms", "ttft_ms", "tokens",
+                                  "max_gap_ms", "error", "affinity")} == {
+        "container_id": "ta-9", "cache": "miss", "ttfb_ms": 1.5, "ttft_ms": 52.0, "tokens": 3,
+        "max_gap_ms": 11.0, "error": "stream short: got 3 of 32 tokens", "affinity": "session"}
+    assert (cut["tokens"], cut["error"]) == (0, "stream cut: the connection dropped")
+    (c,) = recorder.stickiness.summarise().classes
+    assert c.errors == {"stream short": 1, "stream cut": 1}
+
+
+def test_no_affinity_in_the_context_is_written_as_null(
+        local: tuple[Environment, Recorder], tmp_path: Path) -> None:
+    env, recorder = local
+    fire(env, Response(200, OK), context={"session_id": "s-2", "user_class": "StickyUser"})
+    recorder.close()
+    (row,) = pq.read_table(tmp_path / f"run{SUFFIX}").to_pylist()
+    assert row["affinity"] is None and row["user_class"] == "StickyUser"
 
 
 def test_summary_counts_follow_the_rows(local: tuple[Environment, Recorder]) -> None:
@@ -161,7 +192,7 @@ def test_no_rows_still_leave_a_readable_empty_file(tmp_path: Path) -> None:
 
 def worker_recorder(worker_id: str) -> Recorder:
     recorder = Recorder()
-    recorder.role, recorder.worker_id = "worker", worker_id
+    recorder.become_worker(worker_id)
     return recorder
 
 
@@ -186,6 +217,29 @@ def test_worker_rows_reach_the_master_which_adds_the_worker_column(tmp_path: Pat
         7.0, "ta-1", "w1", "session")
     assert master.intake.workers["w1"].rows == 1 and master.intake.workers["w1"].done
     assert master.lost_tails() == []
+
+
+def test_streaming_rows_and_errors_travel_from_worker_to_master(tmp_path: Path) -> None:
+    master = Recorder()
+    master.role = "master"
+    writer = master.open_file(str(tmp_path / "m"))
+    worker = worker_recorder("w1")
+    stream = {"container_id": "ta-3", "cache": None, "ttfb_ms": 2.0, "ttft_ms": 40.0,
+              "tokens": 32, "max_gap_ms": 10.5}
+    worker.on_request(response_time=3.0, name="/", response=Response(200, OK), context=SESSION,
+                      exception=None, start_time=1.0)
+    worker.on_request(response_time=9.0, name="gen", response=Response(200, None),
+                      context={**SESSION, "stream": stream}, exception=None, start_time=2.0)
+    worker.on_request(response_time=1.0, name="/", response=Response(503, b"{}"),
+                      context=SESSION, exception=RuntimeError("503"), start_time=3.0)
+    ship(worker, master, "w1")
+    writer.close()
+    rows = pq.read_table(tmp_path / f"m{SUFFIX}").to_pylist()
+    assert [(r["container_id"], r["tokens"], r["ttft_ms"], r["error"]) for r in rows] == [
+        ("ta-1", None, None, None), ("ta-3", 32, 40.0, None), (None, None, None,
+                                                               "RuntimeError('503')")]
+    (c,) = master.stickiness.summarise().classes
+    assert (c.requests, c.errors, c.switches) == (3, {"503": 1}, 1)
 
 
 def test_a_worker_without_its_final_batch_is_reported() -> None:
