@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import random
 import sys
 import time
@@ -231,6 +232,9 @@ class TargetGate:
         if self._skip(environment) or _headless(environment):
             return
         try:
+            problem = bad_option(environment.parsed_options)  # the start form's values
+            if problem is not None:
+                raise TargetNotReady(problem)
             self.wait(environment)
         except TargetNotReady as e:
             logger.error("%s; stopping", e)
@@ -252,6 +256,23 @@ class TargetGate:
     @staticmethod
     def _skip(environment: Environment) -> bool:
         return isinstance(environment.runner, WorkerRunner) or not environment.host
+
+
+def bad_option(options: Any) -> str | None:
+    """What is wrong with the options the web UI's start form set (the command line checks
+    them when it parses them), or None."""
+    checks = (("pace_rps", float, 0.0, float("inf")), ("stream_tokens", int, 0, 4096),
+              ("prompt_tokens", int, 0, 1_000_000), ("work_ms", float, 0.0, 60_000.0))
+    for name, kind, low, high in checks:
+        value = getattr(options, name, None)
+        try:
+            ok = value is None or (low <= kind(value) <= high and math.isfinite(kind(value)))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            bounds = f">= {low:g}" if high == float("inf") else f"in {low:g}..{high:g}"
+            return f"--{name.replace('_', '-')} must be {bounds}, not {value!r}"
+    return None
 
 
 def _headless(environment: Environment) -> bool:

@@ -6,15 +6,26 @@ users x rate, and far below what the same users send unpaced.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from tests.locustfiles.conftest import ROOT, STICKY, finish, headless, locust_process
+from tests.locustfiles.conftest import (
+    ROOT,
+    STICKY,
+    finish,
+    free_port,
+    headless,
+    locust_process,
+)
 
 USERS, PACE = 10, 4.0
 
@@ -62,3 +73,34 @@ def test_a_bad_pace_is_a_one_line_usage_error(value: str) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "--pace-rps must be" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_bad_pace_from_the_web_ui_stops_the_start_with_one_line(target: str,
+                                                                  tmp_path: Path) -> None:
+    """The start form's values skip the command line's checks: the start is refused."""
+    port = free_port()
+    args = ["-f", STICKY, "StickyUser", "--web-host", "127.0.0.1", "--web-port", str(port),
+            "--host", target]
+    with locust_process(*args, tmp=tmp_path) as run:
+        run.wait_for(r"Starting web interface")
+        form = urllib.parse.urlencode({"user_count": "3", "spawn_rate": "3", "host": target,
+                                       "pace_rps": "-1"}).encode()
+        deadline = time.monotonic() + 30
+        while True:  # the web server may take a moment to accept
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/swarm", data=form,
+                                       timeout=10).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, run.output()[-2000:]
+                time.sleep(0.2)
+        run.wait_for(r"--pace-rps must be >= 0, not -1\.0; stopping")
+        while True:  # the runner ends up stopped, with no user
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/requests",
+                                        timeout=10) as answer:
+                stats = json.load(answer)
+            if stats["state"] == "stopped":
+                break
+            assert time.monotonic() < deadline, stats["state"]
+            time.sleep(0.2)
+        assert stats["user_count"] == 0 and "All users spawned" not in run.output()
