@@ -176,6 +176,9 @@ def wait_until_ready(url: str, config: WaitConfig, *,
 
 def refused_message(url: str, last: Probe, credentials: bool) -> str:
     why = f"{last.status}: {last.error}" if last.error else str(last.status)
+    if "session token" in last.error:  # the emulator's words for a strict-session server
+        return (f"target {url} requires a strict session ({why}): not ready; a "
+                f"@modal.sessioned() server takes SessionedUser (locustfiles/sessioned.py)")
     if credentials:
         return (f"target {url} refused the proxy credentials ({why}): not ready; check "
                 f"MODAL_PROXY_KEY and MODAL_PROXY_SECRET")

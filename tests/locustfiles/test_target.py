@@ -220,3 +220,12 @@ def test_refused_credentials_are_one_line_and_no_load(
     assert f"target {emu.url} " in lines[0]
     assert "Traceback" not in output and "ws-wrong" not in output and SECRET not in output
     assert "All users spawned" not in output
+
+
+def test_a_strict_session_server_probed_without_a_session_says_so(tmp_path: Path) -> None:
+    with emulator(1, "--sessioned") as emu, locust_process(
+            *headless(emu.url, "StickyUser", seconds=2), tmp=tmp_path) as run:
+        code = run.wait()
+    assert code == 1
+    assert (f"target {emu.url} requires a strict session (401: missing session token): not "
+            f"ready; a @modal.sessioned() server takes SessionedUser") in run.output()
