@@ -8,8 +8,9 @@
 - `scale=N`: the target keeps N replicas (new ones start; the newest are stopped gracefully);
 - `kill=K`: SIGKILL K live replicas, chosen at random (they are replaced, as Modal does);
 - `stop=K`: stop K live replicas gracefully (drain, then exit; also replaced).
-The steps go to the emulator's control API (`/_emulator/...` on the target); they need the
-local emulator. On Modal, replicas come and go by themselves (scale-ups, pre-emption), and the
+The steps go to the emulator's control API (`/_emulator/...` on the target), with
+`Authorization: Bearer $MODAL_EMULATOR_CONTROL_TOKEN` when that is set; they need the local
+emulator. On Modal, replicas come and go by themselves (scale-ups, pre-emption), and the
 report infers the changes from the containers it saw.
 
 With `--csv PREFIX` against the emulator, the membership events of the run (its live set at the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -47,6 +49,7 @@ STEP = re.compile(r"^\s*(?P<offset>[0-9hms.]+)\s*:\s*(?P<action>[a-z]+)\s*=\s*(?
 OFFSET = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?"
                     r"(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
 MAX_REPLICAS = 64
+CONTROL_TOKEN_ENV = "MODAL_EMULATOR_CONTROL_TOKEN"  # the emulator's, when it requires one
 
 
 class ChurnError(ValueError):
@@ -119,8 +122,12 @@ class Control:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"}
+        token = os.environ.get(CONTROL_TOKEN_ENV)
+        if token:  # an emulator run with a control token (never printed)
+            headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"content-type": "application/json"})
+                                         headers=headers)
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             return json.loads(response.read())
 

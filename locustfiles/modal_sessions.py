@@ -44,7 +44,15 @@ class Credentials:
 
 
 class SessionError(Exception):
-    """A session could not be started; the message is one line, with no secret in it."""
+    """A session could not be started; the message is one line, with no secret in it.
+
+    `status` is the HTTP status of the refusal (None: no HTTP answer), `reason` the server's
+    own short reason, when it gave one."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason or message
 
 
 class Sessions(Protocol):
@@ -71,6 +79,9 @@ class HttpSessions:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+        except (OSError, ValueError) as exc:  # refused, reset, timeout, bad URL
+            raise SessionError(f"session call {path} failed: {type(exc).__name__}: {exc}",
+                               None, f"{type(exc).__name__}: {exc}") from None
 
     def start(self, idle_timeout: int) -> Credentials:
         status, body = self._post("/_modal/sessions/start", {
@@ -79,7 +90,8 @@ class HttpSessions:
             "x-modal-server-session-idle-timeout": str(idle_timeout),
         })
         if status != 200:
-            raise SessionError(f"session start answered {status}: {body[:200]!r}")
+            raise SessionError(f"session start answered {status}: {body[:200]!r}", status,
+                               short_reason(body))
         try:
             data = json.loads(body)
             return Credentials(str(data["session_id"]), str(data["token"]))
@@ -110,6 +122,16 @@ class ModalSessions:
 
     def terminate(self, token: str) -> None:
         self.server.sessions.terminate(token)
+
+
+def short_reason(body: bytes) -> str:
+    """A refusal's own words: its JSON "error", else the start of the body."""
+    try:
+        data: Any = json.loads(body)
+        text = str(data.get("error", "")) if isinstance(data, dict) else ""
+    except ValueError:
+        text = body.decode("utf-8", "replace")
+    return " ".join(text.split())[:120]
 
 
 def sessions_for(host: str, modal_app: str) -> Sessions:

@@ -23,8 +23,9 @@ import gevent
 from locust import events
 from locust.exception import StopUser
 
+from locustfiles import streaming
 from locustfiles.modal_sessions import Credentials, SessionError, sessions_for
-from locustfiles.sticky import SessionUser
+from locustfiles.sticky import STRICT_HEADER, SessionUser, request_body
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class SessionedUser(SessionUser):
 
     credentials: Credentials | None = None
     expects_one_container = True  # judged as StickyUser is, by the summary and the exit code
+    starts_sessions = True  # the readiness probe starts a session too (locustfiles/target.py)
 
     def on_start(self) -> None:
         super().on_start()
@@ -66,8 +68,11 @@ class SessionedUser(SessionUser):
                 gevent.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self.session_id = self.credentials.session_id
-        self.headers["Modal-Authorization"] = f"Bearer {self.credentials.token}"
-        self._context = {"session_id": self.session_id, "user_class": type(self).__name__}
+        self.body = request_body(options, self.session_id)
+        self.stream_body = streaming.request_body(options, self.session_id)
+        self.headers[STRICT_HEADER] = f"Bearer {self.credentials.token}"
+        self.update_context()  # affinity "strict": it sends the session's bearer token
+        self.start_phase()
 
     def on_stop(self) -> None:
         if self.credentials is not None:

@@ -10,34 +10,51 @@
 - `NonStickyUser` sends no header: the control. It still has a session id, for the record.
 - `SessionedUser`, for `@modal.sessioned()` servers, is in `locustfiles/sessioned.py`.
 
+What a user asks for is recorded with each request (`context()`: session_id, user_class and
+`affinity`), from the headers it actually sends: "session" with `Modal-Session-Id`, "strict"
+with a strict session's `Modal-Authorization` bearer token, "none" otherwise (a control).
+
 Every class sends `Modal-Key`/`Modal-Secret` when MODAL_PROXY_KEY/MODAL_PROXY_SECRET are set
 (proxy auth of the GA form); they are never printed or recorded.
 
 Each user POSTs `{}` to `/` (the replica answers `{"CONTAINER_ID": ...}`); `--work-ms N` sends
-`{"work_ms": N}` instead. Before load starts the target is probed until it answers anything but
-503 (no live replica), with backoff, for at most `--wait-timeout` seconds; a headless run waits
-before the `-t` clock starts. The recorder (`recorder.py`) records every request, prints the
-stickiness summary at the end, sets the exit code and adds the web UI's Stickiness tab.
+`{"work_ms": N}` instead. `--stream-tokens N` makes it POST `/generate` and read the streamed
+answer instead (`locustfiles/streaming.py`). `--pace-rps X` paces each user at X requests/s
+(constant throughput); 0, the default, sends as fast as the answers come.
+
+Before load starts the target is probed until a live replica answers (`locustfiles/target.py`:
+the probe sends the run's credentials, and a strict session for SessionedUser), with backoff,
+for at most `--wait-timeout` seconds; a headless run waits before the `-t` clock starts. The
+recorder (`recorder.py`) records every request, prints the stickiness summary at the end, sets
+the exit code and adds the web UI's Stickiness tab.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
+import random
 import sys
+import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import gevent
 from locust import FastHttpUser, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
+from locust.user.wait_time import constant_throughput
 
+from locustfiles import streaming
 from locustfiles.membership import install as install_membership
 from locustfiles.modal_sessions import proxy_headers
 from locustfiles.recorder import install
-from locustfiles.target import TargetNotReady, WaitConfig, wait_until_ready
+from locustfiles.target import TargetNotReady, WaitConfig, probe_for, wait_until_ready
 
 SESSION_HEADER = "Modal-Session-Id"
+STRICT_HEADER = "Modal-Authorization"
 NOT_READY_EXIT_CODE = 1
 
 logger = logging.getLogger(__name__)
@@ -46,6 +63,17 @@ logger = logging.getLogger(__name__)
 def new_session_id() -> str:
     """Unique across users, processes and machines, with no coordination."""
     return uuid.uuid4().hex
+
+
+def affinity(headers: Mapping[str, str]) -> str:
+    """What a request asks of the router, from the headers it carries: "strict" (a strict
+    session's bearer token), "session" (Modal-Session-Id) or "none" (a control)."""
+    names = {name.lower(): value for name, value in headers.items()}
+    if names.get(STRICT_HEADER.lower(), "").startswith("Bearer "):
+        return "strict"
+    if names.get(SESSION_HEADER.lower()):
+        return "session"
+    return "none"
 
 
 def request_body(options: Any, session_id: str) -> dict[str, float | str]:
@@ -59,6 +87,15 @@ def request_body(options: Any, session_id: str) -> dict[str, float | str]:
     return body
 
 
+def pace_of(options: Any) -> float:
+    """--pace-rps as a number (the web UI may hand it over as text); 0 when unset."""
+    try:
+        pace = float(getattr(options, "pace_rps", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return pace if pace > 0 else 0.0
+
+
 class SessionUser(FastHttpUser):
     """A user with a session id, recorded with each request (`context()`)."""
 
@@ -68,21 +105,45 @@ class SessionUser(FastHttpUser):
     session_id: str
     headers: dict[str, str]
     body: dict[str, float | str]
+    stream_body: dict[str, int | str] | None = None
     _context: dict[str, str]
+    _pacer: Callable[[Any], float] | None = None
 
     def on_start(self) -> None:
+        options = self.environment.parsed_options
         self.session_id = new_session_id()
         self.headers = {SESSION_HEADER: self.session_id} if self.sends_session_id else {}
         self.headers.update(proxy_headers())
-        self.body = request_body(self.environment.parsed_options, self.session_id)
-        self._context = {"session_id": self.session_id, "user_class": type(self).__name__}
+        self.body = request_body(options, self.session_id)
+        self.stream_body = streaming.request_body(options, self.session_id)
+        self.update_context()
+        pace = pace_of(options)
+        self._pacer = constant_throughput(pace) if pace else None
+
+    def update_context(self) -> None:
+        """The record of who sends, and what it asks for: call it whenever headers change."""
+        self._context = {"session_id": self.session_id, "user_class": type(self).__name__,
+                         "affinity": affinity(self.headers)}
 
     def context(self) -> dict[str, str]:
         return getattr(self, "_context", {})
 
+    def wait_time(self) -> float:
+        """--pace-rps X: constant throughput, X requests/s per user; else no wait."""
+        return self._pacer(self) if self._pacer is not None else 0.0
+
+    def start_phase(self) -> None:
+        """Paced users start at a random point of their first period, not in lockstep."""
+        if self._pacer is not None:
+            gevent.sleep(random.random() / pace_of(self.environment.parsed_options))
+            self._cp_last_run = time.perf_counter()
+
     @task
     def whoami(self) -> None:
-        self.client.post("/", json=self.body, headers=self.headers)
+        if self.stream_body is not None:
+            streaming.generate(self.client, self.stream_body, self.headers)
+        else:
+            self.client.post("/", json=self.body, headers=self.headers)
 
 
 class StickyUser(SessionUser):
@@ -90,12 +151,35 @@ class StickyUser(SessionUser):
 
     sends_session_id = True
 
+    def on_start(self) -> None:
+        super().on_start()
+        self.start_phase()
+
 
 class NonStickyUser(SessionUser):
     """Sends no Modal-Session-Id: the control."""
 
+    def on_start(self) -> None:
+        super().on_start()
+        self.start_phase()
+
 
 # ## Options
+
+
+def non_negative(kind: type[float] | type[int], what: str) -> Callable[[str], float | int]:
+    """argparse `type=`: a bad value is a usage error at once, in one line."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, not {text!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{what} must be >= 0, not {text!r}")
+        return value
+
+    return parse
 
 
 @events.init_command_line_parser.add_listener
@@ -106,13 +190,19 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
     parser.add_argument(
         "--wait-timeout", type=float, default=60.0, env_var="LOCUST_WAIT_TIMEOUT",
         include_in_web_ui=True,
-        help="Before load starts, wait at most this many seconds for the target to answer "
-             "anything but 503 (default 60)")
+        help="Before load starts, wait at most this many seconds for a live replica to answer "
+             "the run's own kind of request (default 60)")
     parser.add_argument(
         "--cache-key", action="store_true", default=False, env_var="LOCUST_CACHE_KEY",
         include_in_web_ui=True,
         help='Send the session id as {"cache_key": ...}, the conversation a KV cache keeps, '
              "with or without the Modal-Session-Id header (see the emulator's --cache-sessions)")
+    parser.add_argument(
+        "--pace-rps", type=non_negative(float, "--pace-rps"), default=0.0,
+        env_var="LOCUST_PACE_RPS", include_in_web_ui=True,
+        help="Pace each user at this many requests/s (constant throughput); the offered load "
+             "is users x this. 0 (default): no wait, each user sends as soon as it has an answer")
+    streaming.add_arguments(parser)
 
 
 # ## Waiting for the target
@@ -142,6 +232,9 @@ class TargetGate:
         if self._skip(environment) or _headless(environment):
             return
         try:
+            problem = bad_option(environment.parsed_options)  # the start form's values
+            if problem is not None:
+                raise TargetNotReady(problem)
             self.wait(environment)
         except TargetNotReady as e:
             logger.error("%s; stopping", e)
@@ -152,13 +245,34 @@ class TargetGate:
     def wait(self, environment: Environment) -> None:
         host = environment.host or ""
         timeout = float(getattr(environment.parsed_options, "wait_timeout", 60.0))
-        logger.info("waiting up to %gs for %s to answer anything but 503", timeout, host)
-        waited = wait_until_ready(host, WaitConfig(timeout_s=timeout))
+        # the classes this run uses (headless: those named, else all of the locustfiles)
+        classes: list[Any] = list(environment.user_classes) or [
+            *(environment.available_user_classes or {}).values()]
+        probe = probe_for(host, classes, environment.parsed_options)
+        logger.info("waiting up to %gs for a live replica at %s", timeout, host)
+        waited = wait_until_ready(host, WaitConfig(timeout_s=timeout), probe=probe)
         logger.info("target %s ready after %.1fs", host, waited)
 
     @staticmethod
     def _skip(environment: Environment) -> bool:
         return isinstance(environment.runner, WorkerRunner) or not environment.host
+
+
+def bad_option(options: Any) -> str | None:
+    """What is wrong with the options the web UI's start form set (the command line checks
+    them when it parses them), or None."""
+    checks = (("pace_rps", float, 0.0, float("inf")), ("stream_tokens", int, 0, 4096),
+              ("prompt_tokens", int, 0, 1_000_000), ("work_ms", float, 0.0, 60_000.0))
+    for name, kind, low, high in checks:
+        value = getattr(options, name, None)
+        try:
+            ok = value is None or (low <= kind(value) <= high and math.isfinite(kind(value)))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            bounds = f">= {low:g}" if high == float("inf") else f"in {low:g}..{high:g}"
+            return f"--{name.replace('_', '-')} must be {bounds}, not {value!r}"
+    return None
 
 
 def _headless(environment: Environment) -> bool:

@@ -1,13 +1,26 @@
 #!/usr/bin/env python3
 """The main job in one command: is routing sticky, and what does stickiness buy?
 
-Starts the local emulator of Modal's proxy (3 replicas, each with a simulated KV cache), runs
-Locust headless twice against it (StickyUser, then NonStickyUser: the control), builds both
-stickiness reports and their comparison, prints the headline numbers and where the reports
-are, and exits non-zero when the sticky run was not sticky.
+Starts the local emulator of Modal's proxy (4 replicas, each with a simulated KV cache with
+room for its share of the sessions when routing is sticky, not for all of them), then runs
+Locust headless four times against it, each leg paced at the same offered load, well below
+what the replicas can serve:
+
+1. StickyUser, then NonStickyUser (the control): POST /, a cache miss costs 20 ms, a hit 2 ms;
+2. the streaming leg, StickyUser then NonStickyUser with --stream-tokens: a miss prefills the
+   whole prompt before the first token, a hit only the new tokens.
+
+Each pair is compared only when both legs achieved the offered load (requests over the load
+time, within a few percent of each other); otherwise the comparison is "not valid" and the
+demo does not pass. It builds the reports and comparisons (`python -m reports`), prints the
+headlines from their summary.json, and exits 0 with PASS only when every session of the sticky
+legs (the classes that ask for affinity) stayed on one container and both comparisons are
+valid.
 
     scripts/demo                       # sets itself up, then runs this
-    scripts/demo --seconds 20 --users 60 --out results/demo
+    scripts/demo --seconds 10 --users 80 --pace-rps 2 --out results/demo
+
+See docs/harness.md ("The demo").
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +41,84 @@ sys.path.insert(0, str(ROOT))
 
 from modal_app.local.launch import emulator  # noqa: E402
 
-RUNS = (("sticky", "StickyUser"), ("nonsticky", "NonStickyUser"))
+STICKY, CONTROL = "StickyUser", "NonStickyUser"
+REPORT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class Leg:
+    name: str  # the files' prefix in --out
+    user_class: str
+    streaming: bool
+
+
+LEGS = (Leg("sticky", STICKY, False), Leg("nonsticky", CONTROL, False),
+        Leg("stream_sticky", STICKY, True), Leg("stream_nonsticky", CONTROL, True))
+PAIRS = ((LEGS[0], LEGS[1]), (LEGS[2], LEGS[3]))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=int, default=15, help="length of each run (default 15)")
-    p.add_argument("--users", type=int, default=30, help="Locust users per run (default 30)")
-    p.add_argument("--replicas", type=int, default=3, help="emulated replicas (default 3)")
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "demo",
-                   help="where the runs and reports go (default results/demo)")
-    p.add_argument("--cache-miss-ms", type=float, default=20.0,
-                   help="simulated prefill on a KV-cache miss, ms (default 20)")
-    p.add_argument("--cache-hit-ms", type=float, default=2.0,
-                   help="a KV-cache hit, ms (default 2)")
+    add = p.add_argument
+    add("--seconds", type=int, default=8, help="load time of each of the 4 legs (default 8)")
+    add("--users", type=int, default=80, help="Locust users per leg (default 80)")
+    add("--pace-rps", type=float, default=2.0,
+        help="requests/s per user (default 2: 160 req/s offered by 80 users)")
+    add("--stream-pace-rps", type=float, default=1.0,
+        help="streams/s per user in the streaming leg (default 1)")
+    add("--replicas", type=int, default=4, help="emulated replicas (default 4)")
+    add("--out", type=Path, default=ROOT / "results" / "demo",
+        help="where the runs and reports go (default results/demo)")
+    add("--cache-miss-ms", type=float, default=20.0,
+        help="POST /: simulated prefill on a KV-cache miss, ms (default 20)")
+    add("--cache-hit-ms", type=float, default=2.0, help="POST /: a KV-cache hit, ms (default 2)")
+    add("--stream-tokens", type=int, default=8, help="tokens per stream (default 8)")
+    add("--prompt-tokens", type=int, default=512,
+        help="the prompt a miss prefills in full (default 512; a hit prefills 32 new ones)")
+    add("--prefill-ms-per-token", type=float, default=0.1,
+        help="prefill per prompt token, ms (default 0.1: a miss waits 51 ms, a hit 3 ms)")
+    add("--token-ms", type=float, default=5.0, help="time per streamed token, ms (default 5)")
+    add("--max-rate-gap", type=float, default=0.05,
+        help="largest relative difference between two compared legs' achieved rates "
+             "(default 0.05)")
+    add("--max-shortfall", type=float, default=0.10,
+        help="largest shortfall of a leg's achieved rate from the offered load (default 0.10: "
+             "a paced user sends a little late when the machine is busy)")
     args = p.parse_args(argv)
     if args.seconds < 2 or args.users < 1 or not 1 <= args.replicas <= 64:
         p.error("--seconds must be >= 2, --users >= 1 and --replicas 1..64")
+    if not (args.pace_rps > 0 and args.stream_pace_rps > 0 and 0 < args.max_rate_gap < 1
+            and 0 < args.max_shortfall < 1):
+        p.error("--pace-rps and --stream-pace-rps must be > 0, --max-rate-gap and "
+                "--max-shortfall in (0, 1)")
+    if not 1 <= args.stream_tokens <= 4096 or args.prompt_tokens < 0:
+        p.error("--stream-tokens must be 1..4096 and --prompt-tokens >= 0")
     return args
 
 
 def cache_capacity(users: int, replicas: int) -> int:
-    """Room for each replica's share of the sessions when routing is sticky, with 50% to
-    spare for an uneven hash: without stickiness every replica would need room for all."""
-    return max(1, math.ceil(1.5 * users / replicas))
+    """Room for each replica's share of the sessions when routing is sticky, with 75% to spare
+    for an uneven hash (80 sessions on 4 replicas: 35 each, 4 standard deviations above the
+    mean share of 20); without stickiness every replica would need room for all of them."""
+    return max(1, math.ceil(1.75 * users / replicas))
 
 
-def run_locust(url: str, user_class: str, prefix: Path, args: argparse.Namespace) -> int:
-    cmd = [sys.executable, "-m", "locust", "-f", "locustfiles/sticky.py", user_class,
-           "--headless", "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s",
-           "--host", url, "--csv", str(prefix), "--cache-key", "--only-summary",
-           "--loglevel", "WARNING"]
-    log = prefix.with_suffix(".log")
-    with log.open("w") as out:
+def pace_of(leg: Leg, args: argparse.Namespace) -> float:
+    return float(args.stream_pace_rps if leg.streaming else args.pace_rps)
+
+
+def run_locust(url: str, leg: Leg, prefix: Path, args: argparse.Namespace) -> int:
+    # all users start within 0.1 s (Locust spreads a spawn over users/rate seconds): the load
+    # time is then all at the offered load, and a paced user's first request comes at a
+    # random point of its first period
+    cmd = [sys.executable, "-m", "locust", "-f", "locustfiles/sticky.py", leg.user_class,
+           "--headless", "-u", str(args.users), "-r", str(10 * args.users), "-t",
+           f"{args.seconds}s", "--host", url, "--csv", str(prefix), "--cache-key",
+           "--pace-rps", f"{pace_of(leg, args):g}", "--only-summary", "--loglevel", "WARNING"]
+    if leg.streaming:
+        cmd += ["--stream-tokens", str(args.stream_tokens), "--prompt-tokens",
+                str(args.prompt_tokens)]
+    with prefix.with_suffix(".log").open("w") as out:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                               timeout=args.seconds + 120, check=False)
     return proc.returncode
@@ -70,6 +129,65 @@ def run_report(*prefixes: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300, check=False)
 
 
+# ## Judging
+
+
+@dataclass(frozen=True)
+class Rates:
+    offered: float
+    achieved: dict[str, float]  # leg name -> requests/s over the load time
+    problem: str | None  # why the comparison is not valid, or None
+
+
+def rates(pair: tuple[Leg, Leg], summaries: dict[str, dict[str, Any]],
+          args: argparse.Namespace) -> Rates:
+    """Each leg's achieved rate (its own request count over the load time) against the
+    offered load (users x pace), and whether the two were equal enough to compare."""
+    offered = args.users * pace_of(pair[0], args)
+    achieved = {leg.name: summaries[leg.name]["requests"] / args.seconds for leg in pair}
+    low, high = min(achieved.values()), max(achieved.values())
+    problem = None
+    if high <= 0:
+        problem = "no requests"
+    elif low < (1 - args.max_shortfall) * offered:
+        problem = (f"a leg fell short of the offered {offered:g} req/s "
+                   f"({', '.join(f'{n} {r:.1f}' for n, r in achieved.items())})")
+    elif (high - low) / high > args.max_rate_gap:
+        problem = (f"the legs' rates differ by {100 * (high - low) / high:.1f}% (more than "
+                   f"{100 * args.max_rate_gap:g}%)")
+    return Rates(offered, achieved, problem)
+
+
+def judged_classes(summary: dict[str, Any], leg: Leg) -> list[str]:
+    """The classes that ask for affinity: the report's `judged_classes`; a report without the
+    key predates it, and the demo knows what it ran (StickyUser sends Modal-Session-Id)."""
+    if "judged_classes" in summary:
+        return list(summary["judged_classes"] or [])
+    return [leg.user_class]
+
+
+def sticky_problems(summary: dict[str, Any], leg: Leg) -> list[str]:
+    """Why a sticky leg was not sticky (its judged classes only), or []."""
+    judged = judged_classes(summary, leg)
+    if not judged:
+        return [f"{leg.name}: no class asking for affinity to judge"]
+    problems = []
+    classes = summary.get("user_classes") or {}
+    for name in judged:
+        figures = classes.get(name)
+        if figures is None:
+            problems.append(f"{leg.name}: {name} is not in the report")
+        elif figures.get("session_stickiness") is None:
+            problems.append(f"{leg.name}: {name} has no session with 2+ successful requests")
+        elif figures.get("sessions_multi_container", 0) > 0:
+            problems.append(f"{leg.name}: {figures['sessions_multi_container']} {name} "
+                            f"sessions saw more than one container")
+    return problems
+
+
+# ## Headlines
+
+
 def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -78,14 +196,105 @@ def ms(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f} ms"
 
 
-def headline(name: str, s: dict[str, Any]) -> str:
-    cache = s.get("cache") or {}
-    lat = s["latency"]["all"]
-    return (f"  {name:<10} sessions {s['sessions']:>4}, on 2+ containers "
-            f"{s['sessions_multi_container']}/{s['sessions_multi_request']}, stickiness "
-            f"{pct(s['session_stickiness'])}, requests {s['requests']}, errors "
-            f"{pct(s['error_rate'])}, cache hits {pct(cache.get('hit_rate'))}, latency p50 "
-            f"{ms(lat['p50_ms'])} p95 {ms(lat['p95_ms'])}")
+def change(ours: float, theirs: float) -> str:
+    """'(67% less)' or '(12% more)': plain words, no negative percentages."""
+    if theirs <= 0:
+        return ""
+    ratio = ours / theirs
+    if ratio <= 1:
+        return f" ({100 * (1 - ratio):.0f}% less)"
+    return f" ({100 * (ratio - 1):.0f}% more)"
+
+
+def hit_rate(summary: dict[str, Any]) -> float | None:
+    cache = summary.get("cache") or {}
+    value = cache.get("hit_rate")
+    return None if value is None else float(value)
+
+
+def class_figures(s: dict[str, Any], leg: Leg) -> dict[str, Any]:
+    """The leg's class as the report counts it (a control's figures are under user_classes
+    only: the top-level ones cover the judged classes)."""
+    return dict((s.get("user_classes") or {}).get(leg.user_class) or {})
+
+
+def leg_line(leg: Leg, s: dict[str, Any], rate: float) -> str:
+    lat = (s.get("latency") or {}).get("all") or {}
+    ttft = ((s.get("ttft") or {}).get("all") or {}) if leg.streaming else {}
+    c = class_figures(s, leg)
+    unit = "streams/s" if leg.streaming else "req/s"
+    line = (f"  {leg.name:<17}{rate:6.1f} {unit}, {leg.user_class} ({c.get('affinity', '?')}): "
+            f"sessions {c.get('sessions', 'n/a')}, on 2+ containers "
+            f"{c.get('sessions_multi_container', 'n/a')}/{c.get('sessions_multi_request', 'n/a')}"
+            f", session stickiness {pct(c.get('session_stickiness'))}, same-container rate "
+            f"{pct(c.get('same_container_rate'))}, errors {pct(s.get('error_rate'))}, cache hits "
+            f"{pct(hit_rate(s))}, latency p50 {ms(lat.get('p50_ms'))} p95 {ms(lat.get('p95_ms'))}")
+    if leg.streaming:
+        line += f", TTFT p50 {ms(ttft.get('p50_ms'))} p95 {ms(ttft.get('p95_ms'))}"
+    return line
+
+
+def latency_headline(sticky: dict[str, Any], control: dict[str, Any], rate: float) -> str:
+    ours, theirs = sticky["latency"]["all"]["p50_ms"], control["latency"]["all"]["p50_ms"]
+    return (f"stickiness buys, at {rate:.0f} req/s each: median latency {ms(ours)} instead of "
+            f"{ms(theirs)}{change(ours, theirs)}, cache hits {pct(hit_rate(sticky))} instead "
+            f"of {pct(hit_rate(control))}")
+
+
+def ttft_p50(summary: dict[str, Any]) -> float | None:
+    value = ((summary.get("ttft") or {}).get("all") or {}).get("p50_ms")
+    return None if value is None else float(value)
+
+
+def ttft_headline(sticky: dict[str, Any], control: dict[str, Any], rate: float) -> str | None:
+    ours, theirs = ttft_p50(sticky), ttft_p50(control)
+    if ours is None or theirs is None:
+        return None
+    return (f"stickiness buys, at {rate:.0f} streams/s each: TTFT p50 {ms(ours)} instead of "
+            f"{ms(theirs)}{change(ours, theirs)}, cache hit rate {pct(hit_rate(sticky))} "
+            f"instead of {pct(hit_rate(control))}")
+
+
+# ## The demo
+
+
+def run_legs(args: argparse.Namespace, out: Path) -> dict[str, int]:
+    capacity = cache_capacity(args.users, args.replicas)
+    miss = args.prompt_tokens * args.prefill_ms_per_token
+    print(f"demo: emulator with {args.replicas} replicas, each caching {capacity} of the "
+          f"{args.users} conversations (POST /: miss {args.cache_miss_ms:g} ms, hit "
+          f"{args.cache_hit_ms:g} ms; /generate: {args.stream_tokens} tokens of "
+          f"{args.token_ms:g} ms, a miss prefills {miss:g} ms); {args.users} users, "
+          f"{args.seconds}s per leg", flush=True)
+    codes: dict[str, int] = {}
+    with emulator(args.replicas, "--cache-sessions", str(capacity), "--cache-miss-ms",
+                  str(args.cache_miss_ms), "--cache-hit-ms", str(args.cache_hit_ms),
+                  "--prefill-ms-per-token", str(args.prefill_ms_per_token), "--token-ms",
+                  str(args.token_ms)) as emu:
+        for leg in LEGS:
+            offered = args.users * pace_of(leg, args)
+            print(f"demo: {leg.name}: {leg.user_class} at {offered:g} "
+                  f"{'streams' if leg.streaming else 'req'}/s against {emu.url} ...", flush=True)
+            codes[leg.name] = run_locust(emu.url, leg, out / leg.name, args)
+    return codes
+
+
+def reports(out: Path) -> tuple[dict[str, dict[str, Any]], list[str]] | str:
+    """Each leg's report and each pair's comparison; their summaries and output files, or
+    the one-line reason the reports failed."""
+    summaries, files = {}, []
+    for leg in LEGS:
+        done = run_report(out / leg.name)
+        if done.returncode == REPORT_BAD_INPUT:
+            lines = done.stderr.strip().splitlines() or ["no output"]
+            return f"the {leg.name} report failed: {lines[-1]}"
+        summaries[leg.name] = json.loads((out / f"{leg.name}_summary.json").read_text())
+        files.append(str(out / f"{leg.name}_report.html"))
+    for a, b in PAIRS:
+        compared = run_report(out / a.name, out / b.name)
+        files += [line.strip() for line in compared.stdout.splitlines()
+                  if ".html" in line and "comparison" in line]
+    return summaries, files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,49 +303,48 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    capacity = cache_capacity(args.users, args.replicas)
     started = time.monotonic()
-    print(f"demo: emulator with {args.replicas} replicas, each caching {capacity} "
-          f"conversations (miss {args.cache_miss_ms:g} ms, hit {args.cache_hit_ms:g} ms); "
-          f"{args.users} users for {args.seconds}s per run", flush=True)
-    codes: dict[str, int] = {}
-    with emulator(args.replicas, "--cache-sessions", str(capacity), "--cache-miss-ms",
-                  str(args.cache_miss_ms), "--cache-hit-ms", str(args.cache_hit_ms)) as emu:
-        for name, user_class in RUNS:
-            print(f"demo: {user_class} run against {emu.url} ...", flush=True)
-            codes[name] = run_locust(emu.url, user_class, out / name, args)
-    summaries = {}
-    for name, _ in RUNS:
-        done = run_report(out / name)
-        if done.returncode == 2:
-            print(f"demo: the {name} report failed: {done.stderr.strip()}", file=sys.stderr)
-            return 2
-        summaries[name] = json.loads((out / f"{name}_summary.json").read_text())
-    compared = run_report(out / "sticky", out / "nonsticky")
+    codes = run_legs(args, out)
+    built = reports(out)
+    if isinstance(built, str):
+        print(f"demo: {built}", file=sys.stderr)
+        return 2
+    summaries, files = built
     print(f"\ndemo: done in {time.monotonic() - started:.0f}s")
-    for name, _ in RUNS:
-        print(headline(name, summaries[name]))
-    sticky, control = summaries["sticky"], summaries["nonsticky"]
-    p50 = (sticky["latency"]["all"]["p50_ms"], control["latency"]["all"]["p50_ms"])
-    if None not in p50 and p50[1]:
-        print(f"  stickiness buys: median latency {ms(p50[0])} instead of {ms(p50[1])} "
-              f"({100 * (1 - p50[0] / p50[1]):.0f}% less), cache hit rate "
-              f"{pct((sticky.get('cache') or {}).get('hit_rate'))} instead of "
-              f"{pct((control.get('cache') or {}).get('hit_rate'))}")
+    problems: list[str] = []
+    for pair in PAIRS:
+        r = rates(pair, summaries, args)
+        for leg in pair:
+            print(leg_line(leg, summaries[leg.name], r.achieved[leg.name]))
+        sticky, control = (summaries[leg.name] for leg in pair)
+        kind = "streaming" if pair[0].streaming else "POST /"
+        if r.problem is not None:
+            print(f"  {kind} comparison not valid: {r.problem}")
+            problems.append(f"the {kind} comparison is not valid ({r.problem})")
+            continue
+        rate = sum(r.achieved.values()) / 2
+        headline = (ttft_headline(sticky, control, rate) if pair[0].streaming
+                    else latency_headline(sticky, control, rate))
+        if headline is None:
+            print("  streaming comparison not valid: the reports have no TTFT (ttft in "
+                  "summary.json)")
+            problems.append("the streaming comparison has no TTFT")
+            continue
+        print(f"  {headline}")
+    for leg in (LEGS[0], LEGS[2]):
+        problems += sticky_problems(summaries[leg.name], leg)
+        if codes[leg.name] != 0:
+            problems.append(f"{leg.name}: Locust exited {codes[leg.name]} (see "
+                            f"{out / (leg.name + '.log')})")
     print("\nreports:")
-    for name, _ in RUNS:
-        print(f"  {out / f'{name}_report.html'}  (+ _summary.json, _sessions.csv, "
-              f"_requests.parquet, Locust's _stats.csv)")
-    for line in compared.stdout.splitlines():
-        if ".html" in line or ".csv" in line:
-            print(f"  {line.strip()}")
-    not_sticky = sticky["sessions_multi_container"] > 0 or codes["sticky"] != 0
-    if not_sticky:
-        print(f"demo: FAIL: the sticky run was not sticky (Locust exit {codes['sticky']}, "
-              f"{sticky['sessions_multi_container']} sessions on 2+ containers; see "
-              f"{out / 'sticky.log'})", file=sys.stderr)
+    for name in files:
+        print(f"  {name}")
+    if problems:
+        for problem in problems:
+            print(f"demo: FAIL: {problem}", file=sys.stderr)
         return 1
-    print("demo: PASS: every sticky session stayed on one container")
+    print("demo: PASS: every sticky session stayed on one container, and both comparisons ran "
+          "at equal offered load")
     return 0
 
 

@@ -7,8 +7,8 @@ from locustfiles.sticky import NonStickyUser
 
 
 class LiarUser(NonStickyUser):
-    sends_session_id = True  # what the recorder believes
+    sends_session_id = True
 
     def on_start(self) -> None:
-        super().on_start()
-        self.headers = {}  # what it does
+        super().on_start()  # its context now says affinity "session", from the header it had
+        self.headers = {}  # what it does: no header, so its sessions spread (and it is judged)

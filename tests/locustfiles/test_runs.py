@@ -40,6 +40,7 @@ def test_sticky_run_stays_on_one_container_and_exits_0(target: str, tmp_path: Pa
     # {"work_ms": 20} reached the replica, which sleeps that long before it answers (its
     # event loop's timers have millisecond granularity: hence the slack)
     assert pc.min(result.rows["response_time_ms"]).as_py() >= 15
+    assert set(result.rows.column("affinity").to_pylist()) == {"session"}
     assert "on more than one container 0/10" in result.output
     assert "PASS: 0 sticky sessions" in result.output
 
@@ -51,6 +52,7 @@ def test_non_sticky_sessions_see_several_containers(target: str, tmp_path: Path)
     per_session = containers_per_session(result.rows, "NonStickyUser")
     assert len(per_session) == 10
     assert sum(n > 1 for n in per_session.values()) > len(per_session) / 2
+    assert set(result.rows.column("affinity").to_pylist()) == {"none"}
     assert result.rows.num_rows == result.locust_requests
 
 

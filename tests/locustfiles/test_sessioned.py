@@ -3,6 +3,7 @@ GA Modal Server (`--auth --sessioned`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from locust.env import Environment
 
+from locustfiles.sessioned import SessionedUser
+from locustfiles.sticky import NonStickyUser, SessionUser, StickyUser, affinity
 from modal_app.local.launch import emulator
 from tests.locustfiles.conftest import (
     ROOT,
@@ -49,6 +53,7 @@ def test_sessioned_users_stay_on_their_container_across_a_scale_down(
     statuses = set(result.rows.column("status").to_pylist())
     assert statuses == {200}, statuses  # credentials sent, tokens live, nothing refused
     assert all(s.startswith("se-") for s in result.rows.column("session_id").to_pylist())
+    assert set(result.rows.column("affinity").to_pylist()) == {"strict"}
     # every session was terminated on stop: the retired containers then stopped
     assert all(r["sessions"] == 0 for r in live)
 
@@ -74,14 +79,58 @@ def readable(path: Path) -> str:
     return path.read_bytes().decode("latin-1")
 
 
-def test_without_credentials_every_request_is_refused(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODAL_PROXY_KEY", KEY)
-    monkeypatch.setenv("MODAL_PROXY_SECRET", SECRET)
-    with emulator(2, "--auth") as emu:
-        monkeypatch.delenv("MODAL_PROXY_KEY")  # the emulator has them, Locust does not
-        monkeypatch.delenv("MODAL_PROXY_SECRET")
-        with locust_process(*headless(emu.url, "StickyUser", seconds=2), tmp=tmp_path) as run:
-            result = finish(run)
-    assert set(result.rows.column("status").to_pylist()) == {401}
-    assert result.code != 0
+# ## Affinity: what each class asks for, from the headers it sends (contracts section 3)
+
+
+def options(**overrides: object) -> argparse.Namespace:
+    values: dict[str, object] = {
+        "cache_key": False, "work_ms": 0.0, "stream_tokens": 0, "prompt_tokens": 256,
+        "pace_rps": 0.0, "modal_app": "", "idle_timeout": 60, "wait_timeout": 10.0}
+    return argparse.Namespace(**{**values, **overrides})
+
+
+class RenamedSticky(StickyUser):
+    """A StickyUser by another name: still asks for session affinity."""
+
+
+class MySessioned(SessionedUser):
+    """A subclass of SessionedUser: strict, whatever its name."""
+
+
+class StickyInName(NonStickyUser):
+    """Named like a sticky class, sends no header: a control."""
+
+
+def started(user_class: type[SessionUser], url: str) -> SessionUser:
+    """A user of that class (under its own name, with the host set), after its on_start."""
+    bound = type(user_class.__name__, (user_class,), {"host": url})
+    user = bound(Environment(user_classes=[bound], host=url, parsed_options=options()))
+    user.on_start()
+    return user
+
+
+CLASSES: list[tuple[type[SessionUser], str]] = [
+    (StickyUser, "session"), (RenamedSticky, "session"), (NonStickyUser, "none"),
+    (StickyInName, "none"), (SessionedUser, "strict"), (MySessioned, "strict")]
+
+
+def test_affinity_comes_from_the_headers_sent(credentials: None) -> None:
+    with emulator(1, "--auth", "--sessioned") as emu:
+        for user_class, expected in CLASSES:
+            user = started(user_class, emu.url)
+            try:
+                assert user.context() == {"session_id": user.session_id,
+                                          "user_class": user_class.__name__,
+                                          "affinity": expected}, user_class
+                assert affinity(user.headers) == expected
+            finally:
+                user.on_stop()
+
+
+def test_affinity_of_headers() -> None:
+    assert affinity({}) == "none"
+    assert affinity({"Modal-Key": "k", "Modal-Secret": "s"}) == "none"
+    assert affinity({"modal-session-id": "abc"}) == "session"
+    assert affinity({"Modal-Session-Id": ""}) == "none"
+    assert affinity({"Modal-Authorization": "Bearer st-x", "Modal-Session-Id": "a"}) == "strict"
+    assert affinity({"Modal-Authorization": "Basic x"}) == "none"
