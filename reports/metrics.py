@@ -281,7 +281,8 @@ def judge(requests: Requests, frame: Frame, path: object) -> tuple[Bools, NDArra
 def membership(run: Run, ok: Ok, containers: list[str], start: float, end: float,
                config: ReportConfig) -> Membership:
     if run.events is not None:
-        return epochs.from_events(run.events, start, end, config.change_window_s)
+        return epochs.from_events(run.events, start, end, config.change_window_s,
+                                  settle_s=config.settle_s)
     first = np.full(len(containers), np.inf)
     last = np.full(len(containers), -np.inf)
     if len(ok.cont):

@@ -92,7 +92,7 @@ def test_the_owner_before_comes_from_requests_answered_before_the_change(
                  Row(CHANGE_AT + 3 + i * 0.01, sid, after)]
     write_requests(tmp_path / "late_requests.parquet", rows)
     write_events(tmp_path / "late_events.jsonl", [
-        added(T0 - 1, A, [A]), added(T0 - 1, B, [A, B]), added(T0 - 1, C, [A, B, C]),
+        added(T0 - 5, A, [A]), added(T0 - 5, B, [A, B]), added(T0 - 5, C, [A, B, C]),
         added(CHANGE_AT, D, [A, B, C, D])])
     (change,) = report_of(str(tmp_path / "late")).summary.membership_changes
     movers = sum(pick(s, [A, B, C]) != pick(s, [A, B, C, D]) for s in session_ids(40))
