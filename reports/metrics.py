@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 from reports import epochs
 from reports.config import ReportConfig
 from reports.epochs import Membership
-from reports.load import CorruptInput, Labels, Requests, Run
+from reports.errors import CorruptInput
+from reports.load import Labels, Requests, Run
 from reports.stats import (
     balance_figures,
     expected_max_ratio,
@@ -935,7 +936,7 @@ def user_classes(requests: Requests, failed: Bools, per: SessionStats, ok: Ok
 
 def run_notes(run: Run, members: Membership, containers: list[str], per: SessionStats,
               affinity_source: str) -> list[str]:
-    notes = []
+    notes = list(run.notes)
     if affinity_source == "assumed":
         notes.append("The request file does not record which classes ask for affinity: every "
                      "class is judged as asking for it (affinity_source \"assumed\"), so a "
