@@ -36,6 +36,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports import epochs
+from reports.columns import STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 from reports.config import ReportConfig
 from reports.epochs import Membership
 from reports.errors import CorruptInput
@@ -67,7 +68,8 @@ Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
 
-OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER = range(len(ERROR_CLASSES))
+(OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER, STREAM_CUT,
+ STREAM_SHORT) = range(len(ERROR_CLASSES))
 STEADY, CHANGE, NO_LIVE = range(len(PHASES))
 CDF_POINTS = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
 MAX_TIMELINE_BINS = 200_000
@@ -241,10 +243,27 @@ def classify(status: NDArray[np.int32], has_container: Bools) -> NDArray[np.int8
     return cls
 
 
+def stream_errors(cls: NDArray[np.int8], status: NDArray[np.int32], error: Labels) -> None:
+    """A 2xx stream that was cut ("stream cut: ...") or came short ("stream short: ...") is a
+    failure of its own class, though it named a container (docs/metrics.md#errors)."""
+    kinds = np.full(len(error.names) + 1, -1, dtype=np.int8)  # the last: null error
+    for i, text in enumerate(error.names):
+        if text.startswith(STREAM_CUT_PREFIX):
+            kinds[i] = STREAM_CUT
+        elif text.startswith(STREAM_SHORT_PREFIX):
+            kinds[i] = STREAM_SHORT
+    if not (kinds >= 0).any():
+        return
+    kind = kinds[error.codes]
+    hit = (kind >= 0) & (status >= 200) & (status < 300)
+    cls[hit] = kind[hit]
+
+
 def make_frame(requests: Requests, n_containers: int) -> Frame:
     sess = requests.session.codes
     cont = requests.container.codes
     cls = classify(requests.status, cont >= 0)
+    stream_errors(cls, requests.status, requests.error)
     end = requests.response_time_ms * 0.001
     end += requests.ts
     return Frame(sess, requests.ts, end,
