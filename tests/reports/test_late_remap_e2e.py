@@ -77,6 +77,13 @@ def session_loop(url: str, sid: str, deadline: float, rows: list[dict[str, Any]]
         rows.extend(mine)
 
 
+def owner(url: str, sid: str) -> str:
+    request = urllib.request.Request(url + "/", method="POST", data=b"{}", headers={
+        "Modal-Session-Id": sid, "content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return str(json.loads(answer.read())["CONTAINER_ID"])
+
+
 def wait_for_live(url: str, count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,8 +111,7 @@ def late_run(tmp_path: Path, policy: str) -> tuple[str, Path]:
         for t in threads:
             t.start()
         time.sleep(KILL_AFTER_S)
-        victim = sorted(r["container_id"] for r in control(emu.url, "GET", "/_emulator/replicas")
-                        if r.get("state") == "live")[0]
+        victim = owner(emu.url, "late-00")  # a replica with at least one session to move
         control(emu.url, "POST", f"/_emulator/replicas/{victim}/kill")
         for t in threads:
             t.join(RUN_S + 30)
