@@ -661,7 +661,7 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
     forced_judged = int((forced & switch_judged).sum())
     transitions = total_ok - sessions_ok
     notes = run_notes(run, members, containers, per, affinity_source)
-    counts = epoch_counts(ok, epoch, within, len(members.changes))
+    counts = epoch_counts(ok, epoch, within, len(members.changes), per)
     pairs, pairs_multi = int(counts.pairs_multi.sum()), int(counts.pairs_multi_cont.sum())
     classes = user_classes(run.requests, failed, per, ok)
     return Summary(
@@ -817,7 +817,15 @@ class EpochCounts:
     pairs_multi_cont: Ints  # of those, answered by 2+ containers
 
 
-def epoch_counts(ok: Ok, epoch: Ints, within: Bools, k: int) -> EpochCounts:
+def epoch_counts(ok: Ok, epoch: Ints, within: Bools, k: int, per: SessionStats
+                 ) -> EpochCounts:
+    if k == 0:  # one epoch, settled throughout: the per-session figures of the judged
+        judged = per.judged
+        multi = judged & (per.n_ok >= 2)
+        return EpochCounts(np.array([int((judged & (per.n_ok > 0)).sum())]),
+                           np.array([int(per.n_ok[judged].sum())]),
+                           np.array([int(multi.sum())]),
+                           np.array([int((multi & (per.n_containers > 1)).sum())]))
     rows = within & ok.judged
     e = epoch[rows]
     keys = ok.sess[rows].astype(np.int64) * (k + 1) + e  # ascending: by session, then time

@@ -48,6 +48,11 @@ def test_exactly_three_of_fifty_sessions_switched(three_switched: str) -> None:
     assert (s.requests, s.ok_requests, s.errors, s.error_rate) == (500, 500, 0, 0.0)
     assert s.containers == 3 and s.membership_changes == [] and s.epochs_source == "inferred"
     assert s.status_counts == {"200": 500}
+    # one epoch, settled throughout: settled stickiness is session stickiness
+    assert s.settled_stickiness == pytest.approx(47 / 50)
+    assert (s.epochs[0].sessions, s.epochs[0].requests, s.epochs[0].pairs_multi_request,
+            s.epochs[0].pairs_multi_container) == (50, 500, 50, 3)
+    assert s.same_container_rate == pytest.approx(1 - 3 / 450) and s.transitions == 450
 
 
 def test_sessions_table_has_one_row_per_session(three_switched: str) -> None:
