@@ -249,3 +249,16 @@ def test_cut_and_short_streams_are_errors_of_their_own_class(tmp_path: Path) -> 
     assert s["ttft_by_state"]["repeat"]["count"] == 5
     assert run.requests.error_class.value_counts()["stream_cut"] == 1
     assert int(run.timeline.stream_short.sum()) == 1
+
+
+def test_the_settle_option_on_the_command_line(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = write_late_run(tmp_path, "modulo", with_events=True)
+    assert main([prefix, "--max-flaps", "0"]) == 0
+    assert json.loads(Path(prefix + "_summary.json").read_text())["settle_s"] == 2.0
+    assert main([prefix, "--max-flaps", "0", "--settle", "0"]) == 1
+    assert "gate --max-flaps failed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([prefix, "--settle", "-1"])
+    assert exit_info.value.code == 2
+    assert "settle_s must be a number >= 0" in capsys.readouterr().err
