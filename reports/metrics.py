@@ -589,20 +589,24 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
     (session, container) keys: pandas' two-key groupby was 5x slower at 10 M rows)."""
     s, c = frame.n_sessions, frame.n_containers
     names = requests.session.names
+    switch = np.zeros(len(frame.sess), dtype=np.bool_)  # per row of the frame
+    flap = np.zeros(len(frame.sess), dtype=np.bool_)
+    switch_rows = np.flatnonzero(ok.switch)
+    if ok.rows is not None:
+        switch_rows = ok.rows[switch_rows]
+    switch[switch_rows] = True
+    flap[switch_rows[~forced]] = True
+    del switch_rows
     every = pd.DataFrame({"session_id": by_code(frame.sess, names), "ts": frame.ts,
-                          "rt": frame.rt, "failed": failed}, copy=False)
+                          "rt": frame.rt, "failed": failed, "ok": frame.ok,
+                          "switch": switch, "flap": flap}, copy=False)
     per = every.groupby("session_id", observed=False, sort=True).agg(
         requests=("ts", "size"), errors=("failed", "sum"), first_ts=("ts", "first"),
-        last_ts=("ts", "last"), mean_ms=("rt", "mean"))
-    del every
-    flap = np.zeros(len(ok.sess), dtype=np.bool_)
-    flap[np.flatnonzero(ok.switch)[~forced]] = True
-    good = pd.DataFrame({"session_id": by_code(ok.sess, names), "switch": ok.switch,
-                         "flap": flap}, copy=False)
-    per_ok = good.groupby("session_id", observed=False, sort=True).agg(
-        ok_requests=("switch", "size"), switches=("switch", "sum"), flaps=("flap", "sum"))
-    del good, flap
-    n_ok = per_ok["ok_requests"].to_numpy(np.int64)
+        last_ts=("ts", "last"), mean_ms=("rt", "mean"), ok_requests=("ok", "sum"),
+        switches=("switch", "sum"), flaps=("flap", "sum"))
+    del every, switch, flap
+
+    n_ok = per["ok_requests"].to_numpy(np.int64)
     p_sess, p_cont, counts = pair_counts(ok.sess, ok.cont, c)
     n_cont = np.bincount(p_sess, minlength=s)
     main, best = main_containers(p_sess, p_cont, counts, s)
@@ -621,8 +625,8 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
         "containers": n_cont,
         "main_container": by_code(main, containers),
         "main_share": np.where(n_ok > 0, best / np.maximum(n_ok, 1), np.nan),
-        "switches": per_ok["switches"].to_numpy(np.int64),
-        "flaps": per_ok["flaps"].to_numpy(np.int64),
+        "switches": per["switches"].to_numpy(np.int64),
+        "flaps": per["flaps"].to_numpy(np.int64),
         "remaps": remaps,
         "first_ts": per["first_ts"].to_numpy(np.float64),
         "last_ts": per["last_ts"].to_numpy(np.float64),
