@@ -23,6 +23,7 @@ RIGHT = 16.0
 CLASS_COLOURS = {
     "bad_body": "#8c564b", "401": "#9467bd", "429": "#e377c2", "503": "#ff7f0e",
     "4xx": "#bcbd22", "5xx": "#d62728", "connection": "#17becf", "other": "#7f7f7f",
+    "stream_cut": "#393b79", "stream_short": "#637939",
 }
 STATE_COLOURS = {
     "all": "#555", "first": "#f28e2b", "repeat": "#4e79a7", "after_switch": "#d62728",
@@ -63,8 +64,8 @@ def timeline_chart(tl: Timeline, changes: Sequence[ChangeSummary], points: int) 
     sessions = merge_bins(tl.sessions, factor, "mean")
     users = merge_bins(tl.users, factor, "mean") if tl.users is not None else None
     live = merge_bins(tl.live, factor, "min")
-    error_classes = [i for i, name in enumerate(ERROR_CLASSES) if name != "2xx"
-                     and tl.classes[:, i].any()]
+    error_classes = [i for i, name in enumerate(ERROR_CLASSES[:tl.classes.shape[1]])
+                     if name != "2xx" and tl.classes[:, i].any()]
     errors = {ERROR_CLASSES[i]: merge_bins(tl.classes[:, i], factor, "sum") / width_s
               for i in error_classes}
     span = bins * tl.bin_s

@@ -154,24 +154,30 @@ def meta(s: Summary) -> str:
 
 
 def headline_cards(s: Summary) -> str:
-    sticky_tone = "" if s.session_stickiness is None else (
-        "good" if s.sessions_multi_container == 0 else "bad")
+    def tone(figure: str) -> str:  # colours follow the verdicts (reports.gates.verdicts)
+        return {"good": "good", "bad": "bad"}.get(s.verdicts.get(figure, ""), "")
+
     p95 = s.latency["all"].p95_ms
     collateral = sum(c.collateral for c in s.membership_changes)
     cards = [
         card("session stickiness", pct(s.session_stickiness, 2),
              f"{ci(s.session_stickiness_ci)}; {s.sessions_multi_container:,} of "
-             f"{s.sessions_multi_request:,} sessions saw 2+ containers", sticky_tone),
+             f"{s.sessions_multi_request:,} judged sessions saw 2+ containers",
+             tone("session_stickiness")),
+        card("settled stickiness", pct(s.settled_stickiness, 2),
+             f"{ci(s.settled_stickiness_ci)}; (session, settled epoch) pairs on one "
+             f"container; same-container rate {pct(s.same_container_rate, 2)}",
+             tone("settled_stickiness")),
         card("request stickiness", pct(s.request_stickiness, 2),
              f"{ci(s.request_stickiness_ci)} on the main container"),
         card("switches", f"{s.switches:,}",
              f"{s.forced_switches:,} at membership changes, {s.flaps:,} flaps",
-             "bad" if s.flaps else ""),
+             tone("flaps")),
         card("error rate", pct(s.error_rate, 2),
              f"{s.errors:,} errors; {s.errors_no_live_replica:,} 503s with no live replica "
-             "apart", "bad" if s.errors else "good"),
+             "apart", tone("error_rate")),
         card("membership changes", f"{len(s.membership_changes)}",
-             f"collateral remaps: {collateral}", "bad" if collateral else ""),
+             f"collateral remaps: {collateral}", tone("collateral")),
         card("warm-hit upper bound", pct(s.warm_hit_upper_bound),
              f"ideal {pct(s.warm_hit_ideal)}"),
         card("latency p95", f"{ms(p95)} ms", f"p50 {ms(s.latency['all'].p50_ms)} ms"),
@@ -185,7 +191,7 @@ def gates_section(s: Summary) -> str:
     if not s.gates:
         return ""
     rows = [(g.gate, num(g.threshold, 4), "n/a" if g.value is None else num(g.value, 4),
-             "pass" if g.passed else "FAIL", g.reason) for g in s.gates]
+             g.verdict, g.reason) for g in s.gates]
     return "<h2>Gates</h2>" + table(["gate", "threshold", "value", "result", "reason"], rows)
 
 
@@ -204,7 +210,8 @@ def changes_section(s: Summary) -> str:
             "rendezvous min", "excess", "z", "collateral", "restick p50 s", "max s"]
     return (title + table(head, rows, left=4)
             + "<p class=\"meta\">Sessions active on both sides: owner before = the last "
-              "request answered before the change, after = the first started after it. "
+              "request answered before the change, after = the settled owner (the first "
+              "request started once the change settled). "
               "Collateral = moves between two containers live on both sides: rendezvous "
               "hashing makes none.</p>")
 
@@ -289,7 +296,7 @@ def glossary() -> str:
             "different containers; forced when a membership change lies between them, a flap "
             "otherwise. Warm-hit upper bound: 1 - sum of containers per session / successful "
             "requests. Errors exclude 503s while no replica was live. Full definitions: "
-            "<code>summary.json</code> keys in the README.</p>")
+            "docs/metrics.md and docs/summary-json.md in the repository.</p>")
 
 
 # -- two runs ----------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Read a recorded run: the request file, the emulator's event log and Locust's stats CSVs.
 
-    run = load_run("out/run1")                 # out/run1_requests.parquet (or .csv), ...
+    run = load_run("out/run1")                 # out/run1_requests.parquet (or .arrows, .csv)
     run = load_run("out/run1", events=Path("emu.jsonl"))
 
-Every problem with the input raises a `ReportInputError` whose message is one line that names
-the file: a missing file, an empty run, a truncated or corrupt file, wrong columns or types.
-Strings come back as integer codes into a list of names (`Labels`), so that the metrics work
-on numpy integers, never on Python strings, whatever the size of the run.
+The request file is read by `reports.requestfile.read_request_table` (every form of it, the
+canonical columns of reports/columns.py); problems raise the exceptions of `reports.errors`,
+whose message is one line that names the file. Strings come back as integer codes into a list
+of names (`Labels`), so that the metrics work on numpy integers, never on Python strings,
+whatever the size of the run.
 """
 
 from __future__ import annotations
@@ -22,19 +23,26 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from reports.columns import COLUMNS, REQUEST_SUFFIXES, SUFFIX, TYPES
-from reports.errors import ColumnMismatch, CorruptInput, EmptyRun, MissingInput, ReportInputError
-from reports.requestfile import read_request_table
+from reports.columns import COLUMNS, TYPES
+from reports.errors import (
+    ColumnMismatch,
+    CorruptInput,
+    EmptyRun,
+    MissingInput,
+    ReportInputError,
+    first_line,
+)
+from reports.requestfile import normalize_prefix, read_request_table
 
 __all__ = ["ColumnMismatch", "CorruptInput", "EmptyRun", "MissingInput", "ReportInputError",
-           "load_run"]
+           "load_run", "normalize_prefix"]
 
+STREAM_COLUMNS: tuple[str, ...] = ("ttfb_ms", "ttft_ms", "tokens", "max_gap_ms")
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
-UNUSED_COLUMNS = frozenset({"name"})  # checked, not read: the report does not split by name
+UNUSED_COLUMNS = frozenset({"name"})  # not read: the report does not split by name
 EVENTS_SUFFIX = "_events.jsonl"
 MEMBERSHIP_EVENTS = frozenset({"added", "removed"})
 SNAPSHOT = "snapshot"  # the harness's first line: the live set when its run started
@@ -79,6 +87,12 @@ class Requests:
     cache: Labels
     error: Labels
     worker: Labels
+    affinity: Labels
+    # streaming figures, NaN where not recorded (`tokens` too: float64, so NaN can stand)
+    ttfb_ms: Floats
+    ttft_ms: Floats
+    tokens: Floats
+    max_gap_ms: Floats
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -86,10 +100,11 @@ class Requests:
     def permute(self, order: NDArray[np.intp], skip: tuple[str, ...] = ()) -> None:
         """Reorder the columns (but those in `skip`) in place, one at a time: the old one is
         freed before the next is made."""
-        for name in ("ts", "response_time_ms", "status"):
+        for name in ("ts", "response_time_ms", "status", *STREAM_COLUMNS):
             if name not in skip:
                 setattr(self, name, take(getattr(self, name), order))
-        for name in ("session", "user_class", "container", "cache", "error", "worker"):
+        for name in ("session", "user_class", "container", "cache", "error", "worker",
+                     "affinity"):
             if name not in skip:
                 setattr(self, name, getattr(self, name).take(order))
 
@@ -126,36 +141,24 @@ class Run:
     notes: list[str] = field(default_factory=list)  # what reading the request file noticed
 
 
-# -- finding the files -------------------------------------------------------------------------
-
-
-def normalize_prefix(prefix: str) -> str:
-    """Accept the request file itself as well as its prefix."""
-    for suffix in REQUEST_SUFFIXES:
-        if prefix.endswith(suffix):
-            return prefix[: -len(suffix)]
-    return prefix
-
-
-def request_path(prefix: str) -> Path:
-    for suffix in REQUEST_SUFFIXES:
-        path = Path(prefix + suffix)
-        if path.is_file():
-            return path
-    raise MissingInput(f"no request file {prefix}{SUFFIX} (nor {prefix}_requests.csv)")
+# -- the request file --------------------------------------------------------------------------
 
 
 def load_run(prefix: str, events: Path | None = None) -> Run:
     prefix = normalize_prefix(prefix)
-    read = read_request_table(prefix, [c for c in COLUMNS if c not in UNUSED_COLUMNS])
+    core = [c for c in COLUMNS if c not in UNUSED_COLUMNS and c not in STREAM_COLUMNS]
+    read = read_request_table(prefix, core)
     path, table = read.path, read.table
+    for name in stream_columns(path):  # read only when some row has a value
+        table = table.append_column(name, read_request_table(prefix, [name]).table.column(0))
     if table.column("session_id").null_count:  # users with no session: not in any session
         read.notes.append(f"{path}: {table.column('session_id').null_count} requests of users "
                           "with no session id left out")
         table = table.filter(pc.is_valid(table.column("session_id")))
         if table.num_rows == 0:
             raise EmptyRun(f"{path}: no requests of users with a session id")
-    requests = to_requests(path, table, {})
+    requests = to_requests(path, table)
+    del table
     if events is not None and not events.is_file():
         raise MissingInput(f"no event log {events}")
     events_path = events or Path(prefix + EVENTS_SUFFIX)
@@ -166,150 +169,62 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
                event_list, read_locust_stats(prefix), read.notes)
 
 
-# -- the request file --------------------------------------------------------------------------
-
-
-def read_requests(path: Path) -> Requests:
-    if path.suffix == ".csv":
-        table = read_csv_table(path)
-        if table.num_rows == 0:
-            raise EmptyRun(f"{path}: no requests (an empty run)")
-        return to_requests(path, table, {})
-    return read_parquet(path)
-
-
-def read_parquet(path: Path) -> Requests:
-    """Reads only what it must: a column that the row-group statistics show to be one value
-    throughout (or all null), as `cache` and `worker` often are, is not read at all; the
-    recorder writes one row group per second, so a long run has thousands of them and every
-    column read costs."""
+def stream_columns(path: Path) -> list[str]:
+    """The streaming columns worth reading: for a Parquet file, those whose row-group
+    statistics show a value somewhere (a run without streaming has them all null: 280 MB of
+    nulls at 10 M rows, not read); for the other forms, all of them."""
+    if path.suffix != ".parquet":
+        return list(STREAM_COLUMNS)
     try:
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
-    check_schema(path, schema)
-    if parquet.metadata.num_rows == 0:
-        raise EmptyRun(f"{path}: no requests (an empty run)")
-    known = uniform_values(parquet.metadata, [c for c in ("status", *STRING_COLUMNS[1:])
-                                              if c not in UNUSED_COLUMNS])
-    read = [c for c in COLUMNS if c not in known and c not in UNUSED_COLUMNS]
-    dictionary = [c for c in read if c in STRING_COLUMNS
-                  and not pa.types.is_null(schema.field(c).type)]
-    try:
-        table = pq.ParquetFile(path, read_dictionary=dictionary).read(columns=read)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CorruptInput(f"{path}: truncated or corrupt ({first_line(exc)})") from None
-    return to_requests(path, table, known)
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError, ValueError):
+        return list(STREAM_COLUMNS)  # read_request_table has read it: let it say what is wrong
+    names = meta.schema.names
+    wanted = []
+    for name in STREAM_COLUMNS:
+        if name not in names:
+            continue
+        index = names.index(name)
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            stats = group.column(index).statistics
+            if stats is None or not stats.has_null_count or stats.null_count < group.num_rows:
+                wanted.append(name)
+                break
+    return wanted
 
 
-NOT_UNIFORM = object()
-
-
-def uniform_values(meta: pq.FileMetaData, names: list[str]) -> dict[str, object]:
-    """The columns that hold one value throughout by their statistics, with that value (None:
-    all null). One pass over the row groups."""
-    left = {name: meta.schema.names.index(name) for name in names}
-    values: dict[str, object] = {}
-    for i in range(meta.num_row_groups):
-        if not left:
-            break
-        group = meta.row_group(i)
-        for name, index in list(left.items()):
-            here = group_value(group.column(index).statistics, group.num_rows)
-            if here is NOT_UNIFORM or (i and values[name] != here):
-                del left[name]
-            values[name] = here
-    return {name: values[name] for name in left}
-
-
-def group_value(stats: pq.Statistics | None, rows: int) -> object:
-    if stats is None or not stats.has_null_count:
-        return NOT_UNIFORM
-    if stats.null_count == rows:
-        return None
-    if stats.null_count == 0 and stats.has_min_max and stats.min == stats.max:
-        return stats.min
-    return NOT_UNIFORM
-
-
-def read_csv_table(path: Path) -> pa.Table:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise CorruptInput(f"{path}: not a readable CSV file ({first_line(exc)})") from None
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
-                             f"(expected {', '.join(COLUMNS)})")
-    kinds = {"float64": pa.float64(), "int32": pa.int32(), "string": pa.string()}
-    options = pacsv.ConvertOptions(
-        column_types={c: kinds[TYPES[c]] for c in COLUMNS}, include_columns=list(COLUMNS),
-        strings_can_be_null=True)
-    try:
-        table = pacsv.read_csv(path, convert_options=options)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CorruptInput(f"{path}: truncated or corrupt CSV ({first_line(exc)})") from None
-    check_schema(path, table.schema)
-    return table
-
-
-def check_schema(path: Path, schema: pa.Schema) -> None:
-    missing = [c for c in COLUMNS if schema.get_field_index(c) < 0]
-    if missing:
-        raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
-                             f"(expected {', '.join(COLUMNS)})")
-    for name in COLUMNS:
-        kind = schema.field(name).type
-        if not type_fits(TYPES[name], kind):
-            raise ColumnMismatch(f"{path}: column {name} is {kind}, expected {TYPES[name]}")
-
-
-def type_fits(expected: str, kind: pa.DataType) -> bool:
-    if expected == "float64":
-        return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind))
-    if expected == "int32":
-        return bool(pa.types.is_integer(kind))
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
-                or pa.types.is_null(kind))
-
-
-def to_requests(path: Path, table: pa.Table, known: dict[str, object]) -> Requests:
-    """Numpy columns from the table; `known` holds the columns not read, by their one value."""
+def to_requests(path: Path, table: pa.Table) -> Requests:
+    """Numpy columns from the canonical table (reports.requestfile)."""
     n = table.num_rows
     table = table.unify_dictionaries()
     columns = {name: table.column(name) for name in table.column_names}
     del table
-    for name in ("ts", "response_time_ms", "status", "session_id"):
-        if name in columns and columns[name].null_count:
-            raise CorruptInput(f"{path}: {columns[name].null_count} rows with no {name}")
     ts = numbers(path, "ts", columns.pop("ts"), np.float64)
     response_time = numbers(path, "response_time_ms", columns.pop("response_time_ms"),
                             np.float64)
-    if "status" in columns:
-        status = numbers(path, "status", columns.pop("status"), np.int32)
-    elif known["status"] is None:
-        raise CorruptInput(f"{path}: {n} rows with no status")
-    else:
-        status = constant(int(str(known["status"])), n, np.int32)
-    if not (np.isfinite(ts).all() and np.isfinite(response_time).all()):
-        raise CorruptInput(f"{path}: ts or response_time_ms is not a finite number")
-    strings = {}
-    for name in STRING_COLUMNS:
-        if name in UNUSED_COLUMNS:
-            continue
-        if name in columns:
-            strings[name] = labels(columns.pop(name))
-        elif known[name] is None:
-            strings[name] = Labels(constant(-1, n, np.int32), [])
-        else:
-            strings[name] = Labels(constant(0, n, np.int32), [str(known[name])])
+    status = numbers(path, "status", columns.pop("status"), np.int32)
+    strings = {name: labels(columns.pop(name)) for name in STRING_COLUMNS
+               if name not in UNUSED_COLUMNS}
+    stream = {name: optional_numbers(path, name, columns.pop(name, None), n)
+              for name in STREAM_COLUMNS}
     return Requests(ts, response_time, status, strings["session_id"], strings["user_class"],
                     strings["container_id"], strings["cache"], strings["error"],
-                    strings["worker"])
+                    strings["worker"], strings["affinity"], stream["ttfb_ms"],
+                    stream["ttft_ms"], stream["tokens"], stream["max_gap_ms"])
+
+
+def optional_numbers(path: Path, name: str, column: pa.ChunkedArray | None, n: int) -> Floats:
+    """A nullable numeric column as float64 with NaN for null; all NaN (no memory) when
+    absent."""
+    if column is None or column.null_count == len(column):
+        return np.broadcast_to(np.array([np.nan]), (n,))
+    try:
+        filled = column.cast(pa.float64()).fill_null(np.nan)
+    except pa.ArrowInvalid as exc:
+        raise CorruptInput(f"{path}: column {name}: {first_line(exc)}") from None
+    return as_numpy(filled.combine_chunks(), np.float64) if filled.num_chunks else \
+        np.empty(0, dtype=np.float64)
 
 
 def numbers(path: Path, name: str, column: pa.ChunkedArray, dtype: type[Any]) -> Any:
@@ -336,7 +251,7 @@ def labels(column: pa.ChunkedArray) -> Labels:
     """Dictionary codes (int32, -1 = null) and names, from a string or dictionary column."""
     n = len(column)
     if pa.types.is_null(column.type) or column.null_count == n:
-        return Labels(np.full(n, -1, dtype=np.int32), [])
+        return Labels(constant(-1, n, np.int32), [])
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     combined = column.combine_chunks()  # one dictionary: the chunks' were unified
@@ -435,8 +350,3 @@ def integer(path: Path, text: str) -> int:
         return int(float(text))
     except ValueError:
         raise CorruptInput(f"{path}: {text!r} is not a number") from None
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]

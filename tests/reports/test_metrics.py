@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import reports.summary
 from modal_app.local.rendezvous import pick
 from reports.config import ReportConfig
 from reports.load import load_run
@@ -49,10 +48,15 @@ def test_exactly_three_of_fifty_sessions_switched(three_switched: str) -> None:
     assert (s.requests, s.ok_requests, s.errors, s.error_rate) == (500, 500, 0, 0.0)
     assert s.containers == 3 and s.membership_changes == [] and s.epochs_source == "inferred"
     assert s.status_counts == {"200": 500}
+    # one epoch, settled throughout: settled stickiness is session stickiness
+    assert s.settled_stickiness == pytest.approx(47 / 50)
+    assert (s.epochs[0].sessions, s.epochs[0].requests, s.epochs[0].pairs_multi_request,
+            s.epochs[0].pairs_multi_container) == (50, 500, 50, 3)
+    assert s.same_container_rate == pytest.approx(1 - 3 / 450) and s.transitions == 450
 
 
 def test_sessions_table_has_one_row_per_session(three_switched: str) -> None:
-    rows = report_of(three_switched).sessions.to_pylist()
+    rows = report_of(three_switched).sessions.to_dict("records")
     assert len(rows) == 50 and len({r["session_id"] for r in rows}) == 50
     moved = sorted(r["session_id"] for r in rows if r["containers"] == 2)
     assert moved == ["s0000", "s0001", "s0002"]
@@ -89,10 +93,11 @@ def test_the_owner_before_comes_from_requests_answered_before_the_change(
     for i, sid in enumerate(session_ids(40)):
         before, after = pick(sid, [A, B, C]), pick(sid, [A, B, C, D])
         rows += [Row(T0 + 1 + i * 0.01, sid, before), Row(CHANGE_AT - 0.01, sid, after, 200, 50),
-                 Row(CHANGE_AT + 1 + i * 0.01, sid, after)]
+                 Row(CHANGE_AT + 1 + i * 0.01, sid, after),
+                 Row(CHANGE_AT + 3 + i * 0.01, sid, after)]
     write_requests(tmp_path / "late_requests.parquet", rows)
     write_events(tmp_path / "late_events.jsonl", [
-        added(T0 - 1, A, [A]), added(T0 - 1, B, [A, B]), added(T0 - 1, C, [A, B, C]),
+        added(T0 - 5, A, [A]), added(T0 - 5, B, [A, B]), added(T0 - 5, C, [A, B, C]),
         added(CHANGE_AT, D, [A, B, C, D])])
     (change,) = report_of(str(tmp_path / "late")).summary.membership_changes
     movers = sum(pick(s, [A, B, C]) != pick(s, [A, B, C, D]) for s in session_ids(40))
@@ -160,7 +165,8 @@ def test_errors_by_class_and_phase_with_no_live_503s_apart(tmp_path: Path) -> No
     analysis = report_of(str(tmp_path / "err"))
     s = analysis.summary
     assert s.error_classes == {"2xx": 13, "bad_body": 1, "401": 1, "429": 1, "503": 5,
-                               "4xx": 1, "5xx": 2, "connection": 1, "other": 1}
+                               "4xx": 1, "5xx": 2, "connection": 1, "other": 1,
+                               "stream_cut": 0, "stream_short": 0}
     assert s.errors_no_live_replica == 3
     assert s.errors == 13 - 3 and s.error_rate == pytest.approx(10 / len(error_rows()))
     assert s.errors_by_phase["no_live_replica"]["503"] == 3
@@ -173,7 +179,7 @@ def test_errors_by_class_and_phase_with_no_live_503s_apart(tmp_path: Path) -> No
     assert top["503 no live replica"] == 3 and top["no CONTAINER_ID in body"] == 1
     assert [len(c.removed) for c in s.membership_changes] == [2, 0]
     assert s.user_classes["StickyUser"].errors == 10
-    per_session = {r["session_id"]: r["errors"] for r in analysis.sessions.to_pylist()}
+    per_session = {r["session_id"]: r["errors"] for r in analysis.sessions.to_dict("records")}
     assert per_session["e3"] == 1  # its three no-live-replica 503s are not errors
 
 
@@ -242,35 +248,35 @@ def test_swimlane_shows_the_sessions_that_switched(three_switched: str) -> None:
     assert switched == {"s0000", "s0001", "s0002"}
 
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def documented_keys() -> set[str]:
+    text = (DOCS / "summary-json.md").read_text()
+    return set(re.findall(r"`(\w+)`", text)) | set(re.findall(r'"(\w+)"', text))
+
+
 def test_every_summary_key_is_documented(scale_up: tuple[str, int]) -> None:
     prefix, _ = scale_up
     data = report_of(prefix).summary.to_dict()
-    doc = reports.summary.__doc__ or ""
-    documented = set(re.findall(r"`(\w+)`", doc))
-    assert set(data) <= documented, set(data) - documented
-    change_keys = set(data["membership_changes"][0])
-    assert change_keys <= documented, change_keys - documented
+    documented = documented_keys()
+    nested = {*data, *data["membership_changes"][0], *data["latency"]["all"],
+              *(data["balance"] or {}), *data["epochs"][0],
+              *next(iter(data["user_classes"].values()))}
+    assert nested <= documented, nested - documented
     required = {"sessions", "sessions_multi_container", "session_stickiness",
                 "session_stickiness_ci", "requests", "errors", "error_rate", "status_counts",
-                "containers", "membership_changes"}
+                "containers", "membership_changes", "schema_version", "judged_classes",
+                "affinity_source", "same_container_rate", "settled_stickiness", "ttft",
+                "ttft_by_state", "inter_token_gap", "gates", "verdicts"}
     assert required <= set(data)
+    assert data["schema_version"] == 2
     assert {"at", "added", "removed", "sessions", "remapped_fraction", "expected_fraction",
-            "collateral"} <= change_keys
+            "collateral", "settled_at"} <= set(data["membership_changes"][0])
 
 
 def test_collateral_session_is_the_one_we_planted(scale_up: tuple[str, int]) -> None:
     prefix, _ = scale_up
-    rows = report_of(prefix).sessions.to_pylist()
+    rows = report_of(prefix).sessions.to_dict("records")
     planted = next(r for r in rows if r["session_id"] == COLLATERAL_SESSION)
     assert (planted["containers"], planted["remaps"], planted["flaps"]) == (2, 1, 0)
-
-
-def test_every_summary_key_is_in_the_readme(scale_up: tuple[str, int]) -> None:
-    prefix, _ = scale_up
-    data = report_of(prefix).summary.to_dict()
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("<!-- report:begin -->")[1].split("<!-- report:end -->")[0]
-    nested = {*data, *data["membership_changes"][0], *data["latency"]["all"],
-              *(data["balance"] or {}), *data["epochs"][0]}
-    missing = {k for k in nested if f"`{k}`" not in section and f'"{k}"' not in section}
-    assert not missing
