@@ -126,51 +126,69 @@ def merge_seconds(timeline: pd.DataFrame, points: int) -> tuple[pd.DataFrame, fl
     width = step * factor
     key = (np.arange(len(timeline)) // factor)
     counts = ["requests", *error_columns(timeline)]
+    means = [c for c in PEOPLE if c in timeline]
     merged = timeline.groupby(key).agg(
-        {"second": "first", **dict.fromkeys(counts, "sum"),
+        {"second": "first", **dict.fromkeys(counts, "sum"), **dict.fromkeys(means, "mean"),
          **({"live_containers": "min"} if "live_containers" in timeline else {})})
     merged[counts] = merged[counts] / width
     merged["second"] = merged["second"] + width / 2
     return merged.reset_index(drop=True), width
 
 
+PEOPLE = {"sessions": ("active sessions", "#2ca02c", "solid"),
+          "users": ("Locust users", "#8c564b", "dash")}
+
+
 def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
                     points: int = 600) -> go.Figure:
-    """Per second: requests, errors by class (stacked), live containers; a dotted line at
-    each membership change."""
+    """Per second: requests, active sessions and Locust's users (when known), errors by class
+    (stacked), live containers; a dotted line at each membership change."""
     if timeline.empty:
         return empty_figure("no request to show")
     merged, width = merge_seconds(timeline, points)
     unit = "/s" if width == 1 else f"/s (mean over {width:g} s)"
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        row_heights=[0.42, 0.34, 0.24],
-                        subplot_titles=(f"requests{unit}", f"errors{unit} by class",
-                                        "live containers"))
+    people = [c for c in PEOPLE if c in merged and merged[c].notna().any()]
+    titles = [f"requests{unit}", *(["active sessions and Locust users"] * bool(people)),
+              f"errors{unit} by class", "live containers"]
+    heights = [0.36, *([0.2] * bool(people)), 0.26, 0.18]
+    fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        row_heights=heights, subplot_titles=titles)
+    row = iter(range(1, len(titles) + 1))
     fig.add_trace(go.Scatter(x=merged["second"], y=merged["requests"], name="requests/s",
                              mode="lines", line=dict(color="#1f77b4", width=1.5),
                              hovertemplate="%{x:.0f} s: %{y:.3g} requests/s<extra></extra>"),
-                  row=1, col=1)
+                  row=next(row), col=1)
+    if people:
+        at = next(row)
+        for c in people:
+            name, line_colour, dash = PEOPLE[c]
+            fig.add_trace(go.Scatter(x=merged["second"], y=merged[c], name=name, mode="lines",
+                                     line=dict(color=line_colour, width=1.5, dash=dash),
+                                     hovertemplate=f"%{{x:.0f}} s: %{{y:.3g}} {name}"
+                                                   "<extra></extra>"), row=at, col=1)
+    at = next(row)
     errors = error_columns(timeline)
     for name in errors:
         fig.add_trace(go.Bar(x=merged["second"], y=merged[name], name=f"error: {name}",
                              marker_color=CLASS_COLOURS.get(name, "#7f7f7f"), width=width,
                              hovertemplate=f"%{{x:.0f}} s: %{{y:.3g}} {name}/s<extra></extra>"),
-                      row=2, col=1)
+                      row=at, col=1)
     if not errors:
-        fig.add_annotation(text="no errors", showarrow=False, xref="x2 domain",
-                           yref="y2 domain", x=0.5, y=0.5, font=dict(color="#777"))
+        fig.add_annotation(text="no errors", showarrow=False, xref=f"x{at} domain",
+                           yref=f"y{at} domain", x=0.5, y=0.5, font=dict(color="#777"))
+    at = next(row)
     if "live_containers" in merged:
         fig.add_trace(go.Scatter(x=merged["second"], y=merged["live_containers"],
                                  name="live containers", mode="lines", line_shape="hvh",
                                  line=dict(color="#333", width=1.5),
                                  hovertemplate="%{x:.0f} s: %{y} live<extra></extra>"),
-                      row=3, col=1)
-    fig.update_layout(barmode="stack", bargap=0)
+                      row=at, col=1)
+    fig.update_layout(barmode="stack", bargap=0, legend_traceorder="normal")
     fig.update_yaxes(rangemode="tozero")
-    fig.update_yaxes(dtick=1, row=3, col=1)
-    fig.update_xaxes(title_text="seconds since the first request", row=3, col=1)
+    fig.update_yaxes(dtick=1, row=at, col=1)
+    fig.update_xaxes(title_text="seconds since the first request", row=at, col=1)
     mark_changes(fig, changes)
-    return base_layout(fig, 560)
+    return base_layout(fig, 560 + 110 * bool(people))
 
 
 def change_label(change: Mapping[str, Any]) -> str:

@@ -571,7 +571,8 @@ class AnalysisRun:
             "second": tl.start - s.start + tl.bin_s * np.arange(len(tl.requests)),
             "requests": tl.requests, "ok": tl.classes[:, 0],
             **{name: tl.classes[:, i] for i, name in enumerate(ERROR_CLASSES) if i},
-            "live_containers": tl.live})
+            "live_containers": tl.live, "sessions": tl.sessions,
+            **({"users": tl.users} if tl.users is not None else {})})
 
     def summary(self) -> dict[str, Any]:
         from reports.summary import clean
