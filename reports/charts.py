@@ -65,6 +65,18 @@ def base_layout(fig: go.Figure, height: int, **extra: object) -> go.Figure:
     return fig
 
 
+def legend_below(fig: go.Figure, height: int, entries: int, per_row: int = 4,
+                 top: int = 40) -> go.Figure:
+    """The figure with its legend under the x axis title, rows of whole names (plotly wraps
+    a horizontal legend; the bottom margin grows to hold it)."""
+    rows = max(1, math.ceil(entries / per_row))
+    bottom = 70 + 22 * rows
+    plot = max(height + 22 * rows - top - bottom, 40)
+    return base_layout(fig, height + 22 * rows, margin=dict(l=60, r=20, t=top, b=bottom),
+                       legend=dict(orientation="h", yanchor="top", xanchor="left", x=0,
+                                   y=-58 / plot))
+
+
 def empty_figure(message: str, height: int = 160) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
@@ -173,9 +185,13 @@ def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
                              marker_color=CLASS_COLOURS.get(name, "#7f7f7f"), width=width,
                              hovertemplate=f"%{{x:.0f}} s: %{{y:.3g}} {name}/s<extra></extra>"),
                       row=at, col=1)
-    if not errors:
-        fig.add_annotation(text="no errors", showarrow=False, xref=f"x{at} domain",
-                           yref=f"y{at} domain", x=0.5, y=0.5, font=dict(color="#777"))
+    if not errors:  # an empty trace keeps the panel's axes drawn
+        fig.add_trace(go.Scatter(x=merged["second"], y=np.zeros(len(merged)), mode="lines",
+                                 line=dict(width=0), showlegend=False, hoverinfo="skip"),
+                      row=at, col=1)
+        fig.add_annotation(text="no errors", showarrow=False, xref="x domain",
+                           yref="y domain", x=0.5, y=0.5, font=dict(color="#777"), row=at,
+                           col=1)
     at = next(row)
     if "live_containers" in merged:
         fig.add_trace(go.Scatter(x=merged["second"], y=merged["live_containers"],
@@ -318,10 +334,7 @@ def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
     fig.update_xaxes(title_text="seconds since the first request", showgrid=False,
                      range=[0, bins * lanes.bin_s])
     mark_changes(fig, changes)
-    height = 160 + 9 * len(lanes.sessions) + 22 * math.ceil(len(legend) / 5)
-    return base_layout(fig, height, legend=dict(orientation="h", yanchor="top", y=-0.12,
-                                                xanchor="left", x=0),
-                       margin=dict(l=40, r=20, t=30, b=60))
+    return legend_below(fig, 120 + 9 * len(lanes.sessions), len(legend), top=30)
 
 
 # -- per container -----------------------------------------------------------------------------
@@ -351,9 +364,8 @@ def containers_figure(containers: pd.DataFrame, limit: int = 40) -> go.Figure:
         fig.add_vline(x=float(shown[key].mean()), line=dict(color="#333", dash="dash", width=1),
                       row=1, col=col)
     fig.update_yaxes(automargin=True, type="category")
-    return base_layout(fig, 150 + 22 * len(shown), barmode="overlay",
-                       legend=dict(orientation="h", yanchor="top", y=-0.08, x=0),
-                       margin=dict(l=60, r=20, t=40, b=70))
+    fig.update_layout(barmode="overlay")
+    return legend_below(fig, 100 + 22 * len(shown), 3)
 
 
 # -- distributions -----------------------------------------------------------------------------
@@ -416,11 +428,10 @@ def rates_figure(rates: Sequence[Rate], names: tuple[str, str]) -> go.Figure:
                                                                               strict=True)]
         fig.add_trace(go.Bar(
             y=[r.name for r in rates], x=values, orientation="h", name=run,
-            marker_color=RUN_COLOURS[side], text=[pct(v) for v in values],
-            textposition="inside", insidetextanchor="start", textfont=dict(color="white"),
+            marker_color=RUN_COLOURS[side],
             error_x=dict(type="data", array=plus, arrayminus=minus, color="#333"),
             hovertemplate=f"{run}<br>%{{y}}: %{{x:.2%}}<extra></extra>"))
-    fig.update_xaxes(tickformat=".0%", range=[0, 1.12])
+    fig.update_xaxes(tickformat=".0%", range=[0, 1.02])
     fig.update_yaxes(autorange="reversed", automargin=True)
     return base_layout(fig, 120 + 56 * len(rates), barmode="group")
 
@@ -443,5 +454,6 @@ def percentiles_figure(rows: Sequence[tuple[str, float | None, float | None]],
             text=[f"{v:,.1f}" if v is not None else "n/a" for v in values],
             textposition="outside", cliponaxis=False,
             hovertemplate=f"{run}<br>%{{x}}: %{{y:,.1f}} {unit}<extra></extra>"))
-    fig.update_yaxes(title_text=unit, rangemode="tozero")
+    top = max((v for r in rows for v in r[1:] if v is not None), default=1.0)
+    fig.update_yaxes(title_text=unit, range=[0, top * 1.15 or 1.0])
     return base_layout(fig, 340, barmode="group")

@@ -98,6 +98,10 @@ class Table:
     head: list[str]
     rows: list[list[object]]
     left: int = 1  # the first `left` columns are text, left-aligned
+    wrap: tuple[int, ...] = ()  # long text (ids, messages): left-aligned, wrapped
+
+    def cls(self, i: int) -> str:
+        return "wrap" if i in self.wrap else "l" if i < self.left else ""
 
 
 @dataclass
@@ -175,7 +179,7 @@ def gates_table(summary: Mapping[str, Any]) -> Table | None:
     rows: list[list[object]] = [[g.get("gate"), num(g.get("threshold"), 4),
                                  num(g.get("value"), 4), verdict(g), g.get("reason", "")]
                                 for g in gates]
-    return Table(["gate", "threshold", "value", "verdict", "reason"], rows, left=1)
+    return Table(["gate", "threshold", "value", "verdict", "reason"], rows, left=1, wrap=(4,))
 
 
 def overall(summary: Mapping[str, Any]) -> Card | None:
@@ -294,7 +298,7 @@ def changes_table(summary: Mapping[str, Any]) -> Table | None:
     ] for c in changes]
     return Table(["at", "cause", "added", "removed", "live", "sessions", "remapped", "95% CI",
                   "rendezvous min", "excess", "z", "collateral", "restick p50 s", "max s"],
-                 rows, left=4)
+                 rows, left=4, wrap=(2, 3))
 
 
 def latency_table(latency: Mapping[str, Mapping[str, Any]], prefix: str = "") -> Table:
@@ -436,7 +440,7 @@ def render_report(run: RunLike | Analysis, timeline_points: int = 600) -> str:
         latency_section(run, summary),
         Section("Errors", tables=[errors_table(summary)] + (
             [Table(["error", "count"], [[e["error"], e["count"]]
-                                         for e in summary["top_errors"]])]
+                                         for e in summary["top_errors"]], wrap=(0,))]
             if summary.get("top_errors") else []),
             text=["Status codes: " + ", ".join(f"{k}: {v:,}" for k, v in
                                                (summary.get("status_counts") or {}).items())]),
@@ -505,6 +509,13 @@ def fmt_cell(value: object) -> object:
     return "" if value is None else value
 
 
+def achieved_rate(summary: Mapping[str, Any]) -> str:
+    duration = summary.get("duration_s")
+    if not finite(duration) or not duration:
+        return "rate n/a"
+    return f"{(summary.get('requests') or 0) / duration:,.0f} requests/s"
+
+
 def render_comparison(a: RunLike | Analysis, b: RunLike | Analysis,
                       table: pd.DataFrame | Iterable[Sequence[object]],
                       names: tuple[str, str] = ("A", "B")) -> str:
@@ -534,7 +545,7 @@ def render_comparison(a: RunLike | Analysis, b: RunLike | Analysis,
                    "Time-to-first-token percentiles, side by side."),
         ]
     return render("comparison.html.j2", title=f"Comparison: {names[0]} vs {names[1]}",
-                  names=names, a=sa, b=sb, when=when, figures=figures,
+                  names=names, a=sa, b=sb, when=when, rate=achieved_rate, figures=figures,
                   overall=overall(sb), gates=gates_table(sb),
                   table=comparison_table(table, names))
 
