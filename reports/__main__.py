@@ -37,27 +37,41 @@ def parser() -> argparse.ArgumentParser:
         help="membership events this close together form one change (default 1 s)")
     add("--change-margin", type=float, default=5.0, dest="change_margin_s", metavar="S",
         help="requests up to this long after a change are in its phase (default 5 s)")
+    add("--settle", type=float, default=2.0, dest="settle_s", metavar="S",
+        help="a membership change has settled S seconds after its last event: moves before "
+             "then are remaps of the change, switches after it flaps (default 2 s; "
+             "docs/metrics.md)")
     add("--infer-margin", type=float, default=2.0, dest="infer_margin_s", metavar="S",
         help="with no event log: containers first/last seen this close to the run's start/end "
              "were there all along (default 2 s)")
     add("--swimlane-sessions", type=int, default=120, metavar="N",
         help="sessions shown in the swimlane (default 120)")
-    g = p.add_argument_group("gates (none by default; a failed gate exits 1)")
+    g = p.add_argument_group(
+        "gates (none by default; a failed gate exits 1; a gate with nothing to measure is "
+        "'not judged' and exits 0 unless --require-judged; docs/gates.md)")
     gate = g.add_argument
-    gate("--min-stickiness", type=float, metavar="F", help="session stickiness at least F")
+    gate("--require-judged", action="store_true",
+         help="a gate that is not judged (nothing to measure) fails the run: exit 1")
+    gate("--min-stickiness", type=float, metavar="F",
+         help="session stickiness (judged sessions on one container) at least F")
+    gate("--min-settled-stickiness", type=float, metavar="F",
+         help="settled stickiness ((session, settled epoch) pairs on one container) at least F")
+    gate("--min-same-container-rate", type=float, metavar="F",
+         help="same-container rate (1 - switches / transitions) at least F")
     gate("--min-request-stickiness", type=float, metavar="F",
          help="request stickiness at least F")
     gate("--max-error-rate", type=float, metavar="F",
          help="error rate (503s with no live replica apart) at most F")
     gate("--max-collateral", type=int, metavar="N",
          help="collateral remaps over all membership changes at most N")
-    gate("--max-flaps", type=int, metavar="N", help="switches in a stable epoch at most N")
+    gate("--max-flaps", type=int, metavar="N",
+         help="flaps (switches inside a settled epoch) at most N")
     gate("--max-remap-excess", type=float, metavar="X",
          help="remapped fraction at most X times the rendezvous minimum, at every change")
     gate("--max-p95-ms", type=float, metavar="MS", help="p95 latency at most MS")
     gate("--max-p99-ms", type=float, metavar="MS", help="p99 latency at most MS")
     gate("--max-strict-violations", type=int, metavar="N",
-         help="strict sessions (SessionedUser) on 2+ containers at most N; a run with strict "
+         help="strict sessions on 2+ containers at most N; a run whose file records strict "
               "sessions gets 0 unless given")
     gate("--min-sessions", type=int, metavar="N",
          help="at least N sessions with 2+ successful requests")
@@ -68,7 +82,7 @@ def config_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> ReportC
     try:
         gates = Gates(**{name: getattr(args, name) for name in Gates.__dataclass_fields__})
         return ReportConfig(change_window_s=args.change_window_s,
-                            change_margin_s=args.change_margin_s,
+                            change_margin_s=args.change_margin_s, settle_s=args.settle_s,
                             infer_margin_s=args.infer_margin_s,
                             swimlane_sessions=args.swimlane_sessions, gates=gates)
     except ValueError as exc:
@@ -95,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from(args, p)
     try:
         if len(args.runs) == 1:
-            return single(args.runs[0], config, args.events, args.out)
-        return comparison(args.runs[0], args.runs[1], config, args.out)
+            return single(args.runs[0], config, args.events, args.out, args.require_judged)
+        return comparison(args.runs[0], args.runs[1], config, args.out, args.require_judged)
     except ReportInputError as exc:
         print(f"reports: {exc}", file=sys.stderr)
         return 2
@@ -106,26 +120,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def single(prefix: str, config: ReportConfig, events: Path | None, out: str | None) -> int:
+def single(prefix: str, config: ReportConfig, events: Path | None, out: str | None,
+           require_judged: bool = False) -> int:
     analysis, files = report.single_report(prefix, config, events, out)
     write_all(files)
     print(headline(analysis.summary))
     print("wrote " + ", ".join(str(path) for path in files))
-    return gate_exit(analysis.summary.gates)
+    return gate_exit(analysis.summary.gates, require_judged)
 
 
-def comparison(a: str, b: str, config: ReportConfig, out: str | None) -> int:
+def comparison(a: str, b: str, config: ReportConfig, out: str | None,
+               require_judged: bool = False) -> int:
     first, second, rows, files = report.comparison_report(a, b, config, out)
     write_all(files)
     print("A: " + headline(first.summary))
     print("B: " + headline(second.summary))
-    wanted = ("session_stickiness", "request_stickiness", "error_rate", "latency_all_p95")
+    wanted = ("session_stickiness", "settled_stickiness", "same_container_rate",
+              "error_rate", "latency_all_p95", "ttft_all_p50")
     for row in rows:
         if row.metric in wanted:
             diff = row.difference
             print(f"  {row.metric}: A {fmt(row.a)}, B {fmt(row.b)}, B - A {fmt(diff)}")
     print("wrote " + ", ".join(str(path) for path in files))
-    return gate_exit(second.summary.gates)
+    return gate_exit(second.summary.gates, require_judged)
 
 
 def fmt(value: float | int | None) -> str:
@@ -139,18 +156,31 @@ def percent(value: float | None, digits: int = 2) -> str:
 def headline(s: Summary) -> str:
     ci = s.session_stickiness_ci
     interval = f" [{percent(ci[0])}, {percent(ci[1])}]" if ci else ""
+    judged = ", ".join(s.judged_classes) or "none"
     lines = [
         f"{s.prefix}: {s.requests:,} requests, {s.sessions:,} sessions, {s.containers} "
         f"containers, {s.duration_s:.1f} s",
+        f"  judged classes: {judged} (affinity {s.affinity_source})",
         f"  session stickiness {percent(s.session_stickiness)}{interval} "
         f"({s.sessions_multi_container:,} of {s.sessions_multi_request:,} sessions saw 2+ "
-        f"containers); request stickiness {percent(s.request_stickiness)}",
+        f"containers); settled stickiness {percent(s.settled_stickiness)}; "
+        f"same-container rate {percent(s.same_container_rate)}",
         f"  switches {s.switches:,} ({s.forced_switches:,} at membership changes, "
-        f"{s.flaps:,} flaps); warm-hit upper bound {percent(s.warm_hit_upper_bound, 1)}",
+        f"{s.flaps:,} flaps); request stickiness {percent(s.request_stickiness)}; "
+        f"warm-hit upper bound {percent(s.warm_hit_upper_bound, 1)}",
         f"  errors {s.errors:,} ({percent(s.error_rate)}), 503 with no live replica "
         f"{s.errors_no_live_replica:,}; latency p50 {fmt(s.latency['all'].p50_ms)} ms, "
         f"p95 {fmt(s.latency['all'].p95_ms)} ms",
     ]
+    if s.ttft is not None:
+        t = s.ttft
+        lines.append(f"  TTFT p50 {fmt(t['all'].p50_ms)} ms (hit {fmt(t['hit'].p50_ms)}, "
+                     f"miss {fmt(t['miss'].p50_ms)}), p95 {fmt(t['all'].p95_ms)} ms")
+    for name, u in s.user_classes.items():
+        if not u.judged:
+            lines.append(f"  control {name} (not judged): session stickiness "
+                         f"{percent(u.session_stickiness)}, same-container rate "
+                         f"{percent(u.same_container_rate)}")
     for c in s.membership_changes:
         moves = " ".join([f"+{x}" for x in c.added] + [f"-{x}" for x in c.removed])
         lines.append(
@@ -159,14 +189,18 @@ def headline(s: Summary) -> str:
             f"{percent(c.expected_fraction, 1)}, collateral {c.collateral}")
     if s.membership_changes == [] and s.epochs_source == "inferred":
         lines.append("  no membership change (inferred: no event log)")
+    for r in s.gates:
+        lines.append(f"  gate --{r.gate}: {r.verdict.upper()}: {r.reason}")
     return "\n".join(lines)
 
 
-def gate_exit(results: list[GateResult]) -> int:
-    failed = [r for r in results if not r.passed]
-    for r in failed:
-        print(f"reports: gate --{r.gate} failed: {r.reason}", file=sys.stderr)
-    return 1 if failed else 0
+def gate_exit(results: list[GateResult], require_judged: bool = False) -> int:
+    """1 when a gate failed, or (with require_judged) could not be judged; else 0."""
+    bad = [r for r in results if r.failed or (require_judged and not r.passed)]
+    for r in bad:
+        what = "failed" if r.failed else "not judged (--require-judged)"
+        print(f"reports: gate --{r.gate} {what}: {r.reason}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -152,11 +152,15 @@ PEOPLE = {"sessions": ("active sessions", "#2ca02c", "solid"),
 
 
 def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
-                    points: int = 600) -> go.Figure:
+                    points: int = 600, origin: float | None = None) -> go.Figure:
     """Per second: requests, active sessions and Locust's users (when known), errors by class
-    (stacked), live containers; a dotted line at each membership change."""
+    (stacked), live containers; a dotted line at each membership change. With `origin` (the
+    run's first request, Unix s) and a `ts` column, x counts from `origin`, as the changes'
+    `at_offset_s` do."""
     if timeline.empty:
         return empty_figure("no request to show")
+    if origin is not None and "ts" in timeline:
+        timeline = timeline.assign(second=timeline["ts"] - origin)
     merged, width = merge_seconds(timeline, points)
     unit = "/s" if width == 1 else f"/s (mean over {width:g} s)"
     people = [c for c in PEOPLE if c in merged and merged[c].notna().any()]

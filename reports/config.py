@@ -11,6 +11,8 @@ class Gates:
     """CI thresholds. None = no gate; no gate is on by default. See `reports.gates`."""
 
     min_stickiness: float | None = None
+    min_settled_stickiness: float | None = None
+    min_same_container_rate: float | None = None
     min_request_stickiness: float | None = None
     max_error_rate: float | None = None
     max_collateral: int | None = None
@@ -28,8 +30,9 @@ class Gates:
                 continue
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be a number >= 0")
-            if f.name in ("min_stickiness", "min_request_stickiness", "max_error_rate") \
-                    and value > 1:
+            if f.name in ("min_stickiness", "min_settled_stickiness",
+                          "min_same_container_rate", "min_request_stickiness",
+                          "max_error_rate") and value > 1:
                 raise ValueError(f"--{f.name.replace('_', '-')} is a fraction in [0, 1]")
 
     def active(self) -> dict[str, float]:
@@ -45,6 +48,11 @@ class ReportConfig:
     change_window_s: float = 1.0
     # Requests overlapping [change start, change end + margin] are in the "change" phase.
     change_margin_s: float = 5.0
+    # A change has settled this long after its last membership event: moves before then are
+    # remaps of the change (judged against the settled owner after it), switches after it, in
+    # the settled epoch, are flaps. A proxy learns of a change late (a health-check interval,
+    # a propagation delay); see docs/metrics.md#settling.
+    settle_s: float = 2.0
     # With no event log, a container first seen within this of the run's first request was
     # there from the start (and one last seen within this of the end stayed to the end).
     infer_margin_s: float = 2.0
@@ -56,7 +64,7 @@ class ReportConfig:
     gates: Gates = field(default_factory=Gates)
 
     def __post_init__(self) -> None:
-        for name in ("change_window_s", "change_margin_s", "infer_margin_s"):
+        for name in ("change_window_s", "change_margin_s", "infer_margin_s", "settle_s"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0")

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -161,9 +159,16 @@ def gate_key(name: str) -> str:
     return name.replace("-", "_").lstrip("_")
 
 
-def tone(summary: Mapping[str, Any], *gate_names: str) -> str:
-    """The colour of a figure: failed if a gate on it failed, passed if every gate on it
-    that was judged passed, neutral when no gate judged it."""
+TONES = {"good": "passed", "bad": "failed"}
+
+
+def tone(summary: Mapping[str, Any], figure: str, *gate_names: str) -> str:
+    """The colour of a figure: the summary's verdict on it ("good", "bad" or "neutral": a
+    gate, or the rules, judged it; docs/gates.md), else its gates: failed if one failed,
+    passed if every one judged passed, neutral when none judged it."""
+    found = (summary.get("verdicts") or {}).get(figure)
+    if found is not None:
+        return TONES.get(found, "")
     verdicts = [verdict(g) for g in summary.get("gates") or ()
                 if gate_key(str(g.get("gate", ""))) in gate_names]
     judged = [v for v in verdicts if v != "not judged"]
@@ -217,7 +222,7 @@ def stickiness_cards(summary: Mapping[str, Any]) -> list[Card]:
                   f"{ci(summary.get('session_stickiness_ci'))} judged: {who}; "
                   f"{summary.get('sessions_multi_container', 0):,} of "
                   f"{summary.get('sessions_multi_request', 0):,} sessions saw 2+ containers",
-                  tone(summary, "min_stickiness", "max_strict_violations"))]
+                  tone(summary, "session_stickiness", "min_stickiness"))]
     classes = summary.get("user_classes") or {}
     for name in controls:
         c = classes[name]
@@ -227,7 +232,13 @@ def stickiness_cards(summary: Mapping[str, Any]) -> list[Card]:
                           kind=CONTROL))
     if "same_container_rate" in summary:
         cards.append(Card("same-container rate", pct(summary.get("same_container_rate"), 2),
-                          "repeat requests on the previous request's container"))
+                          "repeat requests on the previous request's container",
+                          tone(summary, "same_container_rate", "min_same_container_rate")))
+    classes_strict = summary.get("verdicts", {}).get("strict_violations")
+    if classes_strict is not None:
+        cards.append(Card("strict sessions", "one container each" if classes_strict == "good"
+                          else "moved", "@modal.sessioned: one container per session, always",
+                          TONES.get(classes_strict, "")))
     return cards
 
 
@@ -240,16 +251,16 @@ def churn_cards(summary: Mapping[str, Any]) -> list[Card]:
         cards.append(Card("settled stickiness", pct(summary.get("settled_stickiness"), 2),
                           f"{ci(summary.get('settled_stickiness_ci'))} (session, settled "
                           f"epoch) pairs on one container; {len(changes)} membership changes",
-                          tone(summary, "min_settled_stickiness")))
+                          tone(summary, "settled_stickiness", "min_settled_stickiness")))
     cards += [
         Card("flaps", f"{summary.get('flaps', 0):,}", "switches inside settled epochs",
-             tone(summary, "max_flaps")),
+             tone(summary, "flaps", "max_flaps")),
         Card("collateral remaps", f"{collateral:,}" if changes else "n/a",
              "moves between containers live on both sides" if changes
-             else "no membership change to judge", tone(summary, "max_collateral")),
+             else "no membership change to judge", tone(summary, "collateral", "max_collateral")),
         Card("remap excess", num(max(excess)) if excess else "n/a",
              "worst remapped / rendezvous minimum" if excess else "no change to judge",
-             tone(summary, "max_remap_excess")),
+             tone(summary, "remap_excess", "max_remap_excess")),
     ]
     return cards
 
@@ -260,10 +271,10 @@ def load_cards(summary: Mapping[str, Any]) -> list[Card]:
         Card("error rate", pct(summary.get("error_rate"), 2),
              f"{summary.get('errors', 0):,} errors; "
              f"{summary.get('errors_no_live_replica', 0):,} 503s with no live replica apart",
-             tone(summary, "max_error_rate")),
+             tone(summary, "error_rate", "max_error_rate")),
         Card("latency p95", f"{ms(latency.get('p95_ms'))} ms",
              f"p50 {ms(latency.get('p50_ms'))} ms, p99 {ms(latency.get('p99_ms'))} ms",
-             tone(summary, "max_p95_ms", "max_p99_ms")),
+             tone(summary, "latency", "max_p95_ms", "max_p99_ms")),
     ]
     cache_figures = summary.get("cache")
     if cache_figures:
@@ -382,10 +393,11 @@ def epochs_table(summary: Mapping[str, Any]) -> Table:
     rows: list[list[object]] = [[
         i, f"{e['start'] - start:.1f}", f"{e['end'] - start:.1f}",
         seconds(e["settled_start"] - start) if finite(e.get("settled_start")) else "",
-        len(e.get("live") or []), e.get("sessions", 0), e.get("requests", 0)]
+        len(e.get("live") or []), e.get("sessions", 0), e.get("requests", 0),
+        pct(e.get("settled_stickiness"), 2)]
         for i, e in enumerate(summary.get("epochs") or [])]
-    return Table(["epoch", "from s", "to s", "settled from s", "live", "sessions", "requests"],
-                 rows)
+    return Table(["epoch", "from s", "to s", "settled from s", "live", "sessions", "requests",
+                  "settled stickiness"], rows)
 
 
 def balance_table(summary: Mapping[str, Any]) -> tuple[str, Table] | None:
@@ -419,7 +431,8 @@ def render_report(run: RunLike | Analysis, timeline_points: int = 600) -> str:
     changes = changes_table(summary)
     sections = [
         Section("Timeline", [figure(
-            charts.timeline_figure(run.timeline, run.changes, timeline_points),
+            charts.timeline_figure(run.timeline, run.changes, timeline_points,
+                                   origin=summary.get("start")),
             "Per second: requests, errors by class, live containers. Dotted lines: membership "
             "changes (+added -removed). Drag to zoom, double-click to reset.")]),
         Section("Membership changes", tables=[changes] if changes else [],
@@ -550,46 +563,12 @@ def render_comparison(a: RunLike | Analysis, b: RunLike | Analysis,
                   table=comparison_table(table, names))
 
 
-# -- until the pandas API (branch `report`) lands: the numpy Analysis seen as a RunLike ------
+def as_run(run: RunLike | Analysis) -> RunLike:
+    """The report API's Run; today's CLI (reports/report.py) hands over its Analysis."""
+    if callable(getattr(run, "summary", None)):
+        return run  # type: ignore[return-value]
+    from reports.api import Run
+    from reports.config import ReportConfig
 
-
-class AnalysisRun:
-    """The report API's frames, made from today's `metrics.Analysis` (the request file is read
-    again for the per-request charts). Goes away when `reports.load_run` gives DataFrames."""
-
-    def __init__(self, analysis: Any) -> None:
-        from reports.load import read_requests
-
-        self.analysis = analysis
-        s = analysis.summary
-        raw = read_requests(Path(s.request_file))
-        self.requests = pd.DataFrame({
-            "ts": raw.ts, "response_time_ms": raw.response_time_ms, "status": raw.status,
-            **{name: pd.Categorical.from_codes(getattr(raw, attr).codes,
-                                               getattr(raw, attr).names)
-               for name, attr in (("session_id", "session"), ("user_class", "user_class"),
-                                  ("container_id", "container"), ("cache", "cache"))}})
-        self.containers = pd.DataFrame([asdict(c) for c in s.per_container],
-                                       columns=["container_id", "requests", "sessions",
-                                                "main_sessions", "first_ts", "last_ts"])
-        self.changes = pd.DataFrame([asdict(c) for c in s.membership_changes],
-                                    columns=["at", "at_offset_s", "added", "removed",
-                                             "collateral"])
-        tl = analysis.timeline
-        from reports.summary import ERROR_CLASSES
-
-        self.timeline = pd.DataFrame({
-            "second": tl.start - s.start + tl.bin_s * np.arange(len(tl.requests)),
-            "requests": tl.requests, "ok": tl.classes[:, 0],
-            **{name: tl.classes[:, i] for i, name in enumerate(ERROR_CLASSES) if i},
-            "live_containers": tl.live, "sessions": tl.sessions,
-            **({"users": tl.users} if tl.users is not None else {})})
-
-    def summary(self) -> dict[str, Any]:
-        from reports.summary import clean
-
-        return dict(clean(self.analysis.summary.to_dict()))
-
-
-def as_run(run: Any) -> RunLike:
-    return run if callable(getattr(run, "summary", None)) else AnalysisRun(run)
+    analysis: Any = run
+    return Run(analysis.summary.prefix, ReportConfig(), analysis)

@@ -31,6 +31,12 @@ from reports.columns import COLUMNS, SUFFIX, TYPES
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
 UNUSED_COLUMNS = frozenset({"name"})  # checked, not read: the report does not split by name
 REQUEST_SUFFIXES: tuple[str, ...] = (SUFFIX, "_requests.csv")
+# Columns of newer request files (issues 9 and 13): read when present, null otherwise.
+OPTIONAL_TYPES: dict[str, str] = {
+    "affinity": "string", "ttfb_ms": "float64", "ttft_ms": "float64", "tokens": "int32",
+    "max_gap_ms": "float64",
+}
+STREAM_COLUMNS: tuple[str, ...] = ("ttfb_ms", "ttft_ms", "tokens", "max_gap_ms")
 EVENTS_SUFFIX = "_events.jsonl"
 MEMBERSHIP_EVENTS = frozenset({"added", "removed"})
 SNAPSHOT = "snapshot"  # the harness's first line: the live set when its run started
@@ -95,6 +101,12 @@ class Requests:
     cache: Labels
     error: Labels
     worker: Labels
+    affinity: Labels
+    # streaming figures, NaN where not recorded (`tokens` too: float64, so NaN can stand)
+    ttfb_ms: Floats
+    ttft_ms: Floats
+    tokens: Floats
+    max_gap_ms: Floats
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -102,10 +114,11 @@ class Requests:
     def permute(self, order: NDArray[np.intp], skip: tuple[str, ...] = ()) -> None:
         """Reorder the columns (but those in `skip`) in place, one at a time: the old one is
         freed before the next is made."""
-        for name in ("ts", "response_time_ms", "status"):
+        for name in ("ts", "response_time_ms", "status", *STREAM_COLUMNS):
             if name not in skip:
                 setattr(self, name, take(getattr(self, name), order))
-        for name in ("session", "user_class", "container", "cache", "error", "worker"):
+        for name in ("session", "user_class", "container", "cache", "error", "worker",
+                     "affinity"):
             if name not in skip:
                 setattr(self, name, getattr(self, name).take(order))
 
@@ -199,10 +212,14 @@ def read_parquet(path: Path) -> Requests:
     check_schema(path, schema)
     if parquet.metadata.num_rows == 0:
         raise EmptyRun(f"{path}: no requests (an empty run)")
-    known = uniform_values(parquet.metadata, [c for c in ("status", *STRING_COLUMNS[1:])
+    optional = [c for c in OPTIONAL_TYPES if schema.get_field_index(c) >= 0]
+    known = uniform_values(parquet.metadata, [c for c in ("status", *STRING_COLUMNS[1:],
+                                                          *optional)
                                               if c not in UNUSED_COLUMNS])
-    read = [c for c in COLUMNS if c not in known and c not in UNUSED_COLUMNS]
-    dictionary = [c for c in read if c in STRING_COLUMNS
+    # a streaming column read unless it is all null (its one value, if any, is not a constant)
+    known = {c: v for c, v in known.items() if c not in STREAM_COLUMNS or v is None}
+    read = [c for c in (*COLUMNS, *optional) if c not in known and c not in UNUSED_COLUMNS]
+    dictionary = [c for c in read if (c in STRING_COLUMNS or c == "affinity")
                   and not pa.types.is_null(schema.field(c).type)]
     try:
         table = pq.ParquetFile(path, read_dictionary=dictionary).read(columns=read)
@@ -252,9 +269,11 @@ def read_csv_table(path: Path) -> pa.Table:
         raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
                              f"(expected {', '.join(COLUMNS)})")
     kinds = {"float64": pa.float64(), "int32": pa.int32(), "string": pa.string()}
+    optional = {c: t for c, t in OPTIONAL_TYPES.items() if c in header}
+    types = {**{c: TYPES[c] for c in COLUMNS}, **optional}
     options = pacsv.ConvertOptions(
-        column_types={c: kinds[TYPES[c]] for c in COLUMNS}, include_columns=list(COLUMNS),
-        strings_can_be_null=True)
+        column_types={c: kinds[t] for c, t in types.items()},
+        include_columns=[*COLUMNS, *optional], strings_can_be_null=True)
     try:
         table = pacsv.read_csv(path, convert_options=options)
     except (pa.ArrowException, OSError, ValueError) as exc:
@@ -268,10 +287,12 @@ def check_schema(path: Path, schema: pa.Schema) -> None:
     if missing:
         raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
                              f"(expected {', '.join(COLUMNS)})")
-    for name in COLUMNS:
+    for name, expected in (*TYPES.items(), *OPTIONAL_TYPES.items()):
+        if schema.get_field_index(name) < 0:
+            continue
         kind = schema.field(name).type
-        if not type_fits(TYPES[name], kind):
-            raise ColumnMismatch(f"{path}: column {name} is {kind}, expected {TYPES[name]}")
+        if not type_fits(expected, kind):
+            raise ColumnMismatch(f"{path}: column {name} is {kind}, expected {expected}")
 
 
 def type_fits(expected: str, kind: pa.DataType) -> bool:
@@ -306,18 +327,34 @@ def to_requests(path: Path, table: pa.Table, known: dict[str, object]) -> Reques
     if not (np.isfinite(ts).all() and np.isfinite(response_time).all()):
         raise CorruptInput(f"{path}: ts or response_time_ms is not a finite number")
     strings = {}
-    for name in STRING_COLUMNS:
+    for name in (*STRING_COLUMNS, "affinity"):
         if name in UNUSED_COLUMNS:
             continue
         if name in columns:
             strings[name] = labels(columns.pop(name))
-        elif known[name] is None:
+        elif known.get(name) is None:
             strings[name] = Labels(constant(-1, n, np.int32), [])
         else:
             strings[name] = Labels(constant(0, n, np.int32), [str(known[name])])
+    stream = {name: optional_numbers(path, name, columns.pop(name, None), n)
+              for name in STREAM_COLUMNS}
     return Requests(ts, response_time, status, strings["session_id"], strings["user_class"],
                     strings["container_id"], strings["cache"], strings["error"],
-                    strings["worker"])
+                    strings["worker"], strings["affinity"], stream["ttfb_ms"],
+                    stream["ttft_ms"], stream["tokens"], stream["max_gap_ms"])
+
+
+def optional_numbers(path: Path, name: str, column: pa.ChunkedArray | None, n: int) -> Floats:
+    """A nullable numeric column as float64 with NaN for null; all NaN (no memory) when
+    absent."""
+    if column is None or column.null_count == len(column):
+        return np.broadcast_to(np.array([np.nan]), (n,))
+    try:
+        filled = column.cast(pa.float64()).fill_null(np.nan)
+    except pa.ArrowInvalid as exc:
+        raise CorruptInput(f"{path}: column {name}: {first_line(exc)}") from None
+    return as_numpy(filled.combine_chunks(), np.float64) if filled.num_chunks else \
+        np.empty(0, dtype=np.float64)
 
 
 def numbers(path: Path, name: str, column: pa.ChunkedArray, dtype: type[Any]) -> Any:

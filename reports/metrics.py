@@ -1,4 +1,4 @@
-"""The metrics of ../shared/notes/metrics.md, computed on numpy arrays of integer codes.
+"""The metrics of docs/metrics.md, computed on numpy arrays of integer codes.
 
     analysis = analyze(load_run("out/run1"), ReportConfig())
     analysis.summary.session_stickiness
@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from reports import epochs
 from reports.config import ReportConfig
 from reports.epochs import Membership
-from reports.load import Labels, Requests, Run
+from reports.load import CorruptInput, Labels, Requests, Run
 from reports.stats import (
     balance_figures,
     expected_max_ratio,
@@ -31,6 +31,7 @@ from reports.stats import (
     wilson,
 )
 from reports.summary import (
+    AFFINITIES,
     ERROR_CLASSES,
     LATENCY_STATES,
     PHASES,
@@ -41,6 +42,7 @@ from reports.summary import (
     EpochSummary,
     Latency,
     LocustCheck,
+    Percentiles,
     Summary,
     UserClassSummary,
 )
@@ -88,6 +90,21 @@ class Swimlane:
 
 
 @dataclass
+class Rows:
+    """The per-request arrays behind the figures, for the DataFrame API (reports.api)."""
+
+    requests: Requests
+    frame: Frame
+    ok: Ok
+    epoch: Ints  # per successful request
+    within: Bools  # per successful request: wholly in a settled epoch
+    forced: Bools  # per switch
+    phase: NDArray[np.int8]
+    failed: Bools  # counted errors
+    judged: Bools  # per session
+
+
+@dataclass
 class Analysis:
     summary: Summary
     sessions: pa.Table  # one row per session: the sessions CSV
@@ -95,6 +112,7 @@ class Analysis:
     swimlane: Swimlane
     cdf: dict[str, Floats]  # latency state -> quantiles at CDF_POINTS (ms)
     container_names: list[str]
+    rows: Rows
 
 
 @dataclass
@@ -125,6 +143,8 @@ class Ok:
     cont: NDArray[np.int32]
     first: Bools  # the session's first successful request
     switch: Bools  # answered by another container than the session's previous one
+    judged: Bools  # the session asks for affinity
+    rows: Ints | None  # their rows in the Frame; None when every request succeeded
 
 
 # -- sorting -----------------------------------------------------------------------------------
@@ -217,19 +237,42 @@ def make_frame(requests: Requests, n_containers: int) -> Frame:
                  n_containers)
 
 
-def successful(frame: Frame) -> Ok:
+def successful(frame: Frame, judged_sessions: Bools) -> Ok:
     m = frame.ok
+    rows: Ints | None = None
     if m.all():  # the common case: views, no copies
         sess, cont = frame.sess, frame.cont
         ts, end, rt = frame.ts, frame.end, frame.rt
     else:
-        sess, cont = frame.sess[m], frame.cont[m]
-        ts, end, rt = frame.ts[m], frame.end[m], frame.rt[m]
+        rows = np.flatnonzero(m)
+        sess, cont = frame.sess[rows], frame.cont[rows]
+        ts, end, rt = frame.ts[rows], frame.end[rows], frame.rt[rows]
     first = starts_of_runs(sess)
     switch = np.zeros(len(sess), dtype=np.bool_)
     if len(sess) > 1:
         switch[1:] = ~first[1:] & (cont[1:] != cont[:-1])
-    return Ok(sess, ts, end, rt, cont, first, switch)
+    judged = np.broadcast_to(np.True_, (len(sess),)) if judged_sessions.all() \
+        else judged_sessions[sess]
+    return Ok(sess, ts, end, rt, cont, first, switch, judged, rows)
+
+
+def judge(requests: Requests, frame: Frame, path: object) -> tuple[Bools, NDArray[np.int8], str]:
+    """Per session: does it ask for affinity, and its affinity code (index into AFFINITIES,
+    -1 unknown); the source, "recorded" or "assumed". A session's affinity is that of its first
+    request; a session whose file does not say is judged (assumed to ask for affinity)."""
+    aff = requests.affinity
+    known = [a for a in aff.names if a in AFFINITIES]
+    if not known or not (aff.codes >= 0).any():
+        unknown = np.full(frame.n_sessions, -1, dtype=np.int8)
+        return np.ones(frame.n_sessions, dtype=np.bool_), unknown, "assumed"
+    unknown_names = sorted(set(aff.names) - set(AFFINITIES))
+    if unknown_names:
+        raise CorruptInput(f"{path}: affinity {unknown_names[0]!r} is none of "
+                           f"{', '.join(AFFINITIES)}")
+    remap = np.array([AFFINITIES.index(a) for a in aff.names] + [-1], dtype=np.int8)
+    per_session = remap[aff.codes[frame.first_row]]
+    judged = per_session != AFFINITIES.index("none")
+    return judged, per_session, "recorded"
 
 
 # -- membership --------------------------------------------------------------------------------
@@ -250,34 +293,37 @@ def membership(run: Run, ok: Ok, containers: list[str], start: float, end: float
 
 @dataclass
 class Matched:
-    """Sessions active on both sides of a change: its index, owners before and after."""
+    """Judged sessions active on both sides of a change: its index, owners before and after
+    (the settled one), and when the session first reached its new owner."""
 
     change: Ints
     session: Ints
     before: NDArray[np.int32]
     after: NDArray[np.int32]
-    after_ts: Floats
+    reached_ts: Floats
 
 
-def epoch_of(ts: Floats, end: Floats, starts: Floats, ends: Floats
+def epoch_of(ts: Floats, end: Floats, starts: Floats, settled: Floats
              ) -> tuple[Ints, Bools, Bools]:
-    """Per request: how many changes ended before it started; whether it started inside one;
-    whether it lies wholly within its epoch (started after a change ended, answered before
-    the next one began)."""
+    """Per request: how many changes had settled before it started (its epoch); whether it
+    started while one was under way or settling ([start, settled]); whether it lies wholly
+    within the settled part of its epoch (started after the last change settled, answered
+    before the next one began)."""
     if not len(starts):
         nothing = np.zeros(len(ts), dtype=np.bool_)
         return np.zeros(len(ts), dtype=np.int64), nothing, ~nothing
-    epoch = np.searchsorted(ends, ts, side="left").astype(np.int64)
+    epoch = np.searchsorted(settled, ts, side="left").astype(np.int64)
     latest = np.searchsorted(starts, ts, side="right") - 1
-    inside = (latest >= 0) & (ts <= ends[np.maximum(latest, 0)])
+    inside = (latest >= 0) & (ts <= settled[np.maximum(latest, 0)])
     k = len(starts)
     within = ~inside & ((epoch >= k) | (end < starts[np.minimum(epoch, k - 1)]))
     return epoch, inside, within
 
 
 def match_changes(ok: Ok, epoch: Ints, inside: Bools, starts: Floats) -> Matched:
-    """Owner before = last request answered before the change (and after the previous one);
-    owner after = first request started after it (and before the next one)."""
+    """Owner before = last request answered before the change (and started after the previous
+    one settled); owner after = the settled owner: first request started after the change
+    settled (and before the next one). Judged sessions only."""
     k = len(starts)
     if k == 0:
         empty = np.empty(0, dtype=np.int64)
@@ -285,20 +331,44 @@ def match_changes(ok: Ok, epoch: Ints, inside: Bools, starts: Floats) -> Matched
                        empty.astype(np.float64))
     width = k + 1
     keys = ok.sess.astype(np.int64) * width + epoch
-    after_rows = np.flatnonzero(~inside & (epoch >= 1))
+    after_rows = np.flatnonzero(~inside & (epoch >= 1) & ok.judged)
     after_rows = after_rows[starts_of_runs(keys[after_rows])]
     clipped = np.minimum(epoch, k - 1)
-    before_rows = np.flatnonzero((epoch < k) & (ok.end < starts[clipped]))
+    before_rows = np.flatnonzero((epoch < k) & (ok.end < starts[clipped]) & ok.judged
+                                 & ~inside)
     before_rows = before_rows[ends_of_runs(keys[before_rows])]
     common, ia, ib = np.intersect1d(keys[after_rows] - 1, keys[before_rows],
                                     assume_unique=True, return_indices=True)
     after_rows, before_rows = after_rows[ia], before_rows[ib]
-    return Matched(common % width, common // width, ok.cont[before_rows], ok.cont[after_rows],
-                   ok.ts[after_rows])
+    change, session = common % width, common // width
+    after = ok.cont[after_rows]
+    return Matched(change, session, ok.cont[before_rows], after,
+                   reached(ok, inside, starts, change, session, after, ok.ts[after_rows]))
+
+
+def reached(ok: Ok, inside: Bools, starts: Floats, change: Ints, session: Ints,
+            after: NDArray[np.int32], after_ts: Floats) -> Floats:
+    """When each matched session first reached its settled owner after the change began: its
+    first request there while the change was under way or settling, else the settled request.
+    (np.unique: the first occurrence of each (session, change, container) key among the
+    few requests that start inside a change, in start order.)"""
+    rows = np.flatnonzero(inside)
+    if not len(rows):
+        return after_ts
+    k, c = len(starts), int(max(ok.cont.max(initial=0), after.max(initial=0))) + 1
+    latest = np.searchsorted(starts, ok.ts[rows], side="right") - 1
+    keys = (ok.sess[rows].astype(np.int64) * k + latest) * c + ok.cont[rows]
+    unique, first = np.unique(keys, return_index=True)
+    wanted = (session * k + change) * c + after
+    where = np.minimum(np.searchsorted(unique, wanted), len(unique) - 1)
+    found = unique[where] == wanted
+    ts = np.where(found, ok.ts[rows[first[where]]], np.inf)
+    return np.minimum(ts, after_ts)
 
 
 def change_summaries(matched: Matched, members: Membership, index: dict[str, int],
-                     n_containers: int, run_start: float) -> tuple[list[ChangeSummary], Bools]:
+                     n_containers: int, run_start: float, settle_s: float
+                     ) -> tuple[list[ChangeSummary], Bools]:
     changes = members.changes
     k = len(changes)
     live_after = np.zeros((k, n_containers), dtype=np.bool_)
@@ -312,10 +382,10 @@ def change_summaries(matched: Matched, members: Membership, index: dict[str, int
     sessions = np.bincount(matched.change, minlength=k)
     moved = np.bincount(matched.change[remapped], minlength=k)
     side = np.bincount(matched.change[collateral], minlength=k)
-    restick = (matched.after_ts - members.starts[matched.change])[remapped]
+    restick = (matched.reached_ts - members.starts[matched.change])[remapped]
     restick_by = split_by(restick, matched.change[remapped], k)
     out = [change_summary(c, int(sessions[i]), int(moved[i]), int(side[i]), restick_by[i],
-                          run_start) for i, c in enumerate(changes)]
+                          run_start, settle_s) for i, c in enumerate(changes)]
     return out, remapped
 
 
@@ -326,7 +396,7 @@ def split_by(values: Floats, groups: Ints, k: int) -> list[Floats]:
 
 
 def change_summary(change: epochs.Change, sessions: int, moved: int, collateral: int,
-                   restick: Floats, run_start: float) -> ChangeSummary:
+                   restick: Floats, run_start: float, settle_s: float) -> ChangeSummary:
     expected = change.expected_fraction
     fraction = moved / sessions if sessions else None
     excess = z = None
@@ -337,6 +407,7 @@ def change_summary(change: epochs.Change, sessions: int, moved: int, collateral:
     ci = wilson(moved, sessions)
     return ChangeSummary(
         at=change.start, at_offset_s=change.start - run_start, end=change.end,
+        settled_at=change.end + settle_s,
         causes=list(change.causes), added=sorted(change.added), removed=sorted(change.removed),
         live_before=len(change.live_before), live_after=len(change.live_after),
         sessions=sessions, remapped=moved, remapped_fraction=fraction,
@@ -346,15 +417,16 @@ def change_summary(change: epochs.Change, sessions: int, moved: int, collateral:
         restick_max_s=float(restick.max()) if len(restick) else None)
 
 
-def forced_switches(ok: Ok, starts: Floats, ends: Floats) -> Bools:
-    """Per switch row: did a change begin or run between the start of the session's previous
-    request and the answer to this one? (A request sent just before a change may be routed
-    after it.)"""
+def forced_switches(ok: Ok, starts: Floats, settled: Floats) -> Bools:
+    """Per switch row: did a change begin, run or settle between the start of the session's
+    previous request and the answer to this one? (A request sent just before a change may be
+    routed after it; a proxy may move a session while the change settles.) The others are
+    flaps: switches inside a settled epoch."""
     rows = np.flatnonzero(ok.switch)
     if not len(starts) or not len(rows):
         return np.zeros(len(rows), dtype=np.bool_)
     latest = np.searchsorted(starts, ok.end[rows], side="right") - 1
-    return (latest >= 0) & (ends[np.maximum(latest, 0)] >= ok.ts[rows - 1])
+    return (latest >= 0) & (settled[np.maximum(latest, 0)] >= ok.ts[rows - 1])
 
 
 # -- analyze -----------------------------------------------------------------------------------
@@ -367,24 +439,28 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     containers = container_names(run)
     index = {name: i for i, name in enumerate(containers)}
     frame = make_frame(requests, len(containers))
-    ok = successful(frame)
+    judged, affinity, affinity_source = judge(requests, frame, run.request_path)
+    ok = successful(frame, judged)
     start, end = float(frame.ts.min()), float(frame.end.max())
     members = membership(run, ok, containers, start, end, config)
-    starts, ends = members.starts, members.ends
-    epoch, inside, within = epoch_of(ok.ts, ok.end, starts, ends)
+    starts, settled = members.starts, members.ends + config.settle_s
+    epoch, inside, within = epoch_of(ok.ts, ok.end, starts, settled)
     matched = match_changes(ok, epoch, inside, starts)
-    changes, remapped = change_summaries(matched, members, index, len(containers), start)
-    forced = forced_switches(ok, starts, ends)
-    phase = phases(frame, members, starts, ends, config.change_margin_s)
+    changes, remapped = change_summaries(matched, members, index, len(containers), start,
+                                         config.settle_s)
+    forced = forced_switches(ok, starts, settled)
+    phase = phases(frame, members, starts, members.ends, config.change_margin_s)
     failed = errors_of(frame, phase)
     per_session = session_table(frame, ok, forced, matched, remapped, failed, requests,
-                                containers)
+                                containers, judged, affinity)
     latency, cdfs = latencies(frame, ok, requests)
     summary = build_summary(run, frame, ok, members, changes, epoch, within, forced, phase,
-                            failed, per_session, latency, containers, start, end)
+                            failed, per_session, latency, containers, start, end, config,
+                            affinity_source)
     return Analysis(summary, per_session.table, timeline(frame, members, run, config),
                     swimlane(frame, requests.session.names, per_session, config, start, end),
-                    cdfs, containers)
+                    cdfs, containers,
+                    Rows(requests, frame, ok, epoch, within, forced, phase, failed, judged))
 
 
 def container_names(run: Run) -> list[str]:
@@ -433,6 +509,8 @@ class SessionStats:
     switches: Ints
     flaps: Ints
     session_class: Ints
+    judged: Bools
+    affinity: NDArray[np.int8]
 
 
 def pair_counts(sess: NDArray[np.int32], cont: NDArray[np.int32], n_containers: int
@@ -461,7 +539,8 @@ def main_containers(p_sess: Ints, p_cont: Ints, counts: Ints, n_sessions: int
 
 
 def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remapped: Bools,
-                  failed: Bools, requests: Requests, containers: list[str]) -> SessionStats:
+                  failed: Bools, requests: Requests, containers: list[str], judged: Bools,
+                  affinity: NDArray[np.int8]) -> SessionStats:
     s, c = frame.n_sessions, frame.n_containers
     n_all = np.bincount(frame.sess, minlength=s)
     n_ok = np.bincount(ok.sess, minlength=s)
@@ -480,6 +559,8 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
     columns = {
         "session_id": arrow_strings(requests.session.names),
         "user_class": lookup(uc.names, session_class),
+        "affinity": lookup(list(AFFINITIES), affinity.astype(np.int64)),
+        "judged": arrow_bools(judged),
         "requests": arrow_numbers(n_all), "ok_requests": arrow_numbers(n_ok),
         "errors": arrow_numbers(errors), "containers": arrow_numbers(n_cont),
         "main_container": lookup(containers, main),
@@ -489,9 +570,10 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
         "last_ts": arrow_numbers(frame.ts[last_row]), "mean_ms": arrow_numbers(np.round(mean, 3)),
     }
     table = pa.Table.from_arrays(list(columns.values()), names=list(columns))
+    judged_main = main[(main >= 0) & judged]
     return SessionStats(table, n_ok, n_cont, main, best, np.bincount(p_cont, minlength=c),
-                        np.bincount(main[main >= 0], minlength=c), switches, flaps,
-                        session_class)
+                        np.bincount(judged_main, minlength=c), switches, flaps,
+                        session_class, judged, affinity)
 
 
 def lookup(names: list[str], codes: Ints) -> pa.Array:
@@ -513,6 +595,12 @@ def arrow_strings(values: list[str]) -> pa.Array:
                                  [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
+def arrow_bools(values: Bools) -> pa.Array:
+    bits = np.packbits(np.ascontiguousarray(values, dtype=np.bool_), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)],
+                                 null_count=0)
+
+
 def arrow_numbers(values: NDArray[np.generic], null: Bools | None = None) -> pa.Array:
     data = np.ascontiguousarray(values)
     validity = None if null is None else pa.py_buffer(np.packbits(~null, bitorder="little"))
@@ -528,31 +616,49 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
                   changes: list[ChangeSummary], epoch: Ints, within: Bools, forced: Bools,
                   phase: NDArray[np.int8], failed: Bools, per: SessionStats,
                   latency: dict[str, Latency], containers: list[str], start: float,
-                  end: float) -> Summary:
-    multi = per.n_ok >= 2
+                  end: float, config: ReportConfig, affinity_source: str) -> Summary:
+    """The stickiness figures cover the judged sessions (those that ask for affinity); errors,
+    latency and the timeline every request."""
+    judged = per.judged
+    multi = (per.n_ok >= 2) & judged
     n_multi = int(multi.sum())
     n_multi_cont = int((multi & (per.n_containers > 1)).sum())
-    total_ok = int(per.n_ok.sum())
-    main_total = int(per.main_count.sum())
-    sessions_ok = int((per.n_ok > 0).sum())
+    judged_ok = per.n_ok[judged]
+    total_ok = int(judged_ok.sum())
+    main_total = int(per.main_count[judged].sum())
+    sessions_ok = int((judged_ok > 0).sum())
     errors = int(failed.sum())
     n = len(frame.ts)
-    notes = run_notes(run, members, containers, per)
-    epoch_sessions, epoch_requests = epoch_counts(ok, epoch, within,
-                                                  len(members.changes), per)
+    switch_judged = ok.judged[np.flatnonzero(ok.switch)]
+    switches = int(switch_judged.sum())
+    forced_judged = int((forced & switch_judged).sum())
+    transitions = total_ok - sessions_ok
+    notes = run_notes(run, members, containers, per, affinity_source)
+    counts = epoch_counts(ok, epoch, within, len(members.changes))
+    pairs, pairs_multi = int(counts.pairs_multi.sum()), int(counts.pairs_multi_cont.sum())
+    classes = user_classes(run.requests, failed, per, ok)
     return Summary(
         prefix=run.prefix, request_file=str(run.request_path),
         events_file=str(run.events_path) if run.events_path else None,
-        epochs_source=members.source, start=start, end=end, duration_s=end - start,
-        requests=n, ok_requests=total_ok, sessions=frame.n_sessions,
+        epochs_source=members.source, affinity_source=affinity_source,
+        judged_classes=sorted(name for name, c in classes.items() if c.judged),
+        settle_s=config.settle_s, start=start, end=end, duration_s=end - start,
+        requests=n, ok_requests=int(per.n_ok.sum()), sessions=frame.n_sessions,
         sessions_multi_request=n_multi, sessions_multi_container=n_multi_cont,
         session_stickiness=1 - n_multi_cont / n_multi if n_multi else None,
         session_stickiness_ci=interval(n_multi - n_multi_cont, n_multi),
+        same_container_rate=1 - switches / transitions if transitions else None,
+        same_container_rate_ci=interval(transitions - switches, transitions),
+        transitions=transitions,
+        settled_stickiness=1 - pairs_multi / pairs if pairs else None,
+        settled_stickiness_ci=interval(pairs - pairs_multi, pairs),
+        settled_pairs_multi_request=pairs, settled_pairs_multi_container=pairs_multi,
         request_stickiness=main_total / total_ok if total_ok else None,
         request_stickiness_ci=interval(main_total, total_ok),
-        switches=int(ok.switch.sum()), forced_switches=int(forced.sum()),
-        flaps=int((~forced).sum()), sessions_with_flaps=int((per.flaps > 0).sum()),
-        warm_hit_upper_bound=1 - int(per.n_containers.sum()) / total_ok if total_ok else None,
+        switches=switches, forced_switches=forced_judged, flaps=switches - forced_judged,
+        sessions_with_flaps=int(((per.flaps > 0) & judged).sum()),
+        warm_hit_upper_bound=1 - int(per.n_containers[judged].sum()) / total_ok
+        if total_ok else None,
         warm_hit_ideal=1 - sessions_ok / total_ok if total_ok else None,
         errors=errors, error_rate=errors / n, error_rate_ci=interval(errors, n),
         errors_no_live_replica=int((~frame.ok).sum()) - errors,
@@ -564,14 +670,63 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
         containers=int((per.container_sessions > 0).sum()),
         per_container=per_container(containers, ok, per),
         membership_changes=changes,
-        epochs=epoch_summaries(members, epoch_sessions, epoch_requests, start, end),
-        balance=balance(ok, members, epoch, within, containers, epoch_sessions, per),
+        epochs=epoch_summaries(members, counts, start, end, config.settle_s),
+        balance=balance(ok, members, epoch, within, containers, counts.sessions, per),
         latency={k: v for k, v in latency.items() if k in LATENCY_STATES},
         cache=cache_summary(run.requests, latency),
-        user_classes=user_classes(run.requests, failed, per),
+        ttft=ttft_summary(frame, run.requests),
+        ttft_by_state=ttft_by_state(ok, frame, run.requests),
+        inter_token_gap=gap_summary(run.requests),
+        user_classes=classes,
         workers=int((np.bincount(run.requests.worker.codes + 1) > 0)[1:].sum()),
         locust=LocustCheck(run.locust.requests, run.locust.failures, n) if run.locust else None,
         notes=notes)
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+def percentiles(values: Floats) -> Percentiles:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return Percentiles()
+    p50, p95, p99 = (float(x) for x in np.percentile(values, [50, 95, 99]))
+    return Percentiles(len(values), p50, p95, p99)
+
+
+def streaming(requests: Requests) -> bool:
+    return bool(np.isfinite(requests.ttft_ms[:1]).any() or np.isfinite(requests.ttft_ms).any())
+
+
+def ttft_summary(frame: Frame, requests: Requests) -> dict[str, Percentiles] | None:
+    """Time to first token of every request that recorded one, by cache state."""
+    if not streaming(requests):
+        return None
+    ttft = requests.ttft_ms
+    out = {"all": percentiles(ttft)}
+    names = [n.lower() for n in requests.cache.names]
+    for label in ("hit", "miss"):
+        code = names.index(label) if label in names else -2
+        out[label] = percentiles(ttft[requests.cache.codes == code])
+    return out
+
+
+def ttft_by_state(ok: Ok, frame: Frame, requests: Requests) -> dict[str, Percentiles] | None:
+    """Time to first token of the successful requests by stickiness state."""
+    if not streaming(requests):
+        return None
+    ttft = requests.ttft_ms if ok.rows is None else requests.ttft_ms[ok.rows]
+    repeat = ~ok.first & ~ok.switch
+    return {"first": percentiles(ttft[ok.first]), "repeat": percentiles(ttft[repeat]),
+            "after_switch": percentiles(ttft[ok.switch])}
+
+
+def gap_summary(requests: Requests) -> Percentiles | None:
+    """Percentiles of each stream's largest gap between two tokens (max_gap_ms)."""
+    gaps = requests.max_gap_ms
+    if not np.isfinite(gaps).any():
+        return None
+    return percentiles(gaps)
 
 
 def interval(successes: int, trials: int) -> list[float] | None:
@@ -626,23 +781,47 @@ def per_container(containers: list[str], ok: Ok, per: SessionStats) -> list[Cont
             for i, name in enumerate(containers) if requests[i]]
 
 
-def epoch_counts(ok: Ok, epoch: Ints, within: Bools, k: int, per: SessionStats
-                 ) -> tuple[Ints, Ints]:
-    """Sessions and successful requests wholly within each epoch."""
-    if k == 0:
-        return (np.array([int((per.n_ok > 0).sum())]), np.array([len(ok.sess)]))
-    e = epoch[within]
-    keys = ok.sess[within].astype(np.int64) * (k + 1) + e
-    return (np.bincount(e[starts_of_runs(keys)], minlength=k + 1),
-            np.bincount(e, minlength=k + 1))
+@dataclass
+class EpochCounts:
+    """Per epoch, over the judged sessions' successful requests wholly in its settled part."""
+
+    sessions: Ints
+    requests: Ints
+    pairs_multi: Ints  # sessions with 2+ such requests
+    pairs_multi_cont: Ints  # of those, answered by 2+ containers
 
 
-def epoch_summaries(members: Membership, sessions: Ints, requests: Ints, start: float,
-                    end: float) -> list[EpochSummary]:
+def epoch_counts(ok: Ok, epoch: Ints, within: Bools, k: int) -> EpochCounts:
+    rows = within & ok.judged
+    e = epoch[rows]
+    keys = ok.sess[rows].astype(np.int64) * (k + 1) + e  # ascending: by session, then time
+    cont = ok.cont[rows]
+    new = starts_of_runs(keys)
+    pair = np.cumsum(new) - 1
+    size = np.bincount(pair)
+    firsts = np.flatnonzero(new)
+    moved = np.zeros(len(firsts), dtype=np.bool_)
+    if len(cont):
+        other = cont != cont[firsts][pair]
+        moved = np.bincount(pair[other], minlength=len(firsts)) > 0
+    pair_epoch = e[firsts]
+    return EpochCounts(np.bincount(pair_epoch, minlength=k + 1),
+                       np.bincount(e, minlength=k + 1),
+                       np.bincount(pair_epoch[size >= 2], minlength=k + 1),
+                       np.bincount(pair_epoch[(size >= 2) & moved], minlength=k + 1))
+
+
+def epoch_summaries(members: Membership, counts: EpochCounts, start: float, end: float,
+                    settle_s: float) -> list[EpochSummary]:
     bounds = [start, *(v for c in members.changes for v in (c.start, c.end)), end]
-    return [EpochSummary(bounds[2 * i], bounds[2 * i + 1], sorted(members.epochs[i]),
-                         int(sessions[i]), int(requests[i]))
-            for i in range(len(members.changes) + 1)]
+    out = []
+    for i in range(len(members.changes) + 1):
+        multi, moved = int(counts.pairs_multi[i]), int(counts.pairs_multi_cont[i])
+        out.append(EpochSummary(
+            bounds[2 * i], bounds[2 * i + 1], bounds[2 * i] + (settle_s if i else 0.0),
+            sorted(members.epochs[i]), int(counts.sessions[i]), int(counts.requests[i]),
+            multi, moved, 1 - moved / multi if multi else None))
+    return out
 
 
 def balance(ok: Ok, members: Membership, epoch: Ints, within: Bools, containers: list[str],
@@ -652,13 +831,15 @@ def balance(ok: Ok, members: Membership, epoch: Ints, within: Bools, containers:
         return None
     best = int(np.argmax(per_epoch))
     c = len(containers)
-    if len(members.changes) == 0:  # one epoch: the whole run's figures
+    if len(members.changes) == 0 and ok.judged.all():  # one epoch: the whole run's figures
         main, cont = per.main, ok.cont
     else:
-        rows = within & (epoch == best)
+        rows = within & (epoch == best) & ok.judged
         p_sess, p_cont, counts = pair_counts(ok.sess[rows], ok.cont[rows], c)
         main, _ = main_containers(p_sess, p_cont, counts, len(per.n_ok))
         cont = ok.cont[rows]
+    if len(members.changes) == 0 and not ok.judged.all():
+        main = np.where(per.judged, main, -1)
     index = {name: i for i, name in enumerate(containers)}
     seen = np.flatnonzero(np.bincount(main[main >= 0], minlength=c))
     live = sorted({index[x] for x in members.epochs[best]} | set(seen.tolist()))
@@ -731,8 +912,10 @@ def cache_summary(requests: Requests, by_state: dict[str, Latency]) -> CacheSumm
                          "miss": by_state.get("cache miss", Latency())})
 
 
-def user_classes(requests: Requests, failed: Bools, per: SessionStats
+def user_classes(requests: Requests, failed: Bools, per: SessionStats, ok: Ok
                  ) -> dict[str, UserClassSummary]:
+    """Each class's own figures, controls included (never pooled into the headline). A class's
+    affinity is its sessions' (the first that says)."""
     uc = requests.user_class
     names = ["(none)", *uc.names]
     k = len(names)
@@ -741,6 +924,10 @@ def user_classes(requests: Requests, failed: Bools, per: SessionStats
     sessions = np.bincount(cls, minlength=k)
     multi_req = np.bincount(cls[multi], minlength=k)
     multi_cont = np.bincount(cls[multi & (per.n_containers > 1)], minlength=k)
+    transitions = np.bincount(cls, weights=np.maximum(per.n_ok - 1, 0), minlength=k)
+    switches = np.bincount(cls, weights=per.switches, minlength=k)
+    flaps = np.bincount(cls, weights=per.flaps, minlength=k)
+    judged = np.bincount(cls[per.judged], minlength=k) > 0
     codes = uc.codes + 1
     reqs = np.bincount(codes, minlength=k)
     errs = np.bincount(codes[failed], minlength=k)
@@ -748,16 +935,26 @@ def user_classes(requests: Requests, failed: Bools, per: SessionStats
     for i, name in enumerate(names):
         if not reqs[i]:
             continue
-        m, mc = int(multi_req[i]), int(multi_cont[i])
+        known = per.affinity[(cls == i) & (per.affinity >= 0)]
+        m, mc, t = int(multi_req[i]), int(multi_cont[i]), int(transitions[i])
         out[name] = UserClassSummary(
+            AFFINITIES[int(known[0])] if len(known) else None, bool(judged[i]),
             int(sessions[i]), int(reqs[i]), m, mc, 1 - mc / m if m else None,
-            interval(m - mc, m), int(errs[i]), int(errs[i]) / int(reqs[i]))
+            interval(m - mc, m), 1 - switches[i] / t if t else None, int(switches[i]),
+            int(flaps[i]), int(errs[i]), int(errs[i]) / int(reqs[i]))
     return out
 
 
-def run_notes(run: Run, members: Membership, containers: list[str], per: SessionStats
-              ) -> list[str]:
+def run_notes(run: Run, members: Membership, containers: list[str], per: SessionStats,
+              affinity_source: str) -> list[str]:
     notes = []
+    if affinity_source == "assumed":
+        notes.append("The request file does not record which classes ask for affinity: every "
+                     "class is judged as asking for it (affinity_source \"assumed\"), so a "
+                     "control class in this run counts against the stickiness figures.")
+    elif not per.judged.any():
+        notes.append("No class in this run asks for affinity: the stickiness figures have "
+                     "nothing to judge (see user_classes for the controls).")
     if members.source == "inferred":
         notes.append("No event log: membership changes are inferred from the containers "
                      "seen answering, which needs traffic on every container.")

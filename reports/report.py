@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from reports import compare, gates, html
+from reports import api, comparison, html
 from reports.config import Gates, ReportConfig
-from reports.load import load_run, normalize_prefix
-from reports.metrics import Analysis, analyze
+from reports.load import normalize_prefix
+from reports.metrics import Analysis
 
 
 def outputs(out: str) -> tuple[Path, Path, Path]:
@@ -32,9 +32,8 @@ def default_comparison_prefix(a: str, b: str) -> str:
 
 
 def run_analysis(prefix: str, config: ReportConfig, events: Path | None = None) -> Analysis:
-    analysis = analyze(load_run(prefix, events), config)
-    analysis.summary.gates = gates.evaluate(analysis.summary, config.gates)
-    return analysis
+    """The analysis behind `reports.load_run` (the library the CLI is a layer over)."""
+    return api.load_run(prefix, events, config=config).analysis
 
 
 def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
@@ -56,18 +55,18 @@ def sessions_csv(table: pa.Table) -> bytes:
 
 
 def comparison_report(a: str, b: str, config: ReportConfig, out: str | None = None
-                      ) -> tuple[Analysis, Analysis, list[compare.Row], dict[Path, bytes]]:
+                      ) -> tuple[Analysis, Analysis, list[comparison.Row], dict[Path, bytes]]:
     """Both runs analysed, the gates judged on B (the candidate)."""
     first = run_analysis(a, dataclasses.replace(config, gates=Gates()))
     second = run_analysis(b, config)
-    table = compare.rows(first.summary, second.summary)
+    table = comparison.rows(first.summary, second.summary)
     names = (Path(normalize_prefix(a)).name, Path(normalize_prefix(b)).name)
     if names[0] == names[1]:
         names = ("A", "B")
     csv_path, html_path = comparison_outputs(out or default_comparison_prefix(a, b))
     files = {
-        csv_path: compare.to_csv(table),
-        html_path: html.render_comparison(first, second, compare.formatted(table),
+        csv_path: comparison.to_csv(table),
+        html_path: html.render_comparison(first, second, comparison.formatted(table),
                                           names).encode(),
     }
     return first, second, table, files

@@ -1,60 +1,9 @@
-"""`PREFIX_summary.json`: the typed summary of a run, and what each key means.
+"""`PREFIX_summary.json`: the typed summary of a run.
 
-The keys are stable: new keys may be added, existing ones keep their name and meaning
-(`schema_version` changes if that ever has to break). Times are Unix seconds; `*_offset_s`
-count from the run's first request. Fractions are in [0, 1]; every `*_ci` is a Wilson 95%
-interval `[low, high]`. A figure with nothing to measure (no session with two requests, say)
-is `null`. Formulas: ../shared/notes/metrics.md. "Successful" means a 2xx answer that names a
-container; only successful requests count towards stickiness, switches and remaps.
-
-Top level:
-
-- `schema_version`, `prefix`, `request_file`, `events_file` (null when none)
-- `epochs_source`: "events" (the emulator's log) or "inferred" (containers seen answering)
-- `start`, `end`, `duration_s`: first request start, last answer, and the span between
-- `requests`, `ok_requests`: all rows; successful ones
-- `sessions`: distinct session ids; `sessions_multi_request`: those with 2+ successful requests
-- `sessions_multi_container`: of those, the ones answered by 2+ containers
-- `session_stickiness`, `session_stickiness_ci`: 1 - multi_container / multi_request
-- `request_stickiness`, `request_stickiness_ci`: share of successful requests answered by their
-  session's main container
-- `switches`: consecutive successful requests of a session answered by different containers;
-  `forced_switches`: those whose two requests straddle a membership change (between the first
-  request's start and the second's answer, a change began or was under way); `flaps`: the
-  others, in a stable epoch; `sessions_with_flaps`
-- `warm_hit_upper_bound` (1 - sum |R_s| / sum n_s), `warm_hit_ideal` (1 - S / sum n_s)
-- `errors`, `error_rate`, `error_rate_ci`: requests that are not successful, except 503s while
-  no container was live, which are counted apart as `errors_no_live_replica`
-- `status_counts`: {"200": n, ...} over all requests (0 = connection error or timeout)
-- `error_classes`: counts by class: 2xx (successful), bad_body (2xx without a container id),
-  401, 429, 503, 4xx (other), 5xx (other), connection (status 0), other (1xx/3xx)
-- `errors_by_phase`: {phase: {class: n}} for phases steady, change (overlapping a membership
-  change or the `change_margin_s` after it) and no_live_replica (no container live)
-- `top_errors`: [{"error", "count"}], the ten most frequent error messages
-- `containers`: containers that answered; `per_container`: [{"container_id", "requests",
-  "sessions" (sessions it answered), "main_sessions" (sessions whose main container it is),
-  "first_ts", "last_ts"}]
-- `membership_changes`: one object per change (see `ChangeSummary`): `at`, `at_offset_s`,
-  `end`, `causes`, `added`, `removed`, `live_before`, `live_after`, `sessions` (active in the
-  epochs on both sides), `remapped`, `remapped_fraction`, `remapped_fraction_ci`,
-  `expected_fraction` (the rendezvous minimum (r+a)/(N+a)), `excess` (observed / expected),
-  `z`, `collateral` (moves between two containers live on both sides), `restick_p50_s`,
-  `restick_max_s` (from the change to the first request on the new owner)
-- `epochs`: [{"start", "end", "live", "sessions", "requests"}] between the changes
-- `balance`: for the epoch with the most sessions (see `Balance`), or null
-- `latency`: {state: {"count", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"}} for states
-  all (every request), first (a session's first successful request), repeat (same container as
-  the session's previous one), after_switch (first on a new container), errors
-- `cache`: null when the run has no cache column values, else {"hits", "misses", "hit_rate",
-  "hit_rate_ci", "latency": {"hit": ..., "miss": ...}}
-- `user_classes`: {class: {"sessions", "requests", "sessions_multi_request",
-  "sessions_multi_container", "session_stickiness", "session_stickiness_ci", "errors",
-  "error_rate"}}
-- `workers`: distinct Locust workers in the file
-- `locust`: null without Locust's stats CSVs, else {"requests", "failures", "recorded"}
-  (Locust's stats.csv lags up to a second: a small shortfall of `requests` is expected)
-- `gates`: [{"gate", "threshold", "value", "passed", "reason"}] for the gates given
-- `notes`: caveats found while reading the run, as sentences
+Every key, its meaning and what changed in schema_version 2: docs/summary-json.md (in this
+repository); formulas: docs/metrics.md; gates: docs/gates.md. Times are Unix seconds;
+`*_offset_s` count from the run's first request; fractions are in [0, 1]; every `*_ci` is a
+Wilson 95% interval `[low, high]`; a figure with nothing to measure is `null`.
 """
 
 from __future__ import annotations
@@ -64,11 +13,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PHASES: tuple[str, ...] = ("steady", "change", "no_live_replica")
 ERROR_CLASSES: tuple[str, ...] = (
     "2xx", "bad_body", "401", "429", "503", "4xx", "5xx", "connection", "other")
 LATENCY_STATES: tuple[str, ...] = ("all", "first", "repeat", "after_switch", "errors")
+TTFT_STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
+VERDICTS: tuple[str, ...] = ("passed", "failed", "not judged")
+AFFINITIES: tuple[str, ...] = ("session", "strict", "none")
 
 Interval = list[float] | None
 
@@ -84,10 +36,19 @@ class Latency:
 
 
 @dataclass
+class Percentiles:
+    count: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+@dataclass
 class ChangeSummary:
     at: float
     at_offset_s: float
     end: float
+    settled_at: float
     causes: list[str]
     added: list[str]
     removed: list[str]
@@ -109,9 +70,13 @@ class ChangeSummary:
 class EpochSummary:
     start: float
     end: float
+    settled_start: float
     live: list[str]
     sessions: int
     requests: int
+    pairs_multi_request: int
+    pairs_multi_container: int
+    settled_stickiness: float | None
 
 
 @dataclass
@@ -160,12 +125,17 @@ class CacheSummary:
 
 @dataclass
 class UserClassSummary:
+    affinity: str | None  # "session", "strict", "none"; None when the file does not say
+    judged: bool
     sessions: int
     requests: int
     sessions_multi_request: int
     sessions_multi_container: int
     session_stickiness: float | None
     session_stickiness_ci: Interval
+    same_container_rate: float | None
+    switches: int
+    flaps: int
     errors: int
     error_rate: float | None
 
@@ -182,8 +152,16 @@ class GateResult:
     gate: str
     threshold: float
     value: float | None
-    passed: bool
+    verdict: str  # "passed", "failed" or "not judged"
     reason: str
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "failed"
 
 
 @dataclass
@@ -192,6 +170,9 @@ class Summary:
     request_file: str
     events_file: str | None
     epochs_source: str
+    affinity_source: str
+    judged_classes: list[str]
+    settle_s: float
     start: float
     end: float
     duration_s: float
@@ -202,6 +183,13 @@ class Summary:
     sessions_multi_container: int
     session_stickiness: float | None
     session_stickiness_ci: Interval
+    same_container_rate: float | None
+    same_container_rate_ci: Interval
+    transitions: int
+    settled_stickiness: float | None
+    settled_stickiness_ci: Interval
+    settled_pairs_multi_request: int
+    settled_pairs_multi_container: int
     request_stickiness: float | None
     request_stickiness_ci: Interval
     switches: int
@@ -225,10 +213,14 @@ class Summary:
     balance: Balance | None
     latency: dict[str, Latency]
     cache: CacheSummary | None
+    ttft: dict[str, Percentiles] | None
+    ttft_by_state: dict[str, Percentiles] | None
+    inter_token_gap: Percentiles | None
     user_classes: dict[str, UserClassSummary]
     workers: int
     locust: LocustCheck | None
     gates: list[GateResult] = field(default_factory=list)
+    verdicts: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 

@@ -34,13 +34,34 @@ class Row:
     cache: str | None = None
     error: str | None = None
     worker: str = "local"
+    # the columns of newer files (affinity: issue 9; streaming: issue 13), written only when
+    # some row sets them: a file without them is an older file
+    affinity: str | None = None
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+    tokens: int | None = None
+    max_gap_ms: float | None = None
+
+
+NEWER: dict[str, pa.DataType] = {
+    "affinity": pa.string(), "ttfb_ms": pa.float64(), "ttft_ms": pa.float64(),
+    "tokens": pa.int32(), "max_gap_ms": pa.float64()}
+
+
+def request_schema(records: list[dict[str, object]]) -> pa.Schema:
+    schema = arrow_schema()
+    for name, kind in NEWER.items():
+        if name not in schema.names and any(r[name] is not None for r in records):
+            schema = schema.append(pa.field(name, kind))
+    return schema
 
 
 def write_requests(path: Path, rows: Iterable[Row]) -> Path:
     records = [asdict(r) for r in rows]
-    table = pa.Table.from_pylist(records, schema=arrow_schema()) if records else \
-        arrow_schema().empty_table()
-    pq.write_table(table.select(list(COLUMNS)), path, compression="zstd")
+    schema = request_schema(records)
+    table = pa.Table.from_pylist(records, schema=schema) if records else schema.empty_table()
+    pq.write_table(table.select([*COLUMNS, *(n for n in schema.names if n not in COLUMNS)]),
+                   path, compression="zstd")
     return path
 
 

@@ -57,14 +57,19 @@ def test_no_gate_by_default(three_switched: str, capsys: pytest.CaptureFixture[s
 
 @pytest.mark.parametrize(("flags", "code", "reason"), [
     (["--min-stickiness", "0.95"], 1,
-     "gate --min-stickiness failed: session stickiness 0.94 < 0.95 (3 of 50 sessions saw 2+ "
-     "containers)"),
+     "gate --min-stickiness failed: session stickiness 0.94 < 0.95 (3 of 50 judged sessions "
+     "saw 2+ containers)"),
     (["--min-stickiness", "0.9"], 0, ""),
-    (["--max-flaps", "2"], 1, "gate --max-flaps failed: flaps (switches in a stable epoch) 3 > 2"),
+    (["--max-flaps", "2"], 1,
+     "gate --max-flaps failed: flaps (switches inside a settled epoch) 3 > 2"),
+    (["--min-settled-stickiness", "0.95"], 1, "settled stickiness 0.94 < 0.95"),
+    (["--min-same-container-rate", "0.995"], 1,
+     "gate --min-same-container-rate failed: same-container rate 0.993333 < 0.995 (3 switches "
+     "in 450 transitions)"),
     (["--max-error-rate", "0"], 0, ""),
     (["--min-sessions", "51"], 1, "gate --min-sessions failed"),
     (["--max-p95-ms", "5"], 1, "gate --max-p95-ms failed: p95 latency (ms)"),
-    (["--max-collateral", "0", "--max-remap-excess", "1.5"], 0, ""),
+    (["--max-error-rate", "0.1", "--min-same-container-rate", "0.9"], 0, ""),
     (["--min-request-stickiness", "0.99"], 1, "request stickiness 0.97 < 0.99"),
 ])
 def test_gates_exit_non_zero_with_a_one_line_reason(
@@ -77,7 +82,8 @@ def test_gates_exit_non_zero_with_a_one_line_reason(
     else:
         assert err == ""
     summary = json.loads(Path(three_switched + "_summary.json").read_text())
-    assert [g["passed"] for g in summary["gates"]] == [code == 0] * len(summary["gates"])
+    verdict = "passed" if code == 0 else "failed"
+    assert [g["verdict"] for g in summary["gates"]] == [verdict] * len(summary["gates"])
 
 
 def test_two_failed_gates_give_two_lines(three_switched: str,
@@ -86,11 +92,45 @@ def test_two_failed_gates_give_two_lines(three_switched: str,
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
 
 
-def test_a_gate_with_nothing_to_measure_fails(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_gate_with_nothing_to_measure_is_not_judged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_requests(tmp_path / "one_requests.parquet", [Row(T0, "s", None, 503)])
-    assert main([str(tmp_path / "one"), "--min-stickiness", "0.5"]) == 1
-    assert "nothing to measure" in capsys.readouterr().err
+    prefix = str(tmp_path / "one")
+    assert main([prefix, "--min-stickiness", "0.5"]) == 0
+    (gate,) = json.loads(Path(prefix + "_summary.json").read_text())["gates"]
+    assert gate["verdict"] == "not judged" and gate["value"] is None
+    assert "no judged session with 2+ successful requests" in gate["reason"]
+    out = capsys.readouterr()
+    assert "NOT JUDGED" in out.out and out.err == ""
+    assert main([prefix, "--min-stickiness", "0.5", "--require-judged"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["reports: gate --min-stickiness not judged (--require-judged): session "
+                   "stickiness: no judged session with 2+ successful requests"]
+
+
+@pytest.mark.parametrize(("flag", "reason"), [
+    ("--max-collateral", "no membership change to judge"),
+    ("--max-remap-excess", "no membership change to judge"),
+])
+def test_change_gates_on_a_stable_run_are_not_judged(
+        three_switched: str, capsys: pytest.CaptureFixture[str], flag: str, reason: str
+        ) -> None:
+    assert main([three_switched, flag, "0"]) == 0
+    (gate,) = json.loads(Path(three_switched + "_summary.json").read_text())["gates"]
+    assert (gate["verdict"], gate["reason"].split(": ", 1)[1]) == ("not judged", reason)
+    assert main([three_switched, flag, "0", "--require-judged"]) == 1
+
+
+def test_flaps_gate_with_no_successful_request_is_not_judged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_requests(tmp_path / "fail_requests.parquet",
+                   [Row(T0 + j, "s", None, 500, error="500 boom") for j in range(5)])
+    prefix = str(tmp_path / "fail")
+    assert main([prefix, "--max-flaps", "0"]) == 0
+    (gate,) = json.loads(Path(prefix + "_summary.json").read_text())["gates"]
+    assert gate["verdict"] == "not judged"
+    assert "inside a settled epoch" in gate["reason"]
+    assert main([prefix, "--max-flaps", "0", "--require-judged"]) == 1
 
 
 def test_comparison_side_by_side(three_switched: str, tmp_path: Path) -> None:
@@ -256,8 +296,8 @@ def test_locust_stats_are_cross_checked(three_switched: str) -> None:
 
 def test_strict_sessions_are_judged_strictly_by_default(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rows = [Row(r.ts, r.session_id, r.container_id, user_class="SessionedUser")
-            for r in three_switched_rows()]
+    rows = [Row(r.ts, r.session_id, r.container_id, user_class="SessionedUser",
+                affinity="strict") for r in three_switched_rows()]
     prefix = str(tmp_path / "strict")
     write_requests(Path(prefix + "_requests.parquet"), rows)
     assert main([prefix]) == 1

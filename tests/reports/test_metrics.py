@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import reports.summary
 from modal_app.local.rendezvous import pick
 from reports.config import ReportConfig
 from reports.load import load_run
@@ -89,7 +88,8 @@ def test_the_owner_before_comes_from_requests_answered_before_the_change(
     for i, sid in enumerate(session_ids(40)):
         before, after = pick(sid, [A, B, C]), pick(sid, [A, B, C, D])
         rows += [Row(T0 + 1 + i * 0.01, sid, before), Row(CHANGE_AT - 0.01, sid, after, 200, 50),
-                 Row(CHANGE_AT + 1 + i * 0.01, sid, after)]
+                 Row(CHANGE_AT + 1 + i * 0.01, sid, after),
+                 Row(CHANGE_AT + 3 + i * 0.01, sid, after)]
     write_requests(tmp_path / "late_requests.parquet", rows)
     write_events(tmp_path / "late_events.jsonl", [
         added(T0 - 1, A, [A]), added(T0 - 1, B, [A, B]), added(T0 - 1, C, [A, B, C]),
@@ -242,20 +242,31 @@ def test_swimlane_shows_the_sessions_that_switched(three_switched: str) -> None:
     assert switched == {"s0000", "s0001", "s0002"}
 
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def documented_keys() -> set[str]:
+    text = (DOCS / "summary-json.md").read_text()
+    return set(re.findall(r"`(\w+)`", text)) | set(re.findall(r'"(\w+)"', text))
+
+
 def test_every_summary_key_is_documented(scale_up: tuple[str, int]) -> None:
     prefix, _ = scale_up
     data = report_of(prefix).summary.to_dict()
-    doc = reports.summary.__doc__ or ""
-    documented = set(re.findall(r"`(\w+)`", doc))
-    assert set(data) <= documented, set(data) - documented
-    change_keys = set(data["membership_changes"][0])
-    assert change_keys <= documented, change_keys - documented
+    documented = documented_keys()
+    nested = {*data, *data["membership_changes"][0], *data["latency"]["all"],
+              *(data["balance"] or {}), *data["epochs"][0],
+              *next(iter(data["user_classes"].values()))}
+    assert nested <= documented, nested - documented
     required = {"sessions", "sessions_multi_container", "session_stickiness",
                 "session_stickiness_ci", "requests", "errors", "error_rate", "status_counts",
-                "containers", "membership_changes"}
+                "containers", "membership_changes", "schema_version", "judged_classes",
+                "affinity_source", "same_container_rate", "settled_stickiness", "ttft",
+                "ttft_by_state", "inter_token_gap", "gates", "verdicts"}
     assert required <= set(data)
+    assert data["schema_version"] == 2
     assert {"at", "added", "removed", "sessions", "remapped_fraction", "expected_fraction",
-            "collateral"} <= change_keys
+            "collateral", "settled_at"} <= set(data["membership_changes"][0])
 
 
 def test_collateral_session_is_the_one_we_planted(scale_up: tuple[str, int]) -> None:
@@ -263,14 +274,3 @@ def test_collateral_session_is_the_one_we_planted(scale_up: tuple[str, int]) -> 
     rows = report_of(prefix).sessions.to_pylist()
     planted = next(r for r in rows if r["session_id"] == COLLATERAL_SESSION)
     assert (planted["containers"], planted["remaps"], planted["flaps"]) == (2, 1, 0)
-
-
-def test_every_summary_key_is_in_the_readme(scale_up: tuple[str, int]) -> None:
-    prefix, _ = scale_up
-    data = report_of(prefix).summary.to_dict()
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("<!-- report:begin -->")[1].split("<!-- report:end -->")[0]
-    nested = {*data, *data["membership_changes"][0], *data["latency"]["all"],
-              *(data["balance"] or {}), *data["epochs"][0]}
-    missing = {k for k in nested if f"`{k}`" not in section and f'"{k}"' not in section}
-    assert not missing

@@ -1,5 +1,5 @@
 """Two runs side by side (a StickyUser run against a NonStickyUser run, say): one row per
-figure with A, B and B - A, for the comparison CSV and HTML.
+figure with A, B and B - A, for the comparison CSV and HTML (and `reports.compare`).
 
 CSV columns: `metric`, `a`, `b`, `difference` (B - A; empty when either side is missing), in
 plain numbers: fractions in [0, 1], latencies in milliseconds.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reports import html
-from reports.summary import ERROR_CLASSES, Summary
+from reports.summary import ERROR_CLASSES, TTFT_STATES, Summary
 
 Getter = Callable[[Summary], float | int | None]
 
@@ -47,6 +47,24 @@ def error_class(name: str) -> Getter:
     return lambda s: s.error_classes[name]
 
 
+def ttft(group: str, field: str) -> Getter:
+    def get(s: Summary) -> float | int | None:
+        return getattr(s.ttft[group], field) if s.ttft else None
+    return get
+
+
+def ttft_state(state: str, field: str) -> Getter:
+    def get(s: Summary) -> float | int | None:
+        return getattr(s.ttft_by_state[state], field) if s.ttft_by_state else None
+    return get
+
+
+def gap(field: str) -> Getter:
+    def get(s: Summary) -> float | int | None:
+        return getattr(s.inter_token_gap, field) if s.inter_token_gap else None
+    return get
+
+
 FIGURES: list[tuple[str, str, Getter]] = [
     ("requests", "count", lambda s: s.requests),
     ("sessions", "count", lambda s: s.sessions),
@@ -55,6 +73,8 @@ FIGURES: list[tuple[str, str, Getter]] = [
     ("session_stickiness", "fraction", lambda s: s.session_stickiness),
     ("session_stickiness_ci_low", "fraction", ci_end("session_stickiness_ci", 0)),
     ("session_stickiness_ci_high", "fraction", ci_end("session_stickiness_ci", 1)),
+    ("same_container_rate", "fraction", lambda s: s.same_container_rate),
+    ("settled_stickiness", "fraction", lambda s: s.settled_stickiness),
     ("request_stickiness", "fraction", lambda s: s.request_stickiness),
     ("switches", "count", lambda s: s.switches),
     ("flaps", "count", lambda s: s.flaps),
@@ -72,6 +92,11 @@ FIGURES: list[tuple[str, str, Getter]] = [
       for state in ("all", "first", "repeat", "after_switch")
       for f in ("mean", "p50", "p95", "p99")),
     ("cache_hit_rate", "fraction", lambda s: s.cache.hit_rate if s.cache else None),
+    *((f"ttft_{group}_{f}", "ms", ttft(group, f"{f}_ms"))
+      for group in ("all", "hit", "miss") for f in ("p50", "p95", "p99")),
+    *((f"ttft_{state}_{f}", "ms", ttft_state(state, f"{f}_ms"))
+      for state in TTFT_STATES for f in ("p50", "p95", "p99")),
+    *((f"inter_token_gap_{f}", "ms", gap(f"{f}_ms")) for f in ("p50", "p95", "p99")),
 ]
 
 

@@ -1,0 +1,258 @@
+"""The report as a pandas library: `load_run(prefix)` and `compare(a, b)`.
+
+    from reports import load_run, compare
+    run = load_run("results/run")
+    run.sessions.groupby("user_class", observed=True).switches.sum()
+    run.summary()["settled_stickiness"]
+
+Columns and dtypes of every DataFrame: docs/api.md; definitions: docs/metrics.md.
+
+The figures are computed once, when the run is loaded (reports.metrics: a value sort and
+numpy passes over integer codes, which is what makes 10 M rows fast); the DataFrames are
+built from them on first use, so that a run's summary costs no per-request DataFrame. The
+per-session, per-container, per-change and per-epoch figures are pandas frames from the
+start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from reports import comparison as comparing
+from reports import gates as gating
+from reports.config import ReportConfig
+from reports.load import Labels
+from reports.load import load_run as read_run
+from reports.metrics import Analysis, Rows, analyze
+from reports.summary import AFFINITIES, ERROR_CLASSES, LATENCY_STATES, PHASES, clean
+
+STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
+CACHES: tuple[str, ...] = ("all", "hit", "miss")
+
+__all__ = ["Run", "compare", "load_run"]
+
+
+def categorical(labels: Labels) -> pd.Categorical[str]:
+    """Codes into names as a pandas Categorical (-1 = NaN), without a pass over strings."""
+    codes = np.asarray(labels.codes)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(labels.names)),
+                                     validate=False)
+
+
+def from_codes(codes: NDArray[np.integer], names: tuple[str, ...] | list[str]
+               ) -> pd.Categorical[str]:
+    return pd.Categorical.from_codes(np.asarray(codes), categories=pd.Index(list(names)),
+                                     validate=False)
+
+
+@dataclasses.dataclass
+class Run:
+    """One recorded run: its DataFrames and summary (see docs/api.md)."""
+
+    prefix: str
+    config: ReportConfig
+    analysis: Analysis
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.analysis.summary.notes)
+
+    def summary(self) -> dict[str, Any]:
+        """The dict written as PREFIX_summary.json (docs/summary-json.md)."""
+        return dict(clean(self.analysis.summary.to_dict()))
+
+    # -- per request ---------------------------------------------------------------------------
+
+    @cached_property
+    def requests(self) -> pd.DataFrame:
+        """One row per request, by session then start (docs/api.md#runrequests)."""
+        rows: Rows = self.analysis.rows
+        r, frame, ok = rows.requests, rows.frame, rows.ok
+        n = len(frame.ts)
+        state = np.full(n, -1, dtype=np.int8)
+        epoch = np.zeros(n, dtype=np.int64)
+        settled = np.zeros(n, dtype=np.bool_)
+        flap = np.zeros(n, dtype=np.bool_)
+        ok_state = np.where(ok.first, 0, np.where(ok.switch, 2, 1)).astype(np.int8)
+        ok_flap = np.zeros(len(ok.sess), dtype=np.bool_)
+        ok_flap[np.flatnonzero(ok.switch)[~rows.forced]] = True
+        where = slice(None) if ok.rows is None else ok.rows
+        state[where], epoch[where], settled[where], flap[where] = (
+            ok_state, rows.epoch, rows.within, ok_flap)
+        if ok.rows is not None and len(ok.rows) < n:
+            # a failed request's epoch: the changes settled before it started
+            starts = np.array([c.at for c in self.analysis.summary.membership_changes])
+            settle = np.array([c.settled_at for c in self.analysis.summary.membership_changes])
+            failed = ~frame.ok
+            epoch[failed] = np.searchsorted(settle, frame.ts[failed], side="left") \
+                if len(starts) else 0
+        tokens = pd.array(r.tokens, dtype="Float64").astype("Int32") \
+            if np.isfinite(r.tokens).any() else pd.array([pd.NA] * n, dtype="Int32")
+        data: dict[str, Any] = {
+            "ts": frame.ts, "response_time_ms": frame.rt, "end": frame.end,
+            "session_id": categorical(r.session), "user_class": categorical(r.user_class),
+            "affinity": self.affinity_rows(),
+            "judged": rows.judged[frame.sess], "status": np.asarray(frame.status),
+            "container_id": categorical(r.container), "cache": categorical(r.cache),
+            "error": categorical(r.error), "worker": categorical(r.worker),
+            "ttfb_ms": np.array(r.ttfb_ms), "ttft_ms": np.array(r.ttft_ms), "tokens": tokens,
+            "max_gap_ms": np.array(r.max_gap_ms), "ok": np.asarray(frame.ok),
+            "error_class": from_codes(frame.cls, ERROR_CLASSES),
+            "counted_error": rows.failed, "phase": from_codes(rows.phase, PHASES),
+            "state": from_codes(state, STATES), "epoch": epoch, "settled": settled,
+            "flap": flap,
+        }
+        return pd.DataFrame(data, copy=False)
+
+    def affinity_rows(self) -> pd.Categorical[str]:
+        aff = self.analysis.rows.requests.affinity
+        remap = np.array([AFFINITIES.index(a) if a in AFFINITIES else -1 for a in aff.names]
+                         + [-1], dtype=np.int8)
+        return from_codes(remap[np.asarray(aff.codes)], AFFINITIES)
+
+    # -- per session, container, change, epoch -------------------------------------------------
+
+    @cached_property
+    def sessions(self) -> pd.DataFrame:
+        """One row per session: the rows of PREFIX_sessions.csv (docs/api.md#runsessions)."""
+        df = self.analysis.sessions.to_pandas()
+        for name in ("session_id", "user_class", "main_container"):
+            df[name] = df[name].astype("category")
+        df["affinity"] = pd.Categorical(df["affinity"], categories=list(AFFINITIES))
+        return df
+
+    @cached_property
+    def containers(self) -> pd.DataFrame:
+        """One row per container that answered (docs/api.md#runcontainers)."""
+        rows = [dataclasses.asdict(c) for c in self.analysis.summary.per_container]
+        df = pd.DataFrame(rows, columns=["container_id", "requests", "sessions",
+                                         "main_sessions", "first_ts", "last_ts"])
+        df["container_id"] = df["container_id"].astype("category")
+        return df.astype({"requests": "int64", "sessions": "int64", "main_sessions": "int64",
+                          "first_ts": "float64", "last_ts": "float64"})
+
+    @cached_property
+    def changes(self) -> pd.DataFrame:
+        """One row per membership change (docs/api.md#runchanges)."""
+        columns = ["at", "at_offset_s", "end", "settled_at", "causes", "added", "removed",
+                   "live_before", "live_after", "sessions", "remapped", "remapped_fraction",
+                   "remapped_fraction_ci_low", "remapped_fraction_ci_high",
+                   "expected_fraction", "excess", "z", "collateral", "restick_p50_s",
+                   "restick_max_s"]
+        rows = []
+        for c in self.analysis.summary.membership_changes:
+            row = dataclasses.asdict(c)
+            ci = row.pop("remapped_fraction_ci") or (None, None)
+            row["remapped_fraction_ci_low"], row["remapped_fraction_ci_high"] = ci
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=columns)
+        floats = [c for c in columns if c not in ("causes", "added", "removed", "live_before",
+                                                  "live_after", "sessions", "remapped",
+                                                  "collateral")]
+        ints = ["live_before", "live_after", "sessions", "remapped", "collateral"]
+        return df.astype({**dict.fromkeys(floats, "float64"), **dict.fromkeys(ints, "int64")})
+
+    @cached_property
+    def epochs(self) -> pd.DataFrame:
+        """One row per epoch (docs/api.md#runepochs)."""
+        rows = []
+        for i, e in enumerate(self.analysis.summary.epochs):
+            rows.append({"epoch": i, "start": e.start, "end": e.end,
+                         "settled_start": e.settled_start, "live": e.live,
+                         "n_live": len(e.live), "sessions": e.sessions,
+                         "requests": e.requests, "pairs_multi_request": e.pairs_multi_request,
+                         "pairs_multi_container": e.pairs_multi_container,
+                         "settled_stickiness": e.settled_stickiness})
+        df = pd.DataFrame(rows)
+        return df.astype({"settled_stickiness": "float64"})
+
+    @cached_property
+    def timeline(self) -> pd.DataFrame:
+        """Per second: requests, successes, failures by class, live containers
+        (docs/api.md#runtimeline)."""
+        t = self.analysis.timeline
+        bins = len(t.requests)
+        second = np.arange(bins, dtype=np.float64) * t.bin_s
+        data: dict[str, Any] = {"second": second, "ts": t.start + second,
+                                "requests": t.requests.astype(np.int64),
+                                "ok": t.classes[:, 0].astype(np.int64)}
+        for i, name in enumerate(ERROR_CLASSES[1:], 1):
+            data[name] = t.classes[:, i].astype(np.int64)
+        data["sessions"] = t.sessions.astype(np.int64)
+        data["live_containers"] = t.live.astype(np.int64)
+        data["mean_ms"] = t.mean_ms
+        data["users"] = t.users if t.users is not None else np.full(bins, np.nan)
+        return pd.DataFrame(data)
+
+    @cached_property
+    def latency(self) -> pd.DataFrame:
+        """Response time, time to first token and inter-token gap by state and cache
+        (docs/api.md#runlatency). pandas groupby/quantile over the request DataFrame."""
+        df = self.requests
+        states = {"all": np.ones(len(df), dtype=np.bool_), "errors": ~df["ok"].to_numpy()}
+        state = df["state"]
+        for name in STATES:
+            states[name] = (state == name).to_numpy()
+        cache = df["cache"]
+        caches = {"all": np.ones(len(df), dtype=np.bool_),
+                  "hit": (cache == "hit").to_numpy(), "miss": (cache == "miss").to_numpy()}
+        rows = []
+        for s in LATENCY_STATES:
+            for c in CACHES:
+                mask = states[s] & caches[c]
+                rows.append({"state": s, "cache": c,
+                             **figures(df["response_time_ms"], mask, "", with_mean=True),
+                             **figures(df["ttft_ms"], mask, "ttft_"),
+                             **figures(df["max_gap_ms"], mask, "gap_")})
+        out = pd.DataFrame(rows)
+        out["state"] = pd.Categorical(out["state"], categories=list(LATENCY_STATES))
+        out["cache"] = pd.Categorical(out["cache"], categories=list(CACHES))
+        return out
+
+
+def figures(values: pd.Series, mask: NDArray[np.bool_], prefix: str,
+            with_mean: bool = False) -> dict[str, float | int]:
+    picked = values[mask].dropna()
+    out: dict[str, float | int] = {f"{prefix}count": len(picked)}
+    if with_mean:
+        out["mean_ms"] = float(picked.mean()) if len(picked) else np.nan
+    quantiles = picked.quantile([0.5, 0.95, 0.99]) if len(picked) else None
+    for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        out[f"{prefix}{name}_ms"] = float(quantiles[q]) if quantiles is not None else np.nan
+    if with_mean:
+        out["max_ms"] = float(picked.max()) if len(picked) else np.nan
+    return out
+
+
+def load_run(prefix: str, events: Path | None = None, *, settle_s: float | None = None,
+             config: ReportConfig | None = None) -> Run:
+    """Read and analyse one run (docs/api.md). Raises reports.load.ReportInputError (one-line
+    message) on bad input."""
+    config = config or ReportConfig()
+    if settle_s is not None:
+        config = dataclasses.replace(config, settle_s=settle_s)
+    raw = read_run(prefix, events)
+    analysis = analyze(raw, config)
+    analysis.summary.gates = gating.evaluate(analysis.summary, config.gates)
+    analysis.summary.verdicts = gating.verdicts(analysis.summary)
+    return Run(raw.prefix, config, analysis)
+
+
+def compare(a: Run | str, b: Run | str) -> pd.DataFrame:
+    """Two runs side by side: index `metric`, columns kind, a, b, delta (b - a)."""
+    first = a if isinstance(a, Run) else load_run(a)
+    second = b if isinstance(b, Run) else load_run(b)
+    rows = comparing.rows(first.analysis.summary, second.analysis.summary)
+    df = pd.DataFrame({"metric": [r.metric for r in rows], "kind": [r.kind for r in rows],
+                       "a": [np.nan if r.a is None else float(r.a) for r in rows],
+                       "b": [np.nan if r.b is None else float(r.b) for r in rows]})
+    df["delta"] = df["b"] - df["a"]
+    return df.set_index("metric")
+
