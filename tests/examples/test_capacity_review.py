@@ -5,7 +5,6 @@ with the figures the report API gives."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -30,7 +29,6 @@ SECONDS = 5
 class Runs:
     sticky: str
     control: str
-    events: Path
 
 
 def control(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -75,17 +73,16 @@ def record_runs(directory: Path) -> Runs:
     """The two runs, one emulator: 3 replicas, each with a KV cache for its share of the
     conversations (half as much again, as scripts/demo sizes it); a replica is killed early
     in the sticky run's load."""
-    events = directory / "emulator_events.jsonl"
     cache = ("--cache-sessions", str(USERS // 2), "--cache-miss-ms", "20",
              "--cache-hit-ms", "2")
-    with emulator(3, *cache, events=events) as emu:
+    with emulator(3, *cache) as emu:
         proc = locust(emu.url, "StickyUser", directory / "sticky")
         try:
             kill_one_under_load(emu.url)
         finally:
             finish(proc)
         finish(locust(emu.url, "NonStickyUser", directory / "control"))
-    return Runs(str(directory / "sticky"), str(directory / "control"), events)
+    return Runs(str(directory / "sticky"), str(directory / "control"))
 
 
 @pytest.fixture(scope="module")
@@ -93,19 +90,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     yield record_runs(tmp_path_factory.mktemp("capacity"))
 
 
-def pandas_api() -> bool:
-    import reports
-
-    return callable(getattr(reports, "load_run", None)) and callable(
-        getattr(reports, "compare", None))
-
-
 def execute(runs: Runs, directory: Path) -> Any:
     import nbformat
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    env = {"RUN_A": runs.sticky, "RUN_B": runs.control, "RUN_A_EVENTS": str(runs.events)}
+    env = {"RUN_A": runs.sticky, "RUN_B": runs.control}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits them
     try:
@@ -126,15 +116,13 @@ def outputs(notebook: Any) -> str:
                      for out in cell.get("outputs", []) if out.get("output_type") == "stream")
 
 
-@pytest.mark.skipif(not pandas_api(), reason="reports.load_run/compare (the pandas API of "
-                    "the report stream) are not on this branch yet")
 def test_the_capacity_review_notebook_answers_from_two_real_runs(runs: Runs,
                                                                  tmp_path: Path) -> None:
-    api: Any = importlib.import_module("reports")
-    load_run = api.load_run
+    from reports import load_run
+
     notebook = execute(runs, tmp_path)
     text = outputs(notebook)
-    a, b = load_run(runs.sticky, events=runs.events), load_run(runs.control)
+    a, b = load_run(runs.sticky), load_run(runs.control)
     sa, sb = a.summary(), b.summary()
     answer = json.loads(text[text.index("ANSWER ") + 7:].splitlines()[0])
     assert answer["hit_rate"] == pytest.approx([sa["cache"]["hit_rate"],
@@ -147,3 +135,5 @@ def test_the_capacity_review_notebook_answers_from_two_real_runs(runs: Runs,
     assert answer["membership_changes"] == len(a.changes) >= 1
     assert answer["equal_load"] in (True, False)
     assert ("at equal load" in text) == answer["equal_load"]
+    assert ("stickiness held under churn" in text) == (
+        answer["collateral"] == answer["flaps"] == 0)
