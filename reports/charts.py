@@ -164,7 +164,8 @@ def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
     merged, width = merge_seconds(timeline, points)
     unit = "/s" if width == 1 else f"/s (mean over {width:g} s)"
     people = [c for c in PEOPLE if c in merged and merged[c].notna().any()]
-    titles = [f"requests{unit}", *(["active sessions and Locust users"] * bool(people)),
+    who = " and ".join(PEOPLE[c][0] for c in people)
+    titles = [f"requests{unit}", *([who] * bool(people)),
               f"errors{unit} by class", "live containers"]
     heights = [0.36, *([0.2] * bool(people)), 0.26, 0.18]
     fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.06,
@@ -208,7 +209,8 @@ def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
     fig.update_yaxes(dtick=1, row=at, col=1)
     fig.update_xaxes(title_text="seconds since the first request", row=at, col=1)
     mark_changes(fig, changes)
-    return base_layout(fig, 560 + 110 * bool(people))
+    entries = 2 + len(people) + len(errors)
+    return legend_below(fig, 520 + 110 * bool(people), entries, per_row=6)
 
 
 def change_label(change: Mapping[str, Any]) -> str:
@@ -247,6 +249,7 @@ class Lanes:
     codes: np.ndarray  # (lanes, bins) float, NaN = empty
     bin_s: float
     total_sessions: int
+    controls: int = 0  # the last lanes: sessions of control classes (sending no session id)
 
 
 def pick_sessions(per: pd.DataFrame, limit: int) -> list[str]:
@@ -276,15 +279,19 @@ def swimlanes(requests: pd.DataFrame, limit: int = 80, bins: int = 240) -> Lanes
         "session": requests["session_id"].astype("string"),
         "container": requests["container_id"].astype("string").where(ok),
         "bin": np.minimum(((requests["ts"] - start) / bin_s).astype("int64"), bins - 1),
-        "ts": requests["ts"]}).dropna(subset=["session"])
+        "ts": requests["ts"],
+        "judged": requests["judged"].astype(bool) if "judged" in requests else True,
+    }).dropna(subset=["session"])
     served = frame.dropna(subset=["container"])
-    per = frame.groupby("session", sort=False).agg(first=("ts", "min"))
+    per = frame.groupby("session", sort=False).agg(first=("ts", "min"), judged=("judged", "all"))
     per["containers"] = served.groupby("session").container.nunique()
     pairs = served.groupby(["session", "container"], observed=True).size().rename("n")
     main = pairs.reset_index().sort_values("n", ascending=False, kind="stable")
     per["main"] = main.drop_duplicates("session").set_index("session")["container"]
     per = per.fillna({"containers": 0, "main": ""}).sort_values("first")
-    chosen = pick_sessions(per, limit)
+    judged, controls = per[per["judged"]], per[~per["judged"]]
+    room = min(len(controls), limit // 4 if len(judged) else limit)
+    chosen = pick_sessions(judged, limit - room) + pick_sessions(controls, room)
     containers = sorted(str(c) for c in served["container"].unique())
     code = {c: i for i, c in enumerate(containers)}
     lane = {s: i for i, s in enumerate(chosen)}
@@ -295,7 +302,7 @@ def swimlanes(requests: pd.DataFrame, limit: int = 80, bins: int = 240) -> Lanes
     good = mine.dropna(subset=["container"]).drop_duplicates(["session", "bin"], keep="last")
     codes[good["session"].map(lane).to_numpy(dtype="int64"), good["bin"].to_numpy()] = (
         good["container"].map(code).to_numpy(dtype="float64"))
-    return Lanes(chosen, containers, fill_forward(codes), bin_s, len(per))
+    return Lanes(chosen, containers, fill_forward(codes), bin_s, len(per), room)
 
 
 def fill_forward(codes: np.ndarray) -> np.ndarray:
@@ -333,8 +340,13 @@ def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
     for name, fill in legend:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(name),
                                  marker=dict(symbol="square", size=11, color=fill)))
-    fig.update_yaxes(showticklabels=False, title_text=f"{len(lanes.sessions)} of "
-                     f"{lanes.total_sessions} sessions", autorange="reversed", showgrid=False)
+    title = f"{len(lanes.sessions)} of {lanes.total_sessions} sessions"
+    if lanes.controls:
+        title += f" (last {lanes.controls}: controls)"
+        fig.add_hline(y=len(lanes.sessions) - lanes.controls - 0.5,
+                      line=dict(color="#333", width=1, dash="dash"))
+    fig.update_yaxes(showticklabels=False, title_text=title, autorange="reversed",
+                     showgrid=False)
     fig.update_xaxes(title_text="seconds since the first request", showgrid=False,
                      range=[0, bins * lanes.bin_s])
     mark_changes(fig, changes)

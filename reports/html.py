@@ -215,6 +215,10 @@ def judged_classes(summary: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return [c for c in judged if c in classes], [c for c in classes if c not in judged]
 
 
+AFFINITY = {"session": "sends Modal-Session-Id", "strict": "holds a strict session",
+            "none": "sends no session id"}
+
+
 def stickiness_cards(summary: Mapping[str, Any]) -> list[Card]:
     judged, controls = judged_classes(summary)
     who = ", ".join(judged) if judged else "no class asks for affinity"
@@ -227,7 +231,8 @@ def stickiness_cards(summary: Mapping[str, Any]) -> list[Card]:
     for name in controls:
         c = classes[name]
         cards.append(Card(f"control: {name}", pct(c.get("session_stickiness"), 2),
-                          f"{c.get('affinity') or 'no affinity'}; shown, not judged; "
+                          f"{AFFINITY.get(c.get('affinity'), 'affinity not recorded')}: "
+                          "shown, not judged; "
                           f"same-container rate {pct(c.get('same_container_rate'), 1)}",
                           kind=CONTROL))
     if "same_container_rate" in summary:
@@ -317,7 +322,9 @@ def latency_table(latency: Mapping[str, Mapping[str, Any]], prefix: str = "") ->
         [prefix + charts.STATE_LABELS.get(k, k), v.get("count", 0), ms(v.get("mean_ms")),
          ms(v.get("p50_ms")), ms(v.get("p95_ms")), ms(v.get("p99_ms")), ms(v.get("max_ms"))]
         for k, v in latency.items() if v]
-    return Table(["requests", "count", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows)
+    head = ["requests", "count", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+    keep = [i for i in range(len(head)) if i < 2 or any(r[i] != "n/a" for r in rows)]
+    return Table([head[i] for i in keep], [[r[i] for i in keep] for r in rows])
 
 
 def latency_section(run: RunLike, summary: Mapping[str, Any]) -> Section:
@@ -443,8 +450,9 @@ def render_report(run: RunLike | Analysis, timeline_points: int = 600) -> str:
         Section("Sessions over time", [figure(
             charts.swimlane_figure(run.requests, run.changes),
             "Each row is one sampled session (half of them, when there are any, sessions "
-            "that saw 2+ containers), coloured by the container that answered it. A sticky "
-            "run is one colour per row, changing only at a membership change.")]),
+            "that saw 2+ containers), coloured by the container that answered it; sessions "
+            "of control classes, if any, below the dashed line. A sticky session is one "
+            "colour, changing only at a membership change.")]),
         Section("Containers", [figure(
             charts.containers_figure(run.containers),
             "Sessions each container answered (light) and is the main container of (dark), "

@@ -100,15 +100,21 @@ def overflow(page: Any) -> list[str]:
 
 
 def synthetic_run(directory: Path, name: str = "syn") -> str:
-    """Every section drawn: a membership change, errors of every class, a cache, long
-    container ids, and a session id that is HTML."""
+    """Every section drawn: a membership change, errors of every class, a cache, streams
+    with a time to first token, a control class, long container ids, and a session id that
+    is HTML."""
     rows, _ = scale_up_rows(60)
-    rows = [replace(r, container_id=LONG.get(r.container_id or "", r.container_id))
-            for r in rows]
-    rows += [Row(T0 + 3 + i * 0.1, HOSTILE, None, status)
+    rows = [replace(r, container_id=LONG.get(r.container_id or "", r.container_id),
+                    affinity="session") for r in rows]
+    rows += [Row(T0 + 3 + i * 0.1, HOSTILE, None, status, affinity="session")
              for i, status in enumerate((0, 401, 429, 503, 404, 500, 302, 200))]
     rows += [Row(T0 + j, "cached", LONG[A], cache="hit" if j % 2 else "miss",
-                 response_time_ms=5.0 if j % 2 else 40.0) for j in range(10)]
+                 response_time_ms=50.0 if j % 2 else 90.0, affinity="session",
+                 ttft_ms=4.0 + j if j % 2 else 40.0 + j, tokens=8, max_gap_ms=2.0)
+             for j in range(10)]
+    rows += [Row(T0 + j + 0.5, f"control{i}", LONG[(A, B, C)[(i + j) % 3]],
+                 user_class="NonStickyUser", affinity="none") for i in range(6)
+             for j in range(8)]
     write_requests(directory / f"{name}_requests.parquet", rows)
     events = [{**e, **({"container_id": LONG[str(e["container_id"])],
                         "live": [LONG[c] for c in e["live"]]}  # type: ignore[attr-defined]
@@ -128,9 +134,11 @@ def test_the_page_carries_plotly_once_and_escapes_the_run(tmp_path: Path) -> Non
     assert not re.search(r"<(?:script|img|iframe)[^>]*\ssrc=", page)
     assert set(re.findall(r"<link[^>]*href=\"([^\"]*)\"", page)) == {"data:,"}
     for section in ("Timeline", "Membership changes", "Sessions over time", "Containers",
-                    "Latency", "Errors", "User classes", LONG[D]):
+                    "Latency", "Errors", "User classes", LONG[D], "control: NonStickyUser",
+                    "settled stickiness", "Time to first token by cache state",
+                    "Time to first token by stickiness state"):
         assert section in page
-    assert page.count('class="js-plotly-plot"') + page.count("plotly-graph-div") >= 5
+    assert page.count('class="plotly-graph-div"') == 7
 
 
 def test_a_long_timeline_is_merged_to_a_few_hundred_points() -> None:
@@ -186,8 +194,8 @@ def test_synthetic_reports_render_offline_and_fit_the_page(tmp_path: Path) -> No
     assert run_reports(prefix, other, "--out", str(tmp_path / "ab")).returncode == 0
     shots = Path(os.environ.get("REPORT_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    assert render_in_chromium([(Path(prefix + "_report.html"), 5),
-                               (tmp_path / "ab_comparison.html", 3)], shots) == []
+    assert render_in_chromium([(Path(prefix + "_report.html"), 7),
+                               (tmp_path / "ab_comparison.html", 5)], shots) == []
     assert (shots / "syn_report.png").stat().st_size > 10_000
 
 
