@@ -57,8 +57,16 @@ def colour(i: int) -> str:
     return f"hsl({(i * 137.508) % 360:.0f},55%,50%)"
 
 
+# a light template of our own: plotly's built-in ones are copied whole into every figure
+AXIS = dict(gridcolor="#ebebeb", linecolor="#c8c8c8", zerolinecolor="#d0d0d0", ticks="",
+            automargin=True, title=dict(standoff=8))
+TEMPLATE = go.layout.Template(layout=dict(
+    paper_bgcolor="white", plot_bgcolor="white", colorway=list(PALETTE[:10]),
+    xaxis=AXIS, yaxis=AXIS, hoverlabel=dict(align="left"), bargap=0.2))
+
+
 def base_layout(fig: go.Figure, height: int, **extra: object) -> go.Figure:
-    layout: dict[str, object] = dict(template="plotly_white", height=height, font=FONT,
+    layout: dict[str, object] = dict(template=TEMPLATE, height=height, font=FONT,
                                      autosize=True, margin=dict(l=60, r=20, t=40, b=50),
                                      hovermode="closest", legend=LEGEND_TOP)
     fig.update_layout(**(layout | extra))
@@ -97,26 +105,44 @@ def successful(requests: pd.DataFrame) -> pd.Series:
     return status.between(200, 299) & requests["container_id"].notna()
 
 
+def labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (-1 = missing) and their names: a categorical's own, without a pass over
+    strings (the API's id columns are categoricals), else factorized."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return (np.asarray(values.cat.codes, dtype=np.int64),
+                [str(c) for c in values.cat.categories])
+    codes, names = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), [str(n) for n in names]
+
+
 def request_states(requests: pd.DataFrame) -> pd.Series:
     """Per successful request: "first" of its session, "repeat" (same container as the
     session's previous successful request) or "after_switch"; missing for failed requests.
     The API's `state` column when it has one."""
     if "state" in requests.columns:
-        return requests["state"].astype("string")
+        return requests["state"]
     ok = requests.loc[successful(requests), ["session_id", "ts", "container_id"]]
     ok = ok.sort_values(["session_id", "ts"], kind="stable")
-    same_session = ok["session_id"].eq(ok["session_id"].shift())
-    container = ok["container_id"].astype("string")
-    same_container = container.eq(container.shift()).fillna(False)
+    session, _ = labels(ok["session_id"])
+    container, _ = labels(ok["container_id"])
+    same_session = np.r_[False, session[1:] == session[:-1]]
+    same_container = np.r_[False, container[1:] == container[:-1]]
     state = np.where(~same_session, "first", np.where(same_container, "repeat", "after_switch"))
     return pd.Series(state, index=ok.index, dtype="string").reindex(requests.index)
 
 
-def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, pd.Series]:
-    """The non-null values of each group named in `order` that has any."""
-    frame = pd.DataFrame({"v": values.astype("float64"), "g": by.astype("string")}).dropna()
-    found = {str(k): g["v"] for k, g in frame.groupby("g", sort=False)}
-    return {k: found[k] for k in order if k in found and len(found[k])}
+def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, np.ndarray]:
+    """The non-null values of each group named in `order` (case-insensitive) that has any."""
+    data = values.to_numpy(dtype="float64", na_value=np.nan)
+    codes, names = labels(by)
+    found = {name.lower(): i for i, name in enumerate(names)}
+    out = {}
+    for key in order:
+        if key in found:
+            picked = data[(codes == found[key]) & ~np.isnan(data)]
+            if len(picked):
+                out[key] = picked
+    return out
 
 
 # -- the timeline ------------------------------------------------------------------------------
@@ -252,14 +278,14 @@ class Lanes:
     controls: int = 0  # the last lanes: sessions of control classes (sending no session id)
 
 
-def pick_sessions(per: pd.DataFrame, limit: int) -> list[str]:
+def pick_sessions(per: pd.DataFrame, limit: int) -> list[int]:
     """Up to `limit` sessions: half of them sessions that saw 2+ containers when there are
     any, spread evenly over the run, then ordered by main container and start so that moves
     stand out."""
     moved, steady = per[per["containers"] > 1], per[per["containers"] <= 1]
     take_moved = min(len(moved), limit // 2 if len(steady) > limit // 2 else limit)
     chosen = pd.concat([spread(moved, take_moved), spread(steady, limit - take_moved)])
-    return [str(s) for s in chosen.sort_values(["main", "first"]).index]
+    return [int(s) for s in chosen.sort_values(["main", "first"]).index]
 
 
 def spread(frame: pd.DataFrame, count: int) -> pd.DataFrame:
@@ -270,39 +296,73 @@ def spread(frame: pd.DataFrame, count: int) -> pd.DataFrame:
     return frame.iloc[np.linspace(0, len(frame) - 1, count).round().astype(int)]
 
 
-def swimlanes(requests: pd.DataFrame, limit: int = 80, bins: int = 240) -> Lanes:
-    ok = successful(requests)
-    start = float(requests["ts"].min())
-    span = max(float(requests["ts"].max()) - start, 1e-6)
+def per_session(requests: pd.DataFrame, session: np.ndarray, container: np.ndarray,
+                ok: np.ndarray) -> pd.DataFrame:
+    """One row per session code: its first start, whether it is judged, the containers of its
+    successful requests and the main one (ties: the lowest code). Hash groupbys on integer
+    codes: no string is touched."""
+    valid = session >= 0
+    ts = pd.Series(requests["ts"].to_numpy()[valid])
+    per = pd.DataFrame({"first": ts.groupby(session[valid]).min()})
+    judged = (requests["judged"].to_numpy(dtype=bool) if "judged" in requests
+              else np.ones(len(requests), dtype=bool))
+    per["judged"] = pd.Series(judged[valid]).groupby(session[valid]).all()
+    served = valid & ok & (container >= 0)
+    counts = pd.DataFrame({"s": session[served], "c": container[served]}).value_counts()
+    pairs = counts.reset_index(name="n").sort_values(["n", "c"], ascending=[False, True],
+                                                     kind="stable")
+    per["containers"] = pairs.groupby("s").size()
+    per["main"] = pairs.drop_duplicates("s").set_index("s")["c"]
+    return per.fillna({"containers": 0, "main": -1}).sort_values("first")
+
+
+def from_sessions(sessions: pd.DataFrame, session_names: list[str],
+                  container_names: list[str]) -> pd.DataFrame:
+    """per_session's frame from the API's `run.sessions` (no pass over the requests)."""
+    index = pd.Index(session_names).get_indexer(pd.Index(sessions["session_id"].astype(str)))
+    main = pd.Index(container_names).get_indexer(pd.Index(
+        sessions["main_container"].astype(object).where(sessions["main_container"].notna(), "")))
+    per = pd.DataFrame({"first": sessions["first_ts"].to_numpy(),
+                        "judged": sessions["judged"].to_numpy(dtype=bool),
+                        "containers": sessions["containers"].to_numpy(),
+                        "main": main}, index=index)
+    return per[per.index >= 0].sort_values("first")
+
+
+def swimlanes(requests: pd.DataFrame, limit: int = 80, bins: int = 240,
+              sessions: pd.DataFrame | None = None) -> Lanes:
+    """The lanes of up to `limit` sessions; `sessions` (the API's run.sessions) spares a
+    pass over the requests to find them."""
+    ok = successful(requests).to_numpy(dtype=bool)
+    session, session_names = labels(requests["session_id"])
+    container, container_names = labels(requests["container_id"])
+    ts = requests["ts"].to_numpy(dtype="float64")
+    start = float(ts.min())
+    span = max(float(ts.max()) - start, 1e-6)
     bin_s = span / bins
-    frame = pd.DataFrame({
-        "session": requests["session_id"].astype("string"),
-        "container": requests["container_id"].astype("string").where(ok),
-        "bin": np.minimum(((requests["ts"] - start) / bin_s).astype("int64"), bins - 1),
-        "ts": requests["ts"],
-        "judged": requests["judged"].astype(bool) if "judged" in requests else True,
-    }).dropna(subset=["session"])
-    served = frame.dropna(subset=["container"])
-    per = frame.groupby("session", sort=False).agg(first=("ts", "min"), judged=("judged", "all"))
-    per["containers"] = served.groupby("session").container.nunique()
-    pairs = served.groupby(["session", "container"], observed=True).size().rename("n")
-    main = pairs.reset_index().sort_values("n", ascending=False, kind="stable")
-    per["main"] = main.drop_duplicates("session").set_index("session")["container"]
-    per = per.fillna({"containers": 0, "main": ""}).sort_values("first")
-    judged, controls = per[per["judged"]], per[~per["judged"]]
+    needed = {"session_id", "first_ts", "judged", "containers", "main_container"}
+    per = (from_sessions(sessions, session_names, container_names)
+           if sessions is not None and needed <= set(sessions.columns)
+           else per_session(requests, session, container, ok))
+    judged, controls = per[per["judged"]], per[~per["judged"].astype(bool)]
     room = min(len(controls), limit // 4 if len(judged) else limit)
     chosen = pick_sessions(judged, limit - room) + pick_sessions(controls, room)
-    containers = sorted(str(c) for c in served["container"].unique())
-    code = {c: i for i, c in enumerate(containers)}
-    lane = {s: i for i, s in enumerate(chosen)}
+    lane = np.full(len(session_names) + 1, -1, dtype=np.int64)  # code -1 -> the last slot
+    lane[chosen] = np.arange(len(chosen))
+    rows = np.flatnonzero(lane[session] >= 0)
+    rows = rows[np.argsort(ts[rows], kind="stable")]
+    which = lane[session[rows]]
+    cell = np.minimum(((ts[rows] - start) / bin_s).astype(np.int64), bins - 1)
+    used = np.array(sorted(np.unique(container[rows][ok[rows] & (container[rows] >= 0)]),
+                           key=lambda c: container_names[c]), dtype=np.int64)
+    colour_of = np.full(len(container_names) + 1, np.nan)
+    colour_of[used] = np.arange(len(used))
     codes = np.full((len(chosen), bins), np.nan)
-    mine = frame[frame["session"].isin(list(lane))].sort_values("ts", kind="stable")
-    rows = mine["session"].map(lane).to_numpy(dtype="int64")
-    codes[rows, mine["bin"].to_numpy()] = -1  # failed only, unless a success overwrites it
-    good = mine.dropna(subset=["container"]).drop_duplicates(["session", "bin"], keep="last")
-    codes[good["session"].map(lane).to_numpy(dtype="int64"), good["bin"].to_numpy()] = (
-        good["container"].map(code).to_numpy(dtype="float64"))
-    return Lanes(chosen, containers, fill_forward(codes), bin_s, len(per), room)
+    codes[which, cell] = -1  # failed only, unless a success overwrites it
+    good = ok[rows] & (container[rows] >= 0)
+    codes[which[good], cell[good]] = colour_of[container[rows][good]]  # the last one wins
+    return Lanes([session_names[i] for i in chosen], [container_names[i] for i in used],
+                 fill_forward(codes), bin_s, len(per), room)
 
 
 def fill_forward(codes: np.ndarray) -> np.ndarray:
@@ -315,11 +375,12 @@ def fill_forward(codes: np.ndarray) -> np.ndarray:
 
 
 def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
-                    limit: int = 80, bins: int = 240) -> go.Figure:
+                    limit: int = 80, bins: int = 240, sessions: pd.DataFrame | None = None
+                    ) -> go.Figure:
     """Sampled sessions over time, one row each, coloured by the container that answered."""
     if requests.empty:
         return empty_figure("no request to show")
-    lanes = swimlanes(requests, limit, bins)
+    lanes = swimlanes(requests, limit, bins, sessions)
     k = len(lanes.containers)
     colours = [FAILED_COLOUR, *(colour(i) for i in range(k))]
     n = len(colours)
@@ -387,11 +448,23 @@ def containers_figure(containers: pd.DataFrame, limit: int = 40) -> go.Figure:
 # -- distributions -----------------------------------------------------------------------------
 
 
-def quantile_curve(values: pd.Series) -> np.ndarray:
-    return np.quantile(values.to_numpy(dtype="float64"), QUANTILES)
+Values = np.ndarray | pd.Series
 
 
-def distribution_figure(curves: Mapping[str, pd.Series], x_title: str, *,
+CURVE_SAMPLE = 500_000  # a curve of more values is drawn from this many, picked at random
+
+
+def quantile_curve(values: Values) -> np.ndarray:
+    """The values at QUANTILES; beyond CURVE_SAMPLE values, those of a uniform random sample
+    (fixed seed: the page is the same each time). The curve's shape is then exact to about
+    0.1 percentage point; the tables give the exact percentiles."""
+    data = np.asarray(values, dtype="float64")
+    if len(data) > CURVE_SAMPLE:
+        data = data[np.random.default_rng(0).integers(0, len(data), CURVE_SAMPLE)]
+    return np.quantile(data, QUANTILES)
+
+
+def distribution_figure(curves: Mapping[str, Values], x_title: str, *,
                         colours: Mapping[str, str] | None = None,
                         dashes: Mapping[str, str] | None = None,
                         labels: Mapping[str, str] | None = None, height: int = 340

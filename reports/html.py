@@ -333,13 +333,13 @@ def latency_section(run: RunLike, summary: Mapping[str, Any]) -> Section:
     state = charts.request_states(requests)
     rt = requests["response_time_ms"]
     by_state = charts.groups(rt.where(ok), state, ("first", "repeat", "after_switch"))
-    by_state = {"all": rt.dropna(), **by_state}
+    by_state = {"all": rt.dropna().to_numpy(dtype="float64"), **by_state}
     section = Section("Latency", [figure(
         charts.distribution_figure(by_state, "response time, ms"),
         "Cumulative distribution of response times (all requests), and of successful ones "
         "by state: a session's first request, repeats on the same container, the first "
         "request after a switch. Further right is slower.")])
-    cache_state = requests["cache"].astype("string").str.lower() if "cache" in requests else None
+    cache_state = requests.get("cache")
     if cache_state is not None and cache_state.notna().any():
         section.figures.append(figure(
             charts.distribution_figure(charts.groups(rt.where(ok), cache_state,
@@ -448,7 +448,8 @@ def render_report(run: RunLike | Analysis, timeline_points: int = 600) -> str:
                       "sides: rendezvous hashing makes none."] if changes
                 else ["No membership change during the run."]),
         Section("Sessions over time", [figure(
-            charts.swimlane_figure(run.requests, run.changes),
+            charts.swimlane_figure(run.requests, run.changes,
+                                   sessions=getattr(run, "sessions", None)),
             "Each row is one sampled session (half of them, when there are any, sessions "
             "that saw 2+ containers), coloured by the container that answered it; sessions "
             "of control classes, if any, below the dashed line. A sticky session is one "

@@ -222,3 +222,14 @@ def test_the_legends_show_whole_container_ids(tmp_path: Path) -> None:
     texts = [t for t, _, _ in legends]
     assert all(cid in texts for cid in LONG.values()), texts
     assert all(right <= box + 0.5 for _, right, box in legends), legends
+
+
+def test_the_swimlane_picks_the_same_sessions_from_the_api_sessions(tmp_path: Path) -> None:
+    from reports import load_run
+
+    run = load_run(synthetic_run(tmp_path))
+    own = charts.swimlanes(run.requests, limit=30, bins=50)
+    api = charts.swimlanes(run.requests, limit=30, bins=50, sessions=run.sessions)
+    assert own.sessions == api.sessions and own.controls == api.controls == 6
+    assert np.array_equal(own.codes, api.codes, equal_nan=True)
+    assert HOSTILE in own.sessions and all(s.startswith("control") for s in own.sessions[-6:])
