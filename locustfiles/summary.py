@@ -6,16 +6,25 @@ containers seen with their counts, the last container, switches, requests and er
 class the errors by kind. Everything else (`summarise()`, `table()`, `csv_text()`, `render()`)
 is computed from those counters when asked, never from the rows.
 
-Definitions (the seed example's, generalised):
+Definitions (the seed example's, generalised; the names are those of the report, everywhere):
 
-- a session is one Locust user: its `Modal-Session-Id` (NonStickyUser: its own id, never sent);
+- a session is one Locust user: its session id (NonStickyUser: its own id, never sent);
+- its *affinity* is what it asks for, as its user's `context()` records it: "session" (sends
+  Modal-Session-Id), "strict" (holds a @modal.sessioned session), "none" (a control);
 - a session is *multi-container* when its answered requests came from more than one container;
 - a *switch* is an answered request from another container than the session's previous answer;
-- *stickiness* of a user class = 1 - switches / transitions, transitions being the answered
-  requests after each session's first; 1.0 means every session stayed on one container;
+- *session stickiness* of a user class = the share of its sessions with 2+ answered requests
+  that one container served all of;
+- *same-container rate* = 1 - switches / transitions, transitions being the answered requests
+  after each session's first: the share of repeat requests answered where the previous was;
+- a class is *judged* (the verdict and the exit code cover it) when its sessions ask for
+  affinity ("session" or "strict"); controls are shown beside, never pooled in. A class whose
+  users record no affinity is judged by its `sends_session_id`/`expects_one_container`
+  attribute, as before the affinity was recorded, and the summary says so;
 - an error's *kind*: `503` (no live replica) apart, then the HTTP status (`502`, `504`, ...),
   `connection` (status 0: refused, reset, timeout), `body` (a 2xx without a usable
-  CONTAINER_ID), `other` (any other failure Locust reported on a 2xx/3xx answer).
+  CONTAINER_ID), `stream cut` / `stream short` (a streamed answer that ended early or with too
+  few tokens), `other` (any other failure Locust reported on a 2xx/3xx answer).
 """
 
 from __future__ import annotations
@@ -26,11 +35,20 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from reports.columns import (
+    BODY_PREFIX,
+    JUDGED_AFFINITIES,
+    STREAM_CUT_PREFIX,
+    STREAM_SHORT_PREFIX,
+)
+
 NO_REPLICA = "503"
 CONNECTION = "connection"
 BODY = "body"
+STREAM_CUT = "stream cut"
+STREAM_SHORT = "stream short"
 OTHER = "other"
-BODY_PREFIX = "body: "  # how the recorder words a bad body in the `error` column
+__all__ = ["BODY_PREFIX", "ClassSummary", "SessionStats", "Stickiness", "Summary", "render"]
 
 
 def error_kind(status: int, error: str) -> str:
@@ -41,7 +59,11 @@ def error_kind(status: int, error: str) -> str:
         return CONNECTION
     if status >= 400:
         return str(status)
-    return BODY if error.startswith(BODY_PREFIX) else OTHER
+    if error.startswith(BODY_PREFIX):
+        return BODY
+    if error.startswith(STREAM_CUT_PREFIX):
+        return STREAM_CUT
+    return STREAM_SHORT if error.startswith(STREAM_SHORT_PREFIX) else OTHER
 
 
 @dataclass(slots=True)
@@ -50,16 +72,14 @@ class SessionStats:
 
     session_id: str
     user_class: str
-    containers: dict[str, int] = field(default_factory=dict)  # container -> answers, in order
+    affinity: str | None = None
+    containers: dict[str, None] = field(default_factory=dict)  # in the order first seen
     last_container: str | None = None
+    answered: int = 0  # requests with a container id
     switches: int = 0
     requests: int = 0
     errors: int = 0
     errors_503: int = 0
-
-    @property
-    def answered(self) -> int:
-        return sum(self.containers.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +87,25 @@ class ClassSummary:
     """One user class over all its sessions."""
 
     user_class: str
-    sticky: bool  # its users send Modal-Session-Id
+    affinity: str | None  # "session", "strict", "none", "mixed"; None: not recorded
+    judged: bool  # the verdict covers it
     sessions: int
     multi_container: int
     requests: int
     answered: int
     switches: int
     transitions: int
+    repeat_sessions: int  # sessions with 2+ answered requests
+    one_container: int  # of those, served by one container
     errors: dict[str, int]  # kind -> count, 503 first
     containers: tuple[str, ...]
 
     @property
-    def stickiness(self) -> float | None:
+    def session_stickiness(self) -> float | None:
+        return self.one_container / self.repeat_sessions if self.repeat_sessions else None
+
+    @property
+    def same_container_rate(self) -> float | None:
         return 1.0 - self.switches / self.transitions if self.transitions else None
 
     @property
@@ -90,11 +117,20 @@ class ClassSummary:
 class Summary:
     classes: tuple[ClassSummary, ...]
     multi_sessions: tuple[SessionStats, ...]  # multi-container sessions, most containers first
+    notes: tuple[str, ...] = ()
 
     @property
-    def sticky_multi_container(self) -> int:
-        """Multi-container sessions among the users that send Modal-Session-Id."""
-        return sum(c.multi_container for c in self.classes if c.sticky)
+    def judged(self) -> tuple[ClassSummary, ...]:
+        return tuple(c for c in self.classes if c.judged)
+
+    @property
+    def judged_multi_container(self) -> int:
+        """Multi-container sessions among the judged classes."""
+        return sum(c.multi_container for c in self.judged)
+
+    @property
+    def judged_repeat_sessions(self) -> int:
+        return sum(c.repeat_sessions for c in self.judged)
 
     @property
     def requests(self) -> int:
@@ -102,21 +138,27 @@ class Summary:
 
 
 class Stickiness:
-    """Per-session and per-class counters; `add()` is the only thing on the hot path."""
+    """Per-session and per-class counters; `add()` is the only thing on the hot path.
+
+    `sticky_classes`: the classes judged when their users record no affinity (their
+    `sends_session_id` or `expects_one_container` attribute, as before affinity was recorded).
+    """
 
     def __init__(self, sticky_classes: Iterable[str] = ()) -> None:
         self.sticky_classes = frozenset(sticky_classes)
         self.sessions: dict[str, SessionStats] = {}
         self.errors: Counter[tuple[str, str]] = Counter()  # (user class, kind) -> count
+        self.no_session = 0  # requests of users with no session id: recorded, not counted here
 
-    def add(self, session_id: str | None, user_class: str | None, status: int,
-            container_id: str | None, error: str | None) -> None:
-        """Count one request; rows without a session (not made by our users) are skipped."""
+    def add(self, session_id: str | None, user_class: str | None, affinity: str | None,
+            status: int, container_id: str | None, error: str | None) -> None:
+        """Count one request (rows without a session are counted apart)."""
         if session_id is None:
+            self.no_session += 1
             return
         s = self.sessions.get(session_id)
         if s is None:
-            s = self.sessions[session_id] = SessionStats(session_id, user_class or "?")
+            s = self.sessions[session_id] = SessionStats(session_id, user_class or "?", affinity)
         s.requests += 1
         if error is not None:
             s.errors += 1
@@ -124,14 +166,17 @@ class Stickiness:
                 s.errors_503 += 1
             self.errors[(s.user_class, error_kind(status, error))] += 1
         if container_id is not None:
-            if s.last_container is not None and container_id != s.last_container:
-                s.switches += 1
-            s.last_container = container_id
-            s.containers[container_id] = s.containers.get(container_id, 0) + 1
+            s.answered += 1
+            if container_id != s.last_container:
+                if s.last_container is not None:
+                    s.switches += 1
+                s.last_container = container_id
+                s.containers[container_id] = None
 
     def reset(self) -> None:
         self.sessions.clear()
         self.errors.clear()
+        self.no_session = 0
 
     def summarise(self) -> Summary:
         by_class: dict[str, list[SessionStats]] = {}
@@ -142,18 +187,33 @@ class Stickiness:
         classes = tuple(self._class_summary(name, by_class[name]) for name in sorted(by_class))
         multi = sorted((s for s in self.sessions.values() if len(s.containers) > 1),
                        key=lambda s: (-len(s.containers), -s.switches, s.session_id))
-        return Summary(classes, tuple(multi))
+        notes = [f"{c.user_class}: no affinity recorded (its users' context() has none): "
+                 f"{'judged' if c.judged else 'not judged'} by its class attribute"
+                 for c in classes if c.affinity is None and c.sessions]
+        if self.no_session:
+            notes.append(f"{self.no_session} requests of users with no session id: recorded, "
+                         "not in any session")
+        return Summary(classes, tuple(multi), tuple(notes))
 
     def _class_summary(self, user_class: str, sessions: list[SessionStats]) -> ClassSummary:
-        answered = [s.answered for s in sessions]
         errors = {kind: n for (cls, kind), n in self.errors.items() if cls == user_class}
         ordered = dict(sorted(errors.items(), key=lambda kv: (kv[0] != NO_REPLICA, -kv[1])))
+        recorded = {s.affinity for s in sessions if s.affinity is not None}
+        affinity = None if not recorded else recorded.pop() if len(recorded) == 1 else "mixed"
+        if affinity is None:
+            judged = user_class in self.sticky_classes
+        else:
+            judged = any(s.affinity in JUDGED_AFFINITIES for s in sessions)
+        repeat = [s for s in sessions if s.answered >= 2]
         return ClassSummary(
-            user_class=user_class, sticky=user_class in self.sticky_classes,
-            sessions=len(sessions), multi_container=sum(len(s.containers) > 1 for s in sessions),
-            requests=sum(s.requests for s in sessions), answered=sum(answered),
+            user_class=user_class, affinity=affinity, judged=judged, sessions=len(sessions),
+            multi_container=sum(len(s.containers) > 1 for s in sessions),
+            requests=sum(s.requests for s in sessions),
+            answered=sum(s.answered for s in sessions),
             switches=sum(s.switches for s in sessions),
-            transitions=sum(max(a - 1, 0) for a in answered), errors=ordered,
+            transitions=sum(max(s.answered - 1, 0) for s in sessions),
+            repeat_sessions=len(repeat), one_container=sum(len(s.containers) == 1 for s in repeat),
+            errors=ordered,
             containers=tuple(sorted({c for s in sessions for c in s.containers})))
 
     def table(self, limit: int = 500) -> list[dict[str, object]]:
@@ -169,11 +229,12 @@ class Stickiness:
         """Every session, one line each."""
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["session_id", "user_class", "containers", "switches", "requests",
-                         "errors", "errors_503", "container_ids"])
+        writer.writerow(["session_id", "user_class", "affinity", "containers", "switches",
+                         "requests", "errors", "errors_503", "container_ids"])
         for s in sorted(self.sessions.values(), key=lambda s: (s.user_class, s.session_id)):
-            writer.writerow([s.session_id, s.user_class, len(s.containers), s.switches,
-                             s.requests, s.errors, s.errors_503, " ".join(s.containers)])
+            writer.writerow([s.session_id, s.user_class, s.affinity or "", len(s.containers),
+                             s.switches, s.requests, s.errors, s.errors_503,
+                             " ".join(s.containers)])
         return out.getvalue()
 
 
@@ -193,10 +254,10 @@ TABLE_STRUCTURE = [
 
 
 def _class_row(c: ClassSummary) -> dict[str, object]:
-    return {"session": f"ALL {c.sessions} sessions: {headline(c)}", "user_class": c.user_class,
-            "containers": len(c.containers), "switches": c.switches, "requests": c.requests,
-            "errors": c.error_count, "errors_503": c.errors.get(NO_REPLICA, 0),
-            "container_ids": " ".join(c.containers)}
+    return {"session": f"ALL {c.sessions} sessions ({role(c)}): {headline(c)}",
+            "user_class": c.user_class, "containers": len(c.containers),
+            "switches": c.switches, "requests": c.requests, "errors": c.error_count,
+            "errors_503": c.errors.get(NO_REPLICA, 0), "container_ids": " ".join(c.containers)}
 
 
 def _session_row(s: SessionStats) -> dict[str, object]:
@@ -209,9 +270,21 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
+AFFINITY_WORDS = {"session": "sends Modal-Session-Id", "strict": "holds a strict session",
+                  "none": "sends no session", "mixed": "mixed affinity"}
+
+
+def role(c: ClassSummary) -> str:
+    """What the class asks for, and whether the verdict covers it."""
+    asks = AFFINITY_WORDS.get(c.affinity or "", "no affinity recorded")
+    return f"{asks}; {'judged' if c.judged else 'control, not judged'}"
+
+
 def headline(c: ClassSummary) -> str:
     return (f"on more than one container {c.multi_container}/{c.sessions}, "
-            f"stickiness {percent(c.stickiness)}")
+            f"session stickiness {percent(c.session_stickiness)} "
+            f"({c.one_container}/{c.repeat_sessions} sessions with 2+ answers on one "
+            f"container), same-container rate {percent(c.same_container_rate)}")
 
 
 def errors_text(c: ClassSummary) -> str:
@@ -221,21 +294,22 @@ def errors_text(c: ClassSummary) -> str:
 
 
 def render(summary: Summary, *, max_listed: int = 10) -> list[str]:
-    """The console summary, in the seed's spirit, one string per line."""
+    """The console summary, in the seed's spirit, one string per line: the judged classes
+    first, the controls beside them."""
     lines = ["Stickiness summary"]
     if not summary.classes:
         return [*lines, "  no requests recorded"]
-    for c in summary.classes:
-        header = "sends Modal-Session-Id" if c.sticky else "no session header"
-        lines.append(f"  {c.user_class} ({header}): {c.sessions} sessions, {c.requests} "
+    for c in sorted(summary.classes, key=lambda c: not c.judged):
+        lines.append(f"  {c.user_class} ({role(c)}): {c.sessions} sessions, {c.requests} "
                      f"requests, {len(c.containers)} containers")
         lines.append(f"    sessions {headline(c)}")
         lines.append(f"    errors: {errors_text(c)}")
-    sticky = {c.user_class for c in summary.classes if c.sticky}
-    broken = [s for s in summary.multi_sessions if s.user_class in sticky]
+    judged = {c.user_class for c in summary.judged}
+    broken = [s for s in summary.multi_sessions if s.user_class in judged]
     for s in broken[:max_listed]:
         lines.append(f"  sticky session {s.session_id} ({s.user_class}) saw containers "
                      f"[{', '.join(s.containers)}], switches={s.switches}")
     if len(broken) > max_listed:
         lines.append(f"  ... and {len(broken) - max_listed} more (see the Stickiness tab)")
+    lines.extend(f"  note: {note}" for note in summary.notes)
     return lines

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reports import report
 from reports.config import Gates, ReportConfig
-from reports.load import ReportInputError
+from reports.errors import ReportInputError
 from reports.output import write_all
 from reports.summary import GateResult, Summary
 

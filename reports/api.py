@@ -122,11 +122,7 @@ class Run:
     @cached_property
     def sessions(self) -> pd.DataFrame:
         """One row per session: the rows of PREFIX_sessions.csv (docs/api.md#runsessions)."""
-        df = self.analysis.sessions.to_pandas()
-        for name in ("session_id", "user_class", "main_container"):
-            df[name] = df[name].astype("category")
-        df["affinity"] = pd.Categorical(df["affinity"], categories=list(AFFINITIES))
-        return df
+        return self.analysis.sessions
 
     @cached_property
     def containers(self) -> pd.DataFrame:

@@ -6,9 +6,11 @@ it spans
 [start, end], from its first event to its last, and takes the live set from before its first
 event to after its last. A group that ends with the live set it started with (a replica
 refused and re-admitted within the window) is no change. Only changes that overlap the run,
-from its first request to its last answer, are reported: the emulator's start-up and shutdown
-are not part of the run. A "snapshot" line (the harness writes one, with the live set when
-its load started) sets the live set and is no change.
+from its first request to its last answer, or still settle when it starts (`settle_s`), are
+reported: the emulator's start-up and shutdown are not part of the run, but a run that starts
+while the proxy may still be learning of its replicas is judged as such (its switches then are
+no flaps; the change has no session before it to judge). A "snapshot" line (the harness
+writes one, with the live set when its load started) sets the live set and is no change.
 
 Without an event log (a run against Modal itself) the events are inferred from the requests:
 a container is live from the start of the first request it answered to the start of the last
@@ -81,11 +83,12 @@ class Membership:
 
 
 def from_events(events: Sequence[Event], run_start: float, run_end: float, window: float,
-                source: str = "events") -> Membership:
+                source: str = "events", settle_s: float = 0.0) -> Membership:
     ordered = sorted(events, key=lambda e: e.ts)
     initial = initial_live(ordered[0]) if ordered else frozenset()
     changes = [c for c in group(ordered, initial, window)
-               if c.live_before != c.live_after and c.end >= run_start and c.start <= run_end]
+               if c.live_before != c.live_after and c.end + settle_s >= run_start
+               and c.start <= run_end]
     if changes:
         epochs = (changes[0].live_before, *(c.live_after for c in changes))
     else:

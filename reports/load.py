@@ -1,12 +1,13 @@
 """Read a recorded run: the request file, the emulator's event log and Locust's stats CSVs.
 
-    run = load_run("out/run1")                 # out/run1_requests.parquet (or .csv), ...
+    run = load_run("out/run1")                 # out/run1_requests.parquet (or .arrows, .csv)
     run = load_run("out/run1", events=Path("emu.jsonl"))
 
-Every problem with the input raises a `ReportInputError` whose message is one line that names
-the file: a missing file, an empty run, a truncated or corrupt file, wrong columns or types.
-Strings come back as integer codes into a list of names (`Labels`), so that the metrics work
-on numpy integers, never on Python strings, whatever the size of the run.
+The request file is read by `reports.requestfile.read_request_table` (every form of it, the
+canonical columns of reports/columns.py); problems raise the exceptions of `reports.errors`,
+whose message is one line that names the file. Strings come back as integer codes into a list
+of names (`Labels`), so that the metrics work on numpy integers, never on Python strings,
+whatever the size of the run.
 """
 
 from __future__ import annotations
@@ -15,54 +16,38 @@ import csv
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from reports.columns import COLUMNS, SUFFIX, TYPES
+from reports.columns import COLUMNS, TYPES
+from reports.errors import (
+    ColumnMismatch,
+    CorruptInput,
+    EmptyRun,
+    MissingInput,
+    ReportInputError,
+    first_line,
+)
+from reports.requestfile import normalize_prefix, read_request_table
 
-STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
-UNUSED_COLUMNS = frozenset({"name"})  # checked, not read: the report does not split by name
-REQUEST_SUFFIXES: tuple[str, ...] = (SUFFIX, "_requests.csv")
-# Columns of newer request files (issues 9 and 13): read when present, null otherwise.
-OPTIONAL_TYPES: dict[str, str] = {
-    "affinity": "string", "ttfb_ms": "float64", "ttft_ms": "float64", "tokens": "int32",
-    "max_gap_ms": "float64",
-}
+__all__ = ["ColumnMismatch", "CorruptInput", "EmptyRun", "MissingInput", "ReportInputError",
+           "load_run", "normalize_prefix"]
+
 STREAM_COLUMNS: tuple[str, ...] = ("ttfb_ms", "ttft_ms", "tokens", "max_gap_ms")
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
+UNUSED_COLUMNS = frozenset({"name"})  # not read: the report does not split by name
 EVENTS_SUFFIX = "_events.jsonl"
 MEMBERSHIP_EVENTS = frozenset({"added", "removed"})
 SNAPSHOT = "snapshot"  # the harness's first line: the live set when its run started
 
 Codes = NDArray[np.int32]
 Floats = NDArray[np.float64]
-
-
-class ReportInputError(Exception):
-    """Bad input: the message is one line for the user, naming the file."""
-
-
-class MissingInput(ReportInputError):
-    pass
-
-
-class EmptyRun(ReportInputError):
-    pass
-
-
-class CorruptInput(ReportInputError):
-    pass
-
-
-class ColumnMismatch(ReportInputError):
-    pass
 
 
 def take(values: Any, order: NDArray[np.intp]) -> Any:
@@ -152,31 +137,24 @@ class Run:
     events_path: Path | None
     events: list[Event] | None
     locust: LocustStats | None
+    notes: list[str] = field(default_factory=list)  # what reading the request file noticed
 
 
-# -- finding the files -------------------------------------------------------------------------
-
-
-def normalize_prefix(prefix: str) -> str:
-    """Accept the request file itself as well as its prefix."""
-    for suffix in REQUEST_SUFFIXES:
-        if prefix.endswith(suffix):
-            return prefix[: -len(suffix)]
-    return prefix
-
-
-def request_path(prefix: str) -> Path:
-    for suffix in REQUEST_SUFFIXES:
-        path = Path(prefix + suffix)
-        if path.is_file():
-            return path
-    raise MissingInput(f"no request file {prefix}{SUFFIX} (nor {prefix}_requests.csv)")
+# -- the request file --------------------------------------------------------------------------
 
 
 def load_run(prefix: str, events: Path | None = None) -> Run:
     prefix = normalize_prefix(prefix)
-    path = request_path(prefix)
-    requests = read_requests(path)
+    read = read_request_table(prefix, [c for c in COLUMNS if c not in UNUSED_COLUMNS])
+    path, table = read.path, read.table
+    if table.column("session_id").null_count:  # users with no session: not in any session
+        read.notes.append(f"{path}: {table.column('session_id').null_count} requests of users "
+                          "with no session id left out")
+        table = table.filter(pc.is_valid(table.column("session_id")))
+        if table.num_rows == 0:
+            raise EmptyRun(f"{path}: no requests of users with a session id")
+    requests = to_requests(path, table)
+    del table
     if events is not None and not events.is_file():
         raise MissingInput(f"no event log {events}")
     events_path = events or Path(prefix + EVENTS_SUFFIX)
@@ -184,158 +162,21 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
     if event_list is not None and not event_list:
         event_list = None  # a log with no membership change says nothing about epochs
     return Run(prefix, path, requests, events_path if event_list is not None else None,
-               event_list, read_locust_stats(prefix))
+               event_list, read_locust_stats(prefix), read.notes)
 
 
-# -- the request file --------------------------------------------------------------------------
-
-
-def read_requests(path: Path) -> Requests:
-    if path.suffix == ".csv":
-        table = read_csv_table(path)
-        if table.num_rows == 0:
-            raise EmptyRun(f"{path}: no requests (an empty run)")
-        return to_requests(path, table, {})
-    return read_parquet(path)
-
-
-def read_parquet(path: Path) -> Requests:
-    """Reads only what it must: a column that the row-group statistics show to be one value
-    throughout (or all null), as `cache` and `worker` often are, is not read at all; the
-    recorder writes one row group per second, so a long run has thousands of them and every
-    column read costs."""
-    try:
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
-    check_schema(path, schema)
-    if parquet.metadata.num_rows == 0:
-        raise EmptyRun(f"{path}: no requests (an empty run)")
-    optional = [c for c in OPTIONAL_TYPES if schema.get_field_index(c) >= 0]
-    known = uniform_values(parquet.metadata, [c for c in ("status", *STRING_COLUMNS[1:],
-                                                          *optional)
-                                              if c not in UNUSED_COLUMNS])
-    # a streaming column read unless it is all null (its one value, if any, is not a constant)
-    known = {c: v for c, v in known.items() if c not in STREAM_COLUMNS or v is None}
-    read = [c for c in (*COLUMNS, *optional) if c not in known and c not in UNUSED_COLUMNS]
-    dictionary = [c for c in read if (c in STRING_COLUMNS or c == "affinity")
-                  and not pa.types.is_null(schema.field(c).type)]
-    try:
-        table = pq.ParquetFile(path, read_dictionary=dictionary).read(columns=read)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CorruptInput(f"{path}: truncated or corrupt ({first_line(exc)})") from None
-    return to_requests(path, table, known)
-
-
-NOT_UNIFORM = object()
-
-
-def uniform_values(meta: pq.FileMetaData, names: list[str]) -> dict[str, object]:
-    """The columns that hold one value throughout by their statistics, with that value (None:
-    all null). One pass over the row groups."""
-    left = {name: meta.schema.names.index(name) for name in names}
-    values: dict[str, object] = {}
-    for i in range(meta.num_row_groups):
-        if not left:
-            break
-        group = meta.row_group(i)
-        for name, index in list(left.items()):
-            here = group_value(group.column(index).statistics, group.num_rows)
-            if here is NOT_UNIFORM or (i and values[name] != here):
-                del left[name]
-            values[name] = here
-    return {name: values[name] for name in left}
-
-
-def group_value(stats: pq.Statistics | None, rows: int) -> object:
-    if stats is None or not stats.has_null_count:
-        return NOT_UNIFORM
-    if stats.null_count == rows:
-        return None
-    if stats.null_count == 0 and stats.has_min_max and stats.min == stats.max:
-        return stats.min
-    return NOT_UNIFORM
-
-
-def read_csv_table(path: Path) -> pa.Table:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise CorruptInput(f"{path}: not a readable CSV file ({first_line(exc)})") from None
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
-                             f"(expected {', '.join(COLUMNS)})")
-    kinds = {"float64": pa.float64(), "int32": pa.int32(), "string": pa.string()}
-    optional = {c: t for c, t in OPTIONAL_TYPES.items() if c in header}
-    types = {**{c: TYPES[c] for c in COLUMNS}, **optional}
-    options = pacsv.ConvertOptions(
-        column_types={c: kinds[t] for c, t in types.items()},
-        include_columns=[*COLUMNS, *optional], strings_can_be_null=True)
-    try:
-        table = pacsv.read_csv(path, convert_options=options)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CorruptInput(f"{path}: truncated or corrupt CSV ({first_line(exc)})") from None
-    check_schema(path, table.schema)
-    return table
-
-
-def check_schema(path: Path, schema: pa.Schema) -> None:
-    missing = [c for c in COLUMNS if schema.get_field_index(c) < 0]
-    if missing:
-        raise ColumnMismatch(f"{path}: missing columns {', '.join(missing)} "
-                             f"(expected {', '.join(COLUMNS)})")
-    for name, expected in (*TYPES.items(), *OPTIONAL_TYPES.items()):
-        if schema.get_field_index(name) < 0:
-            continue
-        kind = schema.field(name).type
-        if not type_fits(expected, kind):
-            raise ColumnMismatch(f"{path}: column {name} is {kind}, expected {expected}")
-
-
-def type_fits(expected: str, kind: pa.DataType) -> bool:
-    if expected == "float64":
-        return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind))
-    if expected == "int32":
-        return bool(pa.types.is_integer(kind))
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
-                or pa.types.is_null(kind))
-
-
-def to_requests(path: Path, table: pa.Table, known: dict[str, object]) -> Requests:
-    """Numpy columns from the table; `known` holds the columns not read, by their one value."""
+def to_requests(path: Path, table: pa.Table) -> Requests:
+    """Numpy columns from the canonical table (reports.requestfile)."""
     n = table.num_rows
     table = table.unify_dictionaries()
     columns = {name: table.column(name) for name in table.column_names}
     del table
-    for name in ("ts", "response_time_ms", "status", "session_id"):
-        if name in columns and columns[name].null_count:
-            raise CorruptInput(f"{path}: {columns[name].null_count} rows with no {name}")
     ts = numbers(path, "ts", columns.pop("ts"), np.float64)
     response_time = numbers(path, "response_time_ms", columns.pop("response_time_ms"),
                             np.float64)
-    if "status" in columns:
-        status = numbers(path, "status", columns.pop("status"), np.int32)
-    elif known["status"] is None:
-        raise CorruptInput(f"{path}: {n} rows with no status")
-    else:
-        status = constant(int(str(known["status"])), n, np.int32)
-    if not (np.isfinite(ts).all() and np.isfinite(response_time).all()):
-        raise CorruptInput(f"{path}: ts or response_time_ms is not a finite number")
-    strings = {}
-    for name in (*STRING_COLUMNS, "affinity"):
-        if name in UNUSED_COLUMNS:
-            continue
-        if name in columns:
-            strings[name] = labels(columns.pop(name))
-        elif known.get(name) is None:
-            strings[name] = Labels(constant(-1, n, np.int32), [])
-        else:
-            strings[name] = Labels(constant(0, n, np.int32), [str(known[name])])
+    status = numbers(path, "status", columns.pop("status"), np.int32)
+    strings = {name: labels(columns.pop(name)) for name in STRING_COLUMNS
+               if name not in UNUSED_COLUMNS}
     stream = {name: optional_numbers(path, name, columns.pop(name, None), n)
               for name in STREAM_COLUMNS}
     return Requests(ts, response_time, status, strings["session_id"], strings["user_class"],
@@ -480,8 +321,3 @@ def integer(path: Path, text: str) -> int:
         return int(float(text))
     except ValueError:
         raise CorruptInput(f"{path}: {text!r} is not a number") from None
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]

@@ -17,13 +17,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
+import pandas as pd
 from numpy.typing import NDArray
 
 from reports import epochs
 from reports.config import ReportConfig
 from reports.epochs import Membership
-from reports.load import CorruptInput, Labels, Requests, Run
+from reports.errors import CorruptInput
+from reports.load import Labels, Requests, Run
 from reports.stats import (
     balance_figures,
     expected_max_ratio,
@@ -107,7 +108,7 @@ class Rows:
 @dataclass
 class Analysis:
     summary: Summary
-    sessions: pa.Table  # one row per session: the sessions CSV
+    sessions: pd.DataFrame  # one row per session: the sessions CSV
     timeline: Timeline
     swimlane: Swimlane
     cdf: dict[str, Floats]  # latency state -> quantiles at CDF_POINTS (ms)
@@ -281,7 +282,8 @@ def judge(requests: Requests, frame: Frame, path: object) -> tuple[Bools, NDArra
 def membership(run: Run, ok: Ok, containers: list[str], start: float, end: float,
                config: ReportConfig) -> Membership:
     if run.events is not None:
-        return epochs.from_events(run.events, start, end, config.change_window_s)
+        return epochs.from_events(run.events, start, end, config.change_window_s,
+                                  settle_s=config.settle_s)
     first = np.full(len(containers), np.inf)
     last = np.full(len(containers), -np.inf)
     if len(ok.cont):
@@ -499,7 +501,7 @@ def errors_of(frame: Frame, phase: NDArray[np.int8]) -> Bools:
 
 @dataclass
 class SessionStats:
-    table: pa.Table
+    table: pd.DataFrame  # the sessions CSV, one row per session in code order
     n_ok: Ints
     n_containers: Ints
     main: Ints  # main container code, -1 when none
@@ -538,75 +540,66 @@ def main_containers(p_sess: Ints, p_cont: Ints, counts: Ints, n_sessions: int
     return main, best
 
 
+def by_code(codes: NDArray[np.integer], names: list[str]) -> pd.Categorical[str]:
+    """Codes into `names` as a pandas Categorical (-1 = NaN): a groupby key that pandas
+    groups by its codes, with no hashing of strings."""
+    return pd.Categorical.from_codes(np.asarray(codes), categories=pd.Index(list(names)),
+                                     validate=False)
+
+
 def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remapped: Bools,
                   failed: Bools, requests: Requests, containers: list[str], judged: Bools,
                   affinity: NDArray[np.int8]) -> SessionStats:
+    """One row per session, with pandas groupbys on the session's categorical codes (rows are
+    sorted by session, then start). numpy: the main container (a value sort of packed
+    (session, container) keys: pandas' two-key groupby was 5x slower at 10 M rows)."""
     s, c = frame.n_sessions, frame.n_containers
-    n_all = np.bincount(frame.sess, minlength=s)
-    n_ok = np.bincount(ok.sess, minlength=s)
+    names = requests.session.names
+    every = pd.DataFrame({"session_id": by_code(frame.sess, names), "ts": frame.ts,
+                          "rt": frame.rt, "failed": failed}, copy=False)
+    per = every.groupby("session_id", observed=False, sort=True).agg(
+        requests=("ts", "size"), errors=("failed", "sum"), first_ts=("ts", "first"),
+        last_ts=("ts", "last"), mean_ms=("rt", "mean"))
+    del every
+    flap = np.zeros(len(ok.sess), dtype=np.bool_)
+    flap[np.flatnonzero(ok.switch)[~forced]] = True
+    good = pd.DataFrame({"session_id": by_code(ok.sess, names), "switch": ok.switch,
+                         "flap": flap}, copy=False)
+    per_ok = good.groupby("session_id", observed=False, sort=True).agg(
+        ok_requests=("switch", "size"), switches=("switch", "sum"), flaps=("flap", "sum"))
+    del good, flap
+    n_ok = per_ok["ok_requests"].to_numpy(np.int64)
     p_sess, p_cont, counts = pair_counts(ok.sess, ok.cont, c)
     n_cont = np.bincount(p_sess, minlength=s)
     main, best = main_containers(p_sess, p_cont, counts, s)
-    switch_sess = ok.sess[ok.switch]
-    switches = np.bincount(switch_sess, minlength=s)
-    flaps = np.bincount(switch_sess[~forced], minlength=s)
-    remaps = np.bincount(matched.session[remapped], minlength=s)
-    errors = np.bincount(frame.sess[failed], minlength=s)
-    last_row = np.append(frame.first_row[1:], len(frame.ts)) - 1
-    mean = np.bincount(frame.sess, weights=frame.rt, minlength=s) / np.maximum(n_all, 1)
+    remaps = pd.Series(matched.session[remapped]).value_counts().reindex(
+        range(s), fill_value=0).to_numpy(np.int64)
     uc = requests.user_class
     session_class = uc.codes[frame.first_row].astype(np.int64)
-    columns = {
-        "session_id": arrow_strings(requests.session.names),
-        "user_class": lookup(uc.names, session_class),
-        "affinity": lookup(list(AFFINITIES), affinity.astype(np.int64)),
-        "judged": arrow_bools(judged),
-        "requests": arrow_numbers(n_all), "ok_requests": arrow_numbers(n_ok),
-        "errors": arrow_numbers(errors), "containers": arrow_numbers(n_cont),
-        "main_container": lookup(containers, main),
-        "main_share": arrow_numbers(best / np.maximum(n_ok, 1), null=n_ok == 0),
-        "switches": arrow_numbers(switches), "flaps": arrow_numbers(flaps),
-        "remaps": arrow_numbers(remaps), "first_ts": arrow_numbers(frame.ts[frame.first_row]),
-        "last_ts": arrow_numbers(frame.ts[last_row]), "mean_ms": arrow_numbers(np.round(mean, 3)),
-    }
-    table = pa.Table.from_arrays(list(columns.values()), names=list(columns))
+    table = pd.DataFrame({
+        "session_id": list(names),
+        "user_class": by_code(session_class, uc.names),
+        "affinity": by_code(affinity, list(AFFINITIES)),
+        "judged": judged,
+        "requests": per["requests"].to_numpy(np.int64),
+        "ok_requests": n_ok,
+        "errors": per["errors"].to_numpy(np.int64),
+        "containers": n_cont,
+        "main_container": by_code(main, containers),
+        "main_share": np.where(n_ok > 0, best / np.maximum(n_ok, 1), np.nan),
+        "switches": per_ok["switches"].to_numpy(np.int64),
+        "flaps": per_ok["flaps"].to_numpy(np.int64),
+        "remaps": remaps,
+        "first_ts": per["first_ts"].to_numpy(np.float64),
+        "last_ts": per["last_ts"].to_numpy(np.float64),
+        "mean_ms": per["mean_ms"].round(3).to_numpy(np.float64),
+    })
+    table["session_id"] = table["session_id"].astype("category")
     judged_main = main[(main >= 0) & judged]
     return SessionStats(table, n_ok, n_cont, main, best, np.bincount(p_cont, minlength=c),
-                        np.bincount(judged_main, minlength=c), switches, flaps,
+                        np.bincount(judged_main, minlength=c),
+                        table["switches"].to_numpy(), table["flaps"].to_numpy(),
                         session_class, judged, affinity)
-
-
-def lookup(names: list[str], codes: Ints) -> pa.Array:
-    """Codes (-1 = null) to a string array, without a Python loop over the rows."""
-    if not names:
-        return pa.nulls(len(codes), pa.string())
-    indices = arrow_numbers(codes.astype(np.int32), null=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, arrow_strings(names)).cast(pa.string())
-
-
-# pa.array() imports pandas (0.3 s) to look for pandas objects: these build arrays from buffers.
-
-
-def arrow_strings(values: list[str]) -> pa.Array:
-    encoded = [v.encode() for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
-    return pa.Array.from_buffers(pa.large_string(), len(encoded),
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
-
-
-def arrow_bools(values: Bools) -> pa.Array:
-    bits = np.packbits(np.ascontiguousarray(values, dtype=np.bool_), bitorder="little")
-    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)],
-                                 null_count=0)
-
-
-def arrow_numbers(values: NDArray[np.generic], null: Bools | None = None) -> pa.Array:
-    data = np.ascontiguousarray(values)
-    validity = None if null is None else pa.py_buffer(np.packbits(~null, bitorder="little"))
-    return pa.Array.from_buffers(pa.from_numpy_dtype(data.dtype), len(data),
-                                 [validity, pa.py_buffer(data)],
-                                 null_count=-1 if null is not None else 0)
 
 
 # -- the summary -------------------------------------------------------------------------------
@@ -767,18 +760,17 @@ def top_errors(requests: Requests, ok: Bools) -> list[dict[str, object]]:
 
 
 def per_container(containers: list[str], ok: Ok, per: SessionStats) -> list[ContainerSummary]:
-    c = len(containers)
-    requests = np.bincount(ok.cont, minlength=c)
-    first = np.full(c, np.inf)
-    last = np.full(c, -np.inf)
-    if len(ok.cont):
-        np.minimum.at(first, ok.cont, ok.ts)
-        np.maximum.at(last, ok.cont, ok.ts)
-    return [ContainerSummary(name, int(requests[i]), int(per.container_sessions[i]),
-                             int(per.container_main_sessions[i]),
-                             float(first[i]) if requests[i] else None,
-                             float(last[i]) if requests[i] else None)
-            for i, name in enumerate(containers) if requests[i]]
+    """A pandas groupby of the successful requests by container code."""
+    rows = pd.DataFrame({"container_id": by_code(ok.cont, containers), "ts": ok.ts},
+                        copy=False)
+    stats = rows.groupby("container_id", observed=True, sort=True).agg(
+        requests=("ts", "size"), first_ts=("ts", "min"), last_ts=("ts", "max"))
+    codes = {name: i for i, name in enumerate(containers)}
+    return [ContainerSummary(str(name), int(r["requests"]),
+                             int(per.container_sessions[codes[str(name)]]),
+                             int(per.container_main_sessions[codes[str(name)]]),
+                             float(r["first_ts"]), float(r["last_ts"]))
+            for name, r in stats.iterrows()]
 
 
 @dataclass
@@ -914,40 +906,37 @@ def cache_summary(requests: Requests, by_state: dict[str, Latency]) -> CacheSumm
 
 def user_classes(requests: Requests, failed: Bools, per: SessionStats, ok: Ok
                  ) -> dict[str, UserClassSummary]:
-    """Each class's own figures, controls included (never pooled into the headline). A class's
-    affinity is its sessions' (the first that says)."""
-    uc = requests.user_class
-    names = ["(none)", *uc.names]
-    k = len(names)
-    cls = per.session_class + 1
-    multi = per.n_ok >= 2
-    sessions = np.bincount(cls, minlength=k)
-    multi_req = np.bincount(cls[multi], minlength=k)
-    multi_cont = np.bincount(cls[multi & (per.n_containers > 1)], minlength=k)
-    transitions = np.bincount(cls, weights=np.maximum(per.n_ok - 1, 0), minlength=k)
-    switches = np.bincount(cls, weights=per.switches, minlength=k)
-    flaps = np.bincount(cls, weights=per.flaps, minlength=k)
-    judged = np.bincount(cls[per.judged], minlength=k) > 0
-    codes = uc.codes + 1
-    reqs = np.bincount(codes, minlength=k)
-    errs = np.bincount(codes[failed], minlength=k)
+    """Each class's own figures, controls included (never pooled into the headline): a pandas
+    groupby of the session table by class. A class's affinity is its sessions' (the first
+    that says)."""
+    t = per.table
+    by = pd.DataFrame({
+        "user_class": t["user_class"].cat.add_categories(["(none)"]).fillna("(none)"),
+        "affinity": t["affinity"], "judged": t["judged"], "requests": t["requests"],
+        "errors": t["errors"], "switches": t["switches"], "flaps": t["flaps"],
+        "transitions": np.maximum(t["ok_requests"] - 1, 0),
+        "multi": t["ok_requests"] >= 2,
+        "multi_cont": (t["ok_requests"] >= 2) & (t["containers"] > 1)})
+    groups = by.groupby("user_class", observed=True, sort=False).agg(
+        affinity=("affinity", "first"), judged=("judged", "any"), sessions=("requests", "size"),
+        requests=("requests", "sum"), errors=("errors", "sum"), switches=("switches", "sum"),
+        flaps=("flaps", "sum"), transitions=("transitions", "sum"), multi=("multi", "sum"),
+        multi_cont=("multi_cont", "sum"))
     out = {}
-    for i, name in enumerate(names):
-        if not reqs[i]:
-            continue
-        known = per.affinity[(cls == i) & (per.affinity >= 0)]
-        m, mc, t = int(multi_req[i]), int(multi_cont[i]), int(transitions[i])
-        out[name] = UserClassSummary(
-            AFFINITIES[int(known[0])] if len(known) else None, bool(judged[i]),
-            int(sessions[i]), int(reqs[i]), m, mc, 1 - mc / m if m else None,
-            interval(m - mc, m), 1 - switches[i] / t if t else None, int(switches[i]),
-            int(flaps[i]), int(errs[i]), int(errs[i]) / int(reqs[i]))
+    for name, g in groups.sort_index(key=lambda x: x.map(str)).iterrows():
+        m, mc, t_ = int(g["multi"]), int(g["multi_cont"]), int(g["transitions"])
+        reqs, errs, sw = int(g["requests"]), int(g["errors"]), int(g["switches"])
+        out[str(name)] = UserClassSummary(
+            None if pd.isna(g["affinity"]) else str(g["affinity"]), bool(g["judged"]),
+            int(g["sessions"]), reqs, m, mc, 1 - mc / m if m else None, interval(m - mc, m),
+            1 - sw / t_ if t_ else None, sw, int(g["flaps"]), errs,
+            errs / reqs if reqs else None)
     return out
 
 
 def run_notes(run: Run, members: Membership, containers: list[str], per: SessionStats,
               affinity_source: str) -> list[str]:
-    notes = []
+    notes = list(run.notes)
     if affinity_source == "assumed":
         notes.append("The request file does not record which classes ask for affinity: every "
                      "class is judged as asking for it (affinity_source \"assumed\"), so a "

@@ -9,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
+import pandas as pd
 
 from reports import api, comparison, html
 from reports.config import Gates, ReportConfig
@@ -48,10 +47,9 @@ def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
     return analysis, files
 
 
-def sessions_csv(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pacsv.write_csv(table, sink)
-    return bytes(sink.getvalue().to_pybytes())
+def sessions_csv(table: pd.DataFrame) -> bytes:
+    """The session table as CSV (docs/api.md#runsessions): a header, then one row per session."""
+    return table.to_csv(index=False, lineterminator="\n").encode()
 
 
 def comparison_report(a: str, b: str, config: ReportConfig, out: str | None = None

@@ -2,15 +2,21 @@
 """What recording costs: StickyUser with the recorder on against a bare FastHttpUser.
 
 The same load (50 users, each POSTing `{}` with its own Modal-Session-Id) runs straight at one
-replica, alternated, in one run: `locustfiles/sticky.py StickyUser` with `--csv` (so every
-request is parsed, counted per session and written to the Parquet request file) and
-`locustfiles/plain.py` (PlainUser: the same requests, nothing recorded). Prints requests/s of
-each and their ratio; 1.0 would be a recorder that costs nothing (aim: 0.97 or more).
+replica, alternated round by round in one run: `locustfiles/sticky.py StickyUser` with `--csv`
+(every request parsed, counted per session and written to the request file) and
+`locustfiles/plain.py` (PlainUser: the same requests, nothing recorded). It prints both
+rates, their ratio per round and the median (aim: 0.97 or more at 5,000 requests/s or more;
+1.0 would be a recorder that costs nothing).
 
-On a shared 2-core machine requests/s swing by tens of percent from one run to the next, far
-more than recording costs, so it also prints Locust's CPU time per request (user + sys of the
-locust process, startup included) and the recorder's listener timed alone in this process on a
-synthetic answer (file writes included); their quotient is the ratio recording allows.
+The machine's rate comes first: the bare FastHttpUser's requests/s, and a fixed pure-Python
+workload's rate, so that a slow machine (where Locust's own cost hides the recorder's) cannot
+flatter the ratio: below 5,000 requests/s the ratio is printed as "not at full speed".
+
+Then the recorder's parts, timed alone in this process on a synthetic answer (microseconds per
+request): the whole listener as Locust calls it, and each part of it: the body parse (the memo
+of exact parses, beside a full `json.loads` for comparison), the per-session counters, the row
+(a tuple appended to the buffer, beside a dict per row and a columnar append), and the flush
+(rows to an Arrow batch on disk, per row).
 
     .venv/bin/python scripts/bench_recorder.py [--rounds 3] [--seconds 10] [--users 50]
 """
@@ -18,20 +24,25 @@ synthetic answer (file writes included); their quotient is the ratio recording a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import replica, run_locust
 
 AIM = 0.97
+FULL_SPEED_RPS = 5000
+BODY = b'{"CONTAINER_ID":"ta-01KQ9XZ5EXAMPLE00000000000","cache":"hit"}'
 
 
 @dataclass
@@ -50,40 +61,139 @@ def measure(locustfile: str, url: str, users: int, seconds: int, *extra: str,
     return Measured(result.rps, result.failures, 1e6 * cpu / max(result.requests, 1))
 
 
-class Answer:
-    status_code = 200
-    content = b'{"CONTAINER_ID":"ta-01KQ9XZ5EXAMPLE00000000000"}'
-
-
-def listener_cost_us(tmp: Path, n: int = 100_000) -> float:
-    """The recorder's request listener alone: best of 3, microseconds per request."""
-    os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"  # no gevent patching of this process
-    try:
-        from locustfiles.recorder import Recorder, RequestFileWriter
-    finally:
-        del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
-    recorder = Recorder()
-    recorder.writer = RequestFileWriter(tmp / "listener.parquet")
-    sessions = [{"session_id": f"{i:032x}", "user_class": "StickyUser"} for i in range(50)]
-    answer, best = Answer(), float("inf")
+def python_rate() -> float:
+    """Millions of simple Python operations per second: the machine's speed, for the record."""
+    best = 0.0
     for _ in range(3):
         start = time.perf_counter()
-        for i in range(n):
-            recorder.on_request(response_time=3.0, name="/", response=answer,
-                                context=sessions[i % 50], exception=None, start_time=1e9)
+        total = 0
+        for i in range(1_000_000):
+            total += i & 7
+        best = max(best, 1.0 / (time.perf_counter() - start))
+    return best
+
+
+# ## The parts, in this process
+
+
+class Answer:
+    status_code = 200
+    content = BODY
+
+
+def per_call_us(fn: Callable[[int], Any], n: int) -> float:
+    """Best of 3 of n calls, microseconds per call."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        fn(n)
         best = min(best, (time.perf_counter() - start) / n)
-    recorder.writer.close()
     return 1e6 * best
 
 
+def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
+    os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"  # no gevent patching of this process
+    try:
+        from locustfiles.recorder import Bodies, Recorder, parse_body
+        from locustfiles.requestwriter import ROW_COLUMNS, RequestFileWriter
+        from locustfiles.summary import Stickiness
+    finally:
+        del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
+    contexts = [{"session_id": f"{i:032x}", "user_class": "StickyUser", "affinity": "session"}
+                for i in range(50)]
+    answer = Answer()
+    costs: dict[str, float] = {}
+
+    recorder = Recorder()
+    writer = recorder.open_file(str(tmp / "listener"))
+
+    def listener(k: int) -> None:
+        on_request = recorder.on_request
+        for i in range(k):
+            on_request(request_type="POST", name="/", response_time=3.0, response_length=60,
+                       response=answer, context=contexts[i % 50], exception=None,
+                       start_time=1e9, url="http://x/")
+
+    costs["listener, whole (as Locust calls it, flushes included)"] = per_call_us(listener, n)
+    writer.close()
+
+    bodies = Bodies()
+    costs["body: memo of exact parses (kept)"] = per_call_us(
+        lambda k: [bodies.parse(BODY) for _ in range(k)], n)
+    costs["body: full json.loads (for comparison)"] = per_call_us(
+        lambda k: [parse_body(BODY) for _ in range(k)], n)
+
+    stickiness = Stickiness()
+    ids = [c["session_id"] for c in contexts]
+
+    def counters(k: int) -> None:
+        add = stickiness.add
+        for i in range(k):
+            add(ids[i % 50], "StickyUser", "session", 200, "ta-1", None)
+
+    costs["per-session counters"] = per_call_us(counters, n)
+
+    rows: list[tuple[Any, ...]] = []
+
+    def tuple_rows(k: int) -> None:
+        rows.clear()
+        append = rows.append
+        for i in range(k):  # a fresh tuple each time, as in the listener (not a constant)
+            append((i, 3.0, "s", "StickyUser", "/", 200, "ta-1", "hit", None, "session",
+                    None, None, None, None))
+
+    costs["row: one tuple appended (kept)"] = per_call_us(tuple_rows, n)
+    dicts: list[dict[str, Any]] = []
+
+    def dict_rows(k: int) -> None:
+        dicts.clear()
+        for i in range(k):
+            dicts.append({"ts": i, "response_time_ms": 3.0, "session_id": "s",
+                          "user_class": "StickyUser", "name": "/", "status": 200,
+                          "container_id": "ta-1", "cache": "hit", "error": None,
+                          "affinity": "session", "ttfb_ms": None, "ttft_ms": None,
+                          "tokens": None, "max_gap_ms": None})
+
+    costs["row: a dict per row (for comparison)"] = per_call_us(dict_rows, n)
+    columns: list[list[Any]] = [[] for _ in ROW_COLUMNS]
+
+    def columnar(k: int) -> None:
+        for c in columns:
+            c.clear()
+        a = [c.append for c in columns]
+        for i in range(k):
+            a[0](i); a[1](3.0); a[2]("s"); a[3]("StickyUser"); a[4]("/")  # noqa: E702
+            a[5](200); a[6]("ta-1"); a[7]("hit"); a[8](None); a[9]("session")  # noqa: E702
+            a[10](None); a[11](None); a[12](None); a[13](None)  # noqa: E702
+
+    costs["row: columnar append, one list per column (for comparison)"] = per_call_us(
+        columnar, n)
+
+    flush_writer = RequestFileWriter(str(tmp / "flush"))
+    batch = [(1e9 + i, 3.0, ids[i % 50], "StickyUser", "/", 200, f"ta-{i % 3}", "hit", None,
+              "session", None, None, None, None) for i in range(6000)]
+
+    def flush(k: int) -> None:
+        for _ in range(k // len(batch)):
+            flush_writer.rows.extend(batch)
+            flush_writer.flush()
+
+    costs["flush: rows to an Arrow batch on disk, per row"] = per_call_us(flush, 60_000)
+    flush_writer.close()
+    return costs
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
     recorded: list[Measured] = []
     bare: list[Measured] = []
+    print(f"machine: {os.cpu_count()} CPUs, {python_rate():.1f} M simple Python ops/s",
+          flush=True)
     with replica() as url, tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         for n in range(1, args.rounds + 1):
             sticky = measure("locustfiles/sticky.py", url, args.users, args.seconds,
@@ -95,17 +205,28 @@ def main() -> None:
                   f"({sticky.cpu_us:.0f} us CPU/req, {sticky.failures} failures) | "
                   f"bare FastHttpUser {plain.rps:6.0f} req/s ({plain.cpu_us:.0f} us CPU/req, "
                   f"{plain.failures} failures) | ratio {sticky.rps / plain.rps:.3f}", flush=True)
-        listener = listener_cost_us(Path(tmp))
+        parts = parts_us(Path(tmp))
     ratios = [s.rps / p.rps for s, p in zip(recorded, bare, strict=True)]
-    cpu = [s.cpu_us - p.cpu_us for s, p in zip(recorded, bare, strict=True)]
+    bare_rps = statistics.median(p.rps for p in bare)
     bare_cpu = statistics.median(p.cpu_us for p in bare)
+    ratio = statistics.median(ratios)
+    speed = ("at full speed" if bare_rps >= FULL_SPEED_RPS else
+             f"NOT at full speed (bare rate below {FULL_SPEED_RPS} req/s: the ratio flatters)")
+    print(f"machine's rate: bare FastHttpUser {bare_rps:.0f} req/s, {bare_cpu:.0f} us of "
+          f"Locust's CPU per request: {speed}")
     print(f"median: recorder {statistics.median(s.rps for s in recorded):.0f} req/s, bare "
-          f"{statistics.median(p.rps for p in bare):.0f} req/s, ratio "
-          f"{statistics.median(ratios):.3f} (aim {AIM}); CPU per request "
+          f"{bare_rps:.0f} req/s, ratio {ratio:.3f} (aim {AIM}); CPU per request "
           f"{statistics.median(s.cpu_us for s in recorded):.0f} vs {bare_cpu:.0f} us "
-          f"(difference {statistics.median(cpu):+.1f} us)")
-    print(f"listener alone: {listener:.2f} us per request against {bare_cpu:.0f} us of Locust's "
-          f"own CPU: ratio {bare_cpu / (bare_cpu + listener):.3f} at full CPU")
+          f"(difference {statistics.median(s.cpu_us - p.cpu_us for s, p in zip(recorded, bare, strict=True)):+.1f} us)")  # noqa: E501
+    print("the recorder's parts, alone in this process (us per request):")
+    for name, cost in parts.items():
+        print(f"  {cost:6.2f}  {name}")
+    listener = next(iter(parts.values()))
+    print(f"listener against {bare_cpu:.0f} us of Locust's own CPU: ratio "
+          f"{bare_cpu / (bare_cpu + listener):.3f} at full CPU")
+    if args.json:
+        print(json.dumps({"ratio": ratio, "recorder_rps": [s.rps for s in recorded],
+                          "bare_rps": [p.rps for p in bare], "parts_us": parts}))
 
 
 if __name__ == "__main__":

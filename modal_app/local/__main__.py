@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
 
 from modal_app.local.auth import ProxyAuth
-from modal_app.local.config import EmulatorConfig
+from modal_app.local.config import CONTROL_TOKEN_ENV, POLICIES, REPLICA_APP, EmulatorConfig
 from modal_app.local.control import Control
 from modal_app.local.events import EventLog
-from modal_app.local.router import Client, Router
-from modal_app.local.supervisor import ReplicaSet
+from modal_app.local.router import Router
+from modal_app.local.sessions import SessionTable, StrictSessions
+from modal_app.local.supervisor import ReplicaSet, no_sessions
+from modal_app.local.transport import Client
 
 
 def parse_args(argv: list[str] | None) -> EmulatorConfig:
@@ -36,8 +39,28 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
         help="do not replace replicas that die or are stopped")
     add("--header-timeout", type=float, default=10.0, dest="header_timeout_s",
         help="seconds a client may take to send its headers (default 10)")
+    add("--keepalive-timeout", type=float, default=75.0, dest="keepalive_timeout_s",
+        help="seconds an idle client connection stays open (default 75)")
     add("--upstream-timeout", type=float, default=300.0, dest="upstream_timeout_s",
-        help="seconds a replica may take to answer before a 504 (default 300)")
+        help="seconds a replica may take to start answering before a 504 (default 300)")
+    add("--connect-timeout", type=float, default=5.0, dest="connect_timeout_s",
+        help="seconds to open a connection to a replica before a 504 (default 5)")
+    add("--backlog", type=int, default=2048,
+        help="pending connections the listening socket holds (default 2048, as uvicorn)")
+    add("--max-pipeline", type=int, default=16,
+        help="pipelined requests queued per connection before reading pauses (default 16)")
+    add("--max-body-bytes", type=int, default=16 * 1024 * 1024,
+        help="largest request body, 413 above (default 16 MiB)")
+    add("--policy", choices=POLICIES, default="rendezvous",
+        help="how sessions map onto replicas: rendezvous (Modal's) or modulo (a deliberately "
+             "non-rendezvous policy, for tests only)")
+    add("--membership-delay-ms", type=float, default=0.0,
+        help="the router learns of each replica added or removed this late (default 0)")
+    add("--control-token", default=os.environ.get(CONTROL_TOKEN_ENV) or None,
+        help=f"bearer token the control API (/_emulator/) requires (default "
+             f"${CONTROL_TOKEN_ENV}); needed when --host is not loopback")
+    add("--replica-app", default=REPLICA_APP,
+        help=f"ASGI app (module:attribute) the replicas serve (default {REPLICA_APP})")
     add("--auth", action="store_true",
         help="require Modal-Key/Modal-Secret equal to $MODAL_PROXY_KEY/$MODAL_PROXY_SECRET")
     add("--max-concurrency", type=int, default=0,
@@ -67,14 +90,17 @@ async def serve(config: EmulatorConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     events = EventLog(config.events)
-    replicas = ReplicaSet(config, events)
+    table = SessionTable() if config.sessioned else None
+    replicas = ReplicaSet(config, events, holds=table.count if table else no_sessions)
+    strict = StrictSessions(table, replicas, loop.time) if table else None
     auth = ProxyAuth.from_env() if config.auth else None
-    router = Router(config, replicas, Control(replicas), auth)
+    router = Router(config, replicas, Control(replicas), auth=auth, strict=strict)
     server = None
     try:
         try:
             server = await loop.create_server(
-                lambda: Client(router), config.host, config.port, reuse_address=True)
+                lambda: Client(router), config.host, config.port, reuse_address=True,
+                backlog=config.backlog)
         except OSError as exc:
             print(f"modal_app.local: cannot listen on {config.host}:{config.port}: "
                   f"{exc.strerror}", file=sys.stderr)

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 from pathlib import Path
+
+POLICIES = ("rendezvous", "modulo")
+CONTROL_TOKEN_ENV = "MODAL_EMULATOR_CONTROL_TOKEN"
+REPLICA_APP = "modal_app.whoami:app"
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,12 +36,31 @@ class EmulatorConfig:
     exit_grace_period_s: float = 5.0
     # A replica that dies or is killed is replaced, as Modal keeps min_containers running.
     replace: bool = True
+    # A replica that dies before it ever answered is restarted after a delay that doubles at
+    # each such death in a row (from restart_backoff_s up to restart_backoff_max_s).
+    restart_backoff_s: float = 0.5
+    restart_backoff_max_s: float = 30.0
     # Limits that protect the router from bad or slow clients.
     max_header_bytes: int = 32 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
     header_timeout_s: float = 10.0
     keepalive_timeout_s: float = 75.0
+    # Pipelined requests queued on one client connection before the router stops reading it.
+    max_pipeline: int = 16
+    # Pending connections the listening socket holds (uvicorn's default, not asyncio's 100).
+    backlog: int = 2048
+    # Upstream: connecting to a replica, waiting for its answer, idle pooled connections
+    # (closed before the replica's own keep-alive timeout of 120 s closes them under us).
+    connect_timeout_s: float = 5.0
     upstream_timeout_s: float = 300.0
+    pool_idle_s: float = 60.0
+    # Routing: how sessions map onto live replicas ("modulo" is for tests only), and how late
+    # the router learns of a membership change (0 = at once, as a perfect proxy).
+    policy: str = "rendezvous"
+    membership_delay_ms: float = 0.0
+    # The control API (/_emulator/...) needs `Authorization: Bearer <token>` when a token is
+    # set; one is required when --host is not a loopback address.
+    control_token: str | None = field(default=None, repr=False)
     # Modal Servers (GA): proxy auth (credentials from the environment, never here), a limit
     # of requests in flight per replica (429 above it, 0 = none), strict sessions.
     auth: bool = False
@@ -36,6 +70,8 @@ class EmulatorConfig:
     cache_sessions: int = 0
     cache_miss_ms: float = 50.0
     cache_hit_ms: float = 5.0
+    # The ASGI app each replica serves (module:attribute); another one for tests only.
+    replica_app: str = REPLICA_APP
 
     def replica_env(self) -> dict[str, str]:
         """What each replica gets in its environment besides its container id."""
@@ -51,7 +87,8 @@ class EmulatorConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port must be between 0 and 65535, not {self.port}")
         for name in ("health_interval_s", "startup_timeout_s", "header_timeout_s",
-                     "keepalive_timeout_s", "upstream_timeout_s"):
+                     "keepalive_timeout_s", "upstream_timeout_s", "connect_timeout_s",
+                     "pool_idle_s", "restart_backoff_s", "restart_backoff_max_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.exit_grace_period_s < 0:
@@ -60,3 +97,20 @@ class EmulatorConfig:
             raise ValueError("--max-concurrency must not be negative")
         if self.cache_sessions < 0 or self.cache_miss_ms < 0 or self.cache_hit_ms < 0:
             raise ValueError("the --cache-* settings must not be negative")
+        if not 1 <= self.backlog <= 65535:
+            raise ValueError(f"--backlog must be between 1 and 65535, not {self.backlog}")
+        if self.max_pipeline < 1:
+            raise ValueError("--max-pipeline must be at least 1")
+        if self.policy not in POLICIES:
+            raise ValueError(f"--policy must be one of {', '.join(POLICIES)}")
+        if not 0 <= self.membership_delay_ms <= 600_000:
+            raise ValueError("--membership-delay-ms must be between 0 and 600000")
+        if ":" not in self.replica_app:
+            raise ValueError("--replica-app must look like module:attribute")
+        if self.control_token is not None and len(self.control_token) < 16:
+            raise ValueError("the control token must be at least 16 characters")
+        if not is_loopback(self.host) and not self.control_token:
+            raise ValueError(
+                f"--host {self.host} is reachable from other machines: set a control token "
+                f"(--control-token or ${CONTROL_TOKEN_ENV}) so that they cannot scale or kill "
+                "replicas")

@@ -32,7 +32,7 @@ class ControlError(Exception):
 def describe(replicas: ReplicaSet) -> list[dict[str, Any]]:
     return [
         {"container_id": r.container_id, "port": r.port, "state": r.state, "pid": r.pid,
-         "in_flight": r.in_flight, "sessions": replicas.sessions_on(r)}
+         "in_flight": r.in_flight, "sessions": replicas.holds(r)}
         for r in replicas.replicas.values() if r.state != EXITED
     ]
 

@@ -14,6 +14,10 @@ accepted. A session ends when terminated, or after its idle timeout with no requ
 Rejections (our choice where Modal documents none): no token, 401; an unknown token, 401; a
 token whose session ended, 410 `{"error": "session ended", "reason": "terminated" | "idle" |
 "container gone"}`. A new session goes to the live container holding the fewest sessions.
+
+A strict session's request is never re-routed: when its container refuses the connection or
+dies, the session ends ("container gone") and the request gets 410 or 502, never another
+container's answer.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from __future__ import annotations
 import random
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from modal_app.local.supervisor import Replica
+from modal_app.local.supervisor import EXITED, RETIRING, Replica, ReplicaSet
 
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 MAX_IDLE_TIMEOUT_S = 86_400.0
@@ -128,3 +133,72 @@ def parse_idle_timeout(value: str | None) -> float:
     if not 0 < seconds <= MAX_IDLE_TIMEOUT_S:
         raise SessionError(400, f"idle timeout must be in (0, {MAX_IDLE_TIMEOUT_S:.0f}] s")
     return seconds
+
+
+SESSIONS_PREFIX = b"/_modal/sessions/"
+
+
+class StrictSessions:
+    """Strict sessions of a `--sessioned` emulator: the calls, the routing, the expiry.
+
+    `route` gives the replica of a request's session (raising SessionError for a request the
+    router must answer itself); `begin`/`finish` count the session's requests in flight."""
+
+    def __init__(self, table: SessionTable, replicas: ReplicaSet,
+                 clock: Callable[[], float]) -> None:
+        self.table = table
+        self.replicas = replicas
+        self.clock = clock
+
+    def is_call(self, url: bytes) -> bool:
+        return url.startswith(SESSIONS_PREFIX)
+
+    def call(self, method: bytes, url: bytes, bearer: str | None,
+             headers: Mapping[bytes, bytes]) -> dict[str, str]:
+        """POST /_modal/sessions/start|terminate."""
+        if method != b"POST":
+            raise SessionError(405, "use POST")
+        if not bearer:
+            raise SessionError(401, "missing function token",
+                               detail="send Modal-Authorization: Bearer <token>")
+        action = url[len(SESSIONS_PREFIX):].split(b"?")[0].strip(b"/")
+        if action == b"start":
+            idle = parse_idle_timeout(headers.get(
+                b"x-modal-server-session-idle-timeout", b"").decode("latin-1") or None)
+            key = headers.get(b"x-idempotency-key", b"").decode("latin-1") or None
+            session = self.table.start(self.replicas.live, idle, self.clock(), key)
+            return {"session_id": session.session_id, "token": session.token}
+        if action == b"terminate":
+            token = headers.get(b"x-modal-server-session-token", b"").decode("latin-1")
+            session = self.table.terminate(token.strip() or None)
+            self._retire_if_free(session.replica)
+            return {"terminated": session.session_id}
+        raise SessionError(404, "unknown sessions call")
+
+    def route(self, bearer: str | None) -> Session:
+        """The live session of a request's token, its request counted in flight."""
+        session = self.table.lookup(bearer)
+        if session.replica.state == EXITED:
+            self.table.container_gone(session.replica)
+            session = self.table.lookup(bearer)
+        session.last_active = self.clock()
+        session.in_flight += 1
+        return session
+
+    def finish(self, session: Session) -> None:
+        session.in_flight -= 1
+        session.last_active = self.clock()
+
+    def container_gone(self, replica: Replica) -> None:
+        self.table.container_gone(replica)
+
+    def expire(self) -> None:
+        for session in self.table.expire(self.clock()):
+            self._retire_if_free(session.replica)
+        for replica in {s.replica for s in self.table.by_token.values()}:
+            if replica.state == EXITED:
+                self.table.container_gone(replica)
+
+    def _retire_if_free(self, replica: Replica) -> None:
+        if replica.state == RETIRING and not self.table.count(replica):
+            self.replicas.stop(replica, cause="scale")

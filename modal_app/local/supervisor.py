@@ -42,13 +42,14 @@ class Replica:
     in_flight: int = 0
     process: asyncio.subprocess.Process | None = None
     started: float = 0.0
+    answered: bool = False  # its port accepted a connection at least once
     drained: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    async def start(self, env: dict[str, str] | None = None) -> None:
+    async def start(self, app: str, env: dict[str, str] | None = None) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -56,7 +57,7 @@ class Replica:
         try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "modal_app.local.replica", "--fd", str(sock.fileno()),
-                pass_fds=(sock.fileno(),), stdin=asyncio.subprocess.DEVNULL,
+                "--app", app, pass_fds=(sock.fileno(),), stdin=asyncio.subprocess.DEVNULL,
                 env={**os.environ, **(env or {}), "MODAL_TASK_ID": self.container_id},
             )
         finally:
@@ -99,48 +100,64 @@ class Replica:
 
 
 MembershipListener = Callable[[tuple[Replica, ...]], None]
+SessionCount = Callable[[Replica], int]
+
+
+def no_sessions(replica: Replica) -> int:
+    return 0
 
 
 class ReplicaSet:
-    """The group: keeps `target` replicas running, tracks who is live, logs every change."""
+    """The group: keeps `target` replicas running, tracks who is live, logs every change.
 
-    def __init__(self, config: EmulatorConfig, events: EventLog) -> None:
+    A replica's state always changes before anyone hears of it: the event log and the
+    listeners see the new state. `reconcile` runs one at a time and loops until the count of
+    starting and live replicas equals the target, however scale calls and deaths interleave.
+    `holds(replica)` counts its strict sessions (a replica holding some is not scaled down).
+    """
+
+    def __init__(self, config: EmulatorConfig, events: EventLog,
+                 holds: SessionCount = no_sessions) -> None:
         self.config = config
         self.events = events
+        self.holds = holds
         self.target = config.replicas
         self.replicas: dict[str, Replica] = {}
         self.live: tuple[Replica, ...] = ()
         self._listeners: list[MembershipListener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        # Set by the router when strict sessions are on: a replica holding some is not stopped.
-        self.sessions_on: Callable[[Replica], int] = lambda replica: 0
+        self._reconciling = asyncio.Lock()
+        self._early_deaths = 0  # replicas in a row that died before they ever answered
+        self._not_before = 0.0  # no start before this loop time (restart backoff)
+        self._wakeup: asyncio.TimerHandle | None = None
 
     def on_change(self, listener: MembershipListener) -> None:
         self._listeners.append(listener)
 
     # -- membership ------------------------------------------------------------------------
 
-    def _set_live(self, replica: Replica, live: bool, cause: str) -> None:
-        was_live = replica in self.live
-        if live == was_live:
+    def _set_state(self, replica: Replica, state: str, cause: str) -> None:
+        """Change the state first, then log and notify when the live set changed."""
+        was_live = replica.state == LIVE
+        replica.state = state
+        if (state == LIVE) == was_live:
             return
-        if live:
-            replica.state = LIVE
+        if state == LIVE:
             self.live = (*self.live, replica)
+            self._early_deaths = 0
         else:
             self.live = tuple(r for r in self.live if r is not replica)
         self.events.write(
-            "added" if live else "removed", container_id=replica.container_id, cause=cause,
-            live=[r.container_id for r in self.live])
+            "added" if state == LIVE else "removed", container_id=replica.container_id,
+            cause=cause, live=[r.container_id for r in self.live])
         for listener in self._listeners:
             listener(self.live)
 
     def mark_refused(self, replica: Replica) -> None:
         """The router saw a refused connection: out of the live set until its port answers."""
         if replica.state == LIVE:
-            replica.state = STARTING
-            self._set_live(replica, False, "refused")
+            self._set_state(replica, STARTING, "refused")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -156,36 +173,67 @@ class ReplicaSet:
     async def start_one(self) -> Replica:
         replica = Replica(new_container_id())
         self.replicas[replica.container_id] = replica
-        await replica.start(self.config.replica_env())
+        await replica.start(self.config.replica_app, self.config.replica_env())
         self._spawn(self._reap(replica))
         return replica
 
     async def _reap(self, replica: Replica) -> None:
         assert replica.process is not None
         await replica.process.wait()
-        cause = "crash" if replica.state in (STARTING, LIVE, RETIRING) else replica.state
-        self._set_live(replica, False, "crash" if cause == "crash" else "exit")
-        replica.state = EXITED
+        crashed = replica.state in (STARTING, LIVE, RETIRING)
+        never_answered = replica.state == STARTING and not replica.answered
+        self._set_state(replica, EXITED, "crash" if crashed else "exit")
         self.replicas.pop(replica.container_id, None)
-        if cause == "crash":
+        if crashed:
             self.events.write("exited", container_id=replica.container_id, cause="crash",
                               returncode=replica.process.returncode)
             if not self.config.replace:
                 self.target = max(0, self.target - 1)
+            elif never_answered:
+                self._back_off(replica)
         await self.reconcile()
+
+    def _back_off(self, replica: Replica) -> None:
+        """A replica died before it ever answered: delay the next start, doubling each time."""
+        self._early_deaths += 1
+        delay = min(self.config.restart_backoff_max_s,
+                    self.config.restart_backoff_s * 2 ** (self._early_deaths - 1))
+        self._not_before = asyncio.get_running_loop().time() + delay
+        self.events.write("backoff", container_id=replica.container_id, cause="crash",
+                          attempt=self._early_deaths, delay_s=round(delay, 3))
 
     async def reconcile(self) -> None:
         """Start or stop replicas until `target` are starting or live."""
-        if self._closing:
-            return
-        running = self.running()
-        for _ in range(self.target - len(running)):
-            await self.start_one()
-        if len(running) > self.target:
-            # the newest first, but those holding strict sessions last
-            order = sorted(running, key=lambda r: (self.sessions_on(r) > 0, -r.started))
-            for replica in order[: len(running) - self.target]:
-                self.stop(replica, cause="scale")
+        async with self._reconciling:
+            while not self._closing:
+                running = self.running()
+                if len(running) < self.target:
+                    if not self._may_start():
+                        return
+                    await self.start_one()
+                elif len(running) > self.target:
+                    # the newest first, but those holding strict sessions last
+                    order = sorted(running, key=lambda r: (self.holds(r) > 0, -r.started))
+                    for replica in order[: len(running) - self.target]:
+                        self.stop(replica, cause="scale")
+                else:
+                    return
+
+    def _may_start(self) -> bool:
+        """False while a restart backoff runs; a wake-up then reconciles again."""
+        loop = asyncio.get_running_loop()
+        wait = self._not_before - loop.time()
+        if wait <= 0:
+            return True
+        if self._wakeup is None or self._wakeup.when() < self._not_before:
+            if self._wakeup is not None:
+                self._wakeup.cancel()
+            self._wakeup = loop.call_later(wait, self._wake)
+        return False
+
+    def _wake(self) -> None:
+        self._wakeup = None
+        self._spawn(self.reconcile())
 
     async def scale(self, replicas: int) -> None:
         self.events.write("control", action="scale", replicas=replicas)
@@ -196,17 +244,15 @@ class ReplicaSet:
         """Graceful: leave the live set, drain, exit (once its strict sessions ended)."""
         if replica.state in (DRAINING, EXITED):
             return
-        self._set_live(replica, False, cause)
-        if cause == "scale" and self.sessions_on(replica):
-            replica.state = RETIRING
+        if cause == "scale" and self.holds(replica):
+            self._set_state(replica, RETIRING, cause)
             return
-        replica.state = DRAINING
+        self._set_state(replica, DRAINING, cause)
         self._spawn(replica.stop(self.config.exit_grace_period_s))
 
     def kill(self, replica: Replica) -> None:
         """SIGKILL: in-flight requests on it fail (502), as when a container dies."""
-        self._set_live(replica, False, "kill")
-        replica.state = DRAINING
+        self._set_state(replica, DRAINING, "kill")
         replica.signal(signal.SIGKILL)
 
     async def remove(self, replica: Replica, *, kill: bool, replace: bool | None) -> None:
@@ -228,9 +274,9 @@ class ReplicaSet:
         for replica, ok in zip(candidates, results, strict=True):
             if replica.state not in (STARTING, LIVE) or not replica.is_alive():
                 continue
-            self._set_live(replica, ok, "ready" if ok else "health")
-            if not ok:
-                replica.state = STARTING
+            if ok:
+                replica.answered = True
+            self._set_state(replica, LIVE if ok else STARTING, "ready" if ok else "health")
 
     async def health_loop(self) -> None:
         while not self._closing:
@@ -249,8 +295,10 @@ class ReplicaSet:
     async def close(self) -> None:
         """Stop every child and wait for each, so that none is left behind."""
         self._closing = True
+        if self._wakeup is not None:
+            self._wakeup.cancel()
         for replica in list(self.replicas.values()):
-            self._set_live(replica, False, "shutdown")
+            self._set_state(replica, DRAINING, "shutdown")
             replica.signal(signal.SIGTERM)
         for replica in list(self.replicas.values()):
             if replica.process is None:

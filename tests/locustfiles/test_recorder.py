@@ -14,14 +14,16 @@ import pytest
 from locust import FastHttpUser, task
 from locust.env import Environment
 from locust.event import Events
+from locust.exception import CatchResponseError
 
 from locustfiles.recorder import (
     STICKINESS_EXIT_CODE,
+    Bodies,
     Recorder,
-    RequestFileWriter,
     install,
     parse_body,
 )
+from locustfiles.requestwriter import RequestFileWriter
 from reports.columns import COLUMNS, SUFFIX, arrow_schema
 
 
@@ -48,7 +50,7 @@ class ExplodingResponse:
         raise RuntimeError("a response that cannot be read")
 
 
-SESSION = {"session_id": "s-1", "user_class": "StickyUser"}
+SESSION = {"session_id": "s-1", "user_class": "StickyUser", "affinity": "session"}
 OK = b'{"CONTAINER_ID": "ta-1"}'
 
 
@@ -69,7 +71,7 @@ def local(tmp_path: Path) -> Iterator[tuple[Environment, Recorder]]:
 
 
 def fire(env: Environment, response: Any, *, exception: Exception | None = None,
-         context: dict[str, str] | None = None, start_time: float = 1000.0) -> None:
+         context: dict[str, Any] | None = None, start_time: float = 1000.0) -> None:
     env.events.request.fire(
         request_type="POST", name="/", response_time=12.5, response_length=0, response=response,
         context=SESSION if context is None else context, exception=exception,
@@ -93,7 +95,9 @@ def test_rows_land_in_the_request_file_in_the_shared_columns(
     rows = table.to_pylist()
     assert rows[0] == {"ts": 1000.0, "response_time_ms": 12.5, "session_id": "s-1",
                        "user_class": "StickyUser", "name": "/", "status": 200,
-                       "container_id": "ta-1", "cache": None, "error": None, "worker": "local"}
+                       "container_id": "ta-1", "cache": None, "error": None, "worker": "local",
+                       "affinity": "session", "ttfb_ms": None, "ttft_ms": None, "tokens": None,
+                       "max_gap_ms": None}
     assert (rows[1]["container_id"], rows[1]["cache"]) == ("ta-2", "hit")
     assert (rows[2]["status"], rows[2]["container_id"]) == (503, None)
     assert rows[2]["error"] == "RuntimeError('503')"
@@ -103,13 +107,43 @@ def test_rows_land_in_the_request_file_in_the_shared_columns(
     assert recorder.recorded == 6
 
 
+def test_a_streaming_request_takes_its_figures_from_the_context_not_the_body(
+        local: tuple[Environment, Recorder], tmp_path: Path) -> None:
+    env, recorder = local
+    stream = {"container_id": "ta-9", "cache": "miss", "ttfb_ms": 1.5, "ttft_ms": 52.0,
+              "tokens": 3, "max_gap_ms": 11.0}
+    context = {**SESSION, "stream": stream}
+    fire(env, Response(200, b"data: not the replica's JSON"), context=context,
+         exception=CatchResponseError("stream short: got 3 of 32 tokens"))
+    fire(env, Response(200, None), context={**SESSION, "stream": {**stream, "tokens": 0}},
+         exception=RuntimeError("stream cut: the connection dropped"))
+    recorder.close()
+    first, cut = pq.read_table(tmp_path / f"run{SUFFIX}").to_pylist()
+    assert {k: first[k] for k in ("container_id", "cache", "ttfb_ms", "ttft_ms", "tokens",
+                                  "max_gap_ms", "error", "affinity")} == {
+        "container_id": "ta-9", "cache": "miss", "ttfb_ms": 1.5, "ttft_ms": 52.0, "tokens": 3,
+        "max_gap_ms": 11.0, "error": "stream short: got 3 of 32 tokens", "affinity": "session"}
+    assert (cut["tokens"], cut["error"]) == (0, "stream cut: the connection dropped")
+    (c,) = recorder.stickiness.summarise().classes
+    assert c.errors == {"stream short": 1, "stream cut": 1}
+
+
+def test_no_affinity_in_the_context_is_written_as_null(
+        local: tuple[Environment, Recorder], tmp_path: Path) -> None:
+    env, recorder = local
+    fire(env, Response(200, OK), context={"session_id": "s-2", "user_class": "StickyUser"})
+    recorder.close()
+    (row,) = pq.read_table(tmp_path / f"run{SUFFIX}").to_pylist()
+    assert row["affinity"] is None and row["user_class"] == "StickyUser"
+
+
 def test_summary_counts_follow_the_rows(local: tuple[Environment, Recorder]) -> None:
     env, recorder = local
     for body in (OK, OK, b'{"CONTAINER_ID": "ta-2"}'):
         fire(env, Response(200, body))
     fire(env, Response(200, b""))
     (c,) = recorder.stickiness.summarise().classes
-    assert (c.user_class, c.sticky, c.requests, c.multi_container, c.switches) == (
+    assert (c.user_class, c.judged, c.requests, c.multi_container, c.switches) == (
         "StickyUser", True, 4, 1, 1)
     assert c.errors == {"body": 1}
 
@@ -126,34 +160,34 @@ def test_a_listener_never_raises(local: tuple[Environment, Recorder]) -> None:
 @pytest.mark.parametrize("body", [b"not json", b"{}", b'{"CONTAINER_ID": 7}', b"[1]", b"", None])
 def test_bad_bodies_are_errors_not_exceptions(body: bytes | None) -> None:
     container, cache, error = parse_body(body)
-    assert container is None and cache is None and error
+    assert container is None and cache is None and error and error.startswith("body: ")
+    assert Bodies().parse(body) == (container, cache, error)
 
 
 @pytest.mark.parametrize("body", [
     b'{"CONTAINER_ID":"ta-1"}', b'{"CONTAINER_ID":"ta-1","cache":"hit"}',
     b'{"CONTAINER_ID": "ta-1", "cache": "miss"}', b'{"cache":"miss","CONTAINER_ID":"ta-2"}',
     b'{"CONTAINER_ID":"ta-\\u0031"}'])
-def test_the_fast_path_agrees_with_json(body: bytes) -> None:
+def test_the_memo_agrees_with_json(body: bytes) -> None:
     data = json.loads(body)
-    assert parse_body(body) == (data["CONTAINER_ID"], data.get("cache"), None)
+    bodies = Bodies()
+    for _ in range(2):  # parsed, then remembered
+        assert bodies.parse(body) == (data["CONTAINER_ID"], data.get("cache"), None)
+    assert body in bodies.known
 
 
-def test_the_writer_streams_one_row_group_per_batch(tmp_path: Path) -> None:
-    writer = RequestFileWriter(tmp_path / "w.parquet", batch_rows=3)
-    row = (1.0, 2.0, "s", "StickyUser", "/", 200, "ta-1", None, None, "local")
-    for _ in range(7):
-        writer.append(row)
-    assert (writer.written, len(writer.rows)) == (6, 1)
-    writer.close()
-    writer.close()
-    file = pq.ParquetFile(tmp_path / "w.parquet")
-    assert (file.metadata.num_rows, file.num_row_groups) == (7, 3)
+def test_the_memo_is_bounded() -> None:
+    bodies = Bodies(limit=2, max_bytes=40)
+    for i in range(5):
+        bodies.parse(b'{"CONTAINER_ID":"ta-%d"}' % i)
+    bodies.parse(b'{"CONTAINER_ID":"' + b"x" * 50 + b'"}')
+    assert len(bodies.known) == 2
 
 
 def test_no_rows_still_leave_a_readable_empty_file(tmp_path: Path) -> None:
-    writer = RequestFileWriter(tmp_path / "empty.parquet")
+    writer = RequestFileWriter(str(tmp_path / "empty"))
     writer.close()
-    assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+    assert pq.read_table(tmp_path / f"empty{SUFFIX}").num_rows == 0
 
 
 def worker_recorder(worker_id: str) -> Recorder:
@@ -163,29 +197,30 @@ def worker_recorder(worker_id: str) -> Recorder:
 
 
 def ship(worker: Recorder, master: Recorder, worker_id: str) -> None:
-    payload = msgpack.unpackb(msgpack.packb(worker.payload()))  # as Locust's rpc does
+    payload = msgpack.unpackb(msgpack.packb(worker.outbox.payload()))  # as Locust's rpc does
     master.ingest(worker_id, payload)
 
 
 def test_worker_rows_reach_the_master_which_adds_the_worker_column(tmp_path: Path) -> None:
     master = Recorder()
     master.role = "master"
-    master.writer = RequestFileWriter(tmp_path / "m.parquet")
+    writer = master.open_file(str(tmp_path / "m"))
     worker = worker_recorder("w1")
     worker.on_request(response_time=3.0, name="/", response=Response(200, OK), context=SESSION,
                       exception=None, start_time=7.0)
     ship(worker, master, "w1")
-    worker.stopped = True
+    worker.outbox.stopped = True
     ship(worker, master, "w1")  # the final, empty, `done` payload
-    master.writer.close()
-    (row,) = pq.read_table(tmp_path / "m.parquet").to_pylist()
-    assert (row["ts"], row["container_id"], row["worker"]) == (7.0, "ta-1", "w1")
-    assert master.workers["w1"].rows == 1 and master.workers["w1"].done
+    writer.close()
+    (row,) = pq.read_table(tmp_path / f"m{SUFFIX}").to_pylist()
+    assert (row["ts"], row["container_id"], row["worker"], row["affinity"]) == (
+        7.0, "ta-1", "w1", "session")
+    assert master.intake.workers["w1"].rows == 1 and master.intake.workers["w1"].done
     assert master.lost_tails() == []
 
 
 def test_a_worker_without_its_final_batch_is_reported() -> None:
-    master = Recorder(batch_rows=500)
+    master = Recorder(ship_rows=500)
     master.role = "master"
     worker = worker_recorder("w2")
     worker.on_request(response_time=3.0, name="/", response=Response(200, OK), context=SESSION,
@@ -210,6 +245,7 @@ def test_a_stickiness_violation_sets_exit_code_3(tmp_path: Path) -> None:
     recorder.set_exit_code(env)
     assert env.process_exit_code == STICKINESS_EXIT_CODE
     assert recorder.verdict().startswith("FAIL: 1 sticky sessions")
+    assert "judged: StickyUser" in recorder.verdict()
 
 
 def test_the_web_tab_starts_with_the_verdict(tmp_path: Path) -> None:

@@ -90,9 +90,12 @@ def test_tab_is_live_and_a_stop_from_the_ui_loses_nothing(target: str, tmp_path:
         verdict = page.locator("tbody tr").first.locator("td").first.inner_text()
         assert verdict == "PASS: 0 sticky sessions saw more than one container (allowed 0)"
         summary = summary_rows(page)
-        assert summary["StickyUser"][0] == (
-            "ALL 3 sessions: on more than one container 0/3, stickiness 100.00%")
-        assert summary["NonStickyUser"][0].startswith("ALL 3 sessions: on more than one ")
+        assert summary["StickyUser"][0].startswith("ALL 3 sessions (")
+        assert summary["StickyUser"][0].endswith(
+            "; judged): on more than one container 0/3, session stickiness 100.00% (3/3 "
+            "sessions with 2+ answers on one container), same-container rate 100.00%")
+        assert summary["NonStickyUser"][0].startswith("ALL 3 sessions (")
+        assert "; control, not judged): on more than one " in summary["NonStickyUser"][0]
         page.get_by_role("tab", name="Download Data").click()
         link = page.get_by_role("link", name="Download stickiness CSV")
         csv = page.request.get(url + str(link.get_attribute("href")).removeprefix("./"))

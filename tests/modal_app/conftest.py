@@ -39,3 +39,12 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+# The test-only upstream app (tests/modal_app/test_emulator_app.py) for the emulator's replicas.
+TEST_APP = "tests.modal_app.test_emulator_app:app"
+
+
+def address(url: str) -> tuple[str, int]:
+    host, _, port = url.removeprefix("http://").partition(":")
+    return host, int(port.rstrip("/"))

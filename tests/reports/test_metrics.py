@@ -51,7 +51,7 @@ def test_exactly_three_of_fifty_sessions_switched(three_switched: str) -> None:
 
 
 def test_sessions_table_has_one_row_per_session(three_switched: str) -> None:
-    rows = report_of(three_switched).sessions.to_pylist()
+    rows = report_of(three_switched).sessions.to_dict("records")
     assert len(rows) == 50 and len({r["session_id"] for r in rows}) == 50
     moved = sorted(r["session_id"] for r in rows if r["containers"] == 2)
     assert moved == ["s0000", "s0001", "s0002"]
@@ -92,7 +92,7 @@ def test_the_owner_before_comes_from_requests_answered_before_the_change(
                  Row(CHANGE_AT + 3 + i * 0.01, sid, after)]
     write_requests(tmp_path / "late_requests.parquet", rows)
     write_events(tmp_path / "late_events.jsonl", [
-        added(T0 - 1, A, [A]), added(T0 - 1, B, [A, B]), added(T0 - 1, C, [A, B, C]),
+        added(T0 - 5, A, [A]), added(T0 - 5, B, [A, B]), added(T0 - 5, C, [A, B, C]),
         added(CHANGE_AT, D, [A, B, C, D])])
     (change,) = report_of(str(tmp_path / "late")).summary.membership_changes
     movers = sum(pick(s, [A, B, C]) != pick(s, [A, B, C, D]) for s in session_ids(40))
@@ -173,7 +173,7 @@ def test_errors_by_class_and_phase_with_no_live_503s_apart(tmp_path: Path) -> No
     assert top["503 no live replica"] == 3 and top["no CONTAINER_ID in body"] == 1
     assert [len(c.removed) for c in s.membership_changes] == [2, 0]
     assert s.user_classes["StickyUser"].errors == 10
-    per_session = {r["session_id"]: r["errors"] for r in analysis.sessions.to_pylist()}
+    per_session = {r["session_id"]: r["errors"] for r in analysis.sessions.to_dict("records")}
     assert per_session["e3"] == 1  # its three no-live-replica 503s are not errors
 
 
@@ -271,6 +271,6 @@ def test_every_summary_key_is_documented(scale_up: tuple[str, int]) -> None:
 
 def test_collateral_session_is_the_one_we_planted(scale_up: tuple[str, int]) -> None:
     prefix, _ = scale_up
-    rows = report_of(prefix).sessions.to_pylist()
+    rows = report_of(prefix).sessions.to_dict("records")
     planted = next(r for r in rows if r["session_id"] == COLLATERAL_SESSION)
     assert (planted["containers"], planted["remaps"], planted["flaps"]) == (2, 1, 0)

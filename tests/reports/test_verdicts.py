@@ -204,3 +204,29 @@ def test_streaming_figures(tmp_path: Path) -> None:
 def test_a_run_without_streaming_has_null_streaming_figures(three_switched: str) -> None:
     s = load_run(three_switched).summary()
     assert (s["ttft"], s["ttft_by_state"], s["inter_token_gap"]) == (None, None, None)
+
+
+def test_a_run_that_starts_while_a_change_settles_counts_no_flaps_from_it(
+        tmp_path: Path) -> None:
+    """The replicas came up just before the load did and the proxy learned of the last one
+    late: the moves onto it are not flaps, and the change has no session before it."""
+    ids = session_ids(60)
+    rows = []
+    for i, sid in enumerate(ids):
+        for j in range(30):
+            ts = T0 + j * 0.2 + i * 0.001
+            live = [A, B, C] if ts < T0 + 0.5 else [A, B, C, D]
+            rows.append(Row(ts, sid, pick(sid, live), affinity="session"))
+    prefix = str(tmp_path / "startup")
+    write_requests(Path(prefix + "_requests.parquet"), rows)
+    write_events(Path(prefix + "_events.jsonl"), [
+        {"ts": T0 - 3, "event": "snapshot", "live": [A, B, C]},
+        {"ts": T0 - 0.5, "event": "added", "container_id": D, "cause": "ready",
+         "live": [A, B, C, D]}])
+    s = load_run(prefix).summary()
+    assert s["switches"] > 0 and s["flaps"] == 0
+    (change,) = s["membership_changes"]
+    assert change["at_offset_s"] < 0 and change["sessions"] == 0
+    assert main([prefix, "--max-collateral", "0"]) == 0
+    assert json.loads(Path(prefix + "_summary.json").read_text())["gates"][0]["verdict"] == \
+        "not judged"

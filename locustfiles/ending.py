@@ -1,0 +1,77 @@
+"""The end of a run: the verdict line, the console summary and the exit code.
+
+The verdict covers the judged classes only (their users ask for affinity: see summary.py);
+controls are shown beside them. It is one of:
+
+- `FAIL: the request file could not be written ...`: exit code 2 (Locust's own code for an
+  error of the instrument), whatever the sessions did: the run's evidence is incomplete;
+- `FAIL: k sticky sessions saw more than one container ...`: more than
+  `--max-multi-container-sessions` (default 0): exit code 3;
+- `NOT JUDGED: ...`: no class asks for affinity, or none of their sessions had two answers;
+  the exit code is left as Locust sets it (never PASS: there was nothing to judge);
+- `PASS: k sticky sessions saw more than one container (allowed n)`.
+
+The exit code is made worse, never better: Locust's own non-zero code (failures: 1, or what
+`--exit-code-on-error` says) stays. `locust_exit_code()` copies the rules of Locust's
+`main.shutdown` (tests/locustfiles/test_recorder_pins.py pins the copy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from locust.env import Environment
+
+from locustfiles.summary import Summary
+
+STICKINESS_EXIT_CODE = 3
+WRITE_FAILED_EXIT_CODE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    line: str
+    exit_code: int | None  # None: leave Locust's own
+
+    @property
+    def failed(self) -> bool:
+        return self.exit_code is not None
+
+
+def verdict(summary: Summary, allowed: int, write_failure: str | None = None) -> Verdict:
+    """The one-line result of the run (see the module docstring)."""
+    if write_failure is not None:
+        return Verdict(f"FAIL: the request file could not be written ({write_failure}); "
+                       f"exit code {WRITE_FAILED_EXIT_CODE}", WRITE_FAILED_EXIT_CODE)
+    judged = summary.judged
+    if not judged:
+        return Verdict("NOT JUDGED: no user class asks for affinity (Modal-Session-Id or a "
+                       "strict session)", None)
+    names = ", ".join(c.user_class for c in judged)
+    if not summary.judged_repeat_sessions:
+        return Verdict(f"NOT JUDGED: no session of {names} had two answered requests", None)
+    multi = summary.judged_multi_container
+    if multi > allowed:
+        return Verdict(f"FAIL: {multi} sticky sessions saw more than one container "
+                       f"(--max-multi-container-sessions {allowed}; judged: {names}): "
+                       f"exit code {STICKINESS_EXIT_CODE}", STICKINESS_EXIT_CODE)
+    return Verdict(f"PASS: {multi} sticky sessions saw more than one container "
+                   f"(allowed {allowed})", None)
+
+
+def set_exit_code(environment: Environment, result: Verdict) -> None:
+    """Make the exit code worse on a failed verdict, never better."""
+    if result.exit_code is not None and locust_exit_code(environment) == 0:
+        environment.process_exit_code = result.exit_code
+
+
+def locust_exit_code(environment: Environment) -> int:
+    """The exit code Locust would use now (a copy of main.shutdown's rules)."""
+    from locust import log
+
+    if environment.process_exit_code is not None:
+        return environment.process_exit_code
+    runner = environment.runner
+    if runner is not None and (len(runner.errors) or len(runner.exceptions)):
+        return int(getattr(environment.parsed_options, "exit_code_on_error", 1))
+    return 2 if log.unhandled_greenlet_exception else 0

@@ -1,0 +1,333 @@
+"""The row writer: rows to a request file that survives a crash, compacted at a normal end.
+
+    writer = RequestFileWriter("out/run", on_failure=print)  # out/run_requests.{arrows,parquet}
+    writer.rows.append(row)      # the hot path: a tuple in ROW_COLUMNS order (no `worker`)
+    writer.extend(rows, "w1")    # the master: a worker's rows
+    writer.flush()               # every second, and whenever `batch_rows` rows are buffered
+    writer.close()               # at the end: the final Parquet file; idempotent
+
+During the run each flush appends one record batch to `PREFIX_requests.arrows` (an Arrow IPC
+stream, lz4) and hands it to the OS: a SIGKILL or an OOM kill of the process loses only the
+rows buffered since the last flush (at most `batch_rows`, about one second of requests). The
+file is fsync'ed at most every `fsync_s` seconds and at the end, so a power cut or kernel crash
+loses at most the last `fsync_s` seconds more. At a normal end the stream is compacted into
+`PREFIX_requests.parquet` (written under a temporary name, fsync'ed, renamed), and the stream
+file is removed. reports/requestfile.py reads either; docs/request-file.md says it for users.
+
+Fail closed: the first error writing either file (ENOSPC, EIO, a read-only disk) is kept as
+one line naming the file and the cause (`failure`), `on_failure` is called once with it, and
+nothing is written after it: rows that arrive later are counted (`dropped`) and let go, so
+memory stays bounded while the disk fails. The batches written before the error stay readable
+in the stream file, which is then never compacted or removed.
+
+Rows are tuples, buffered as they come (one small allocation per request, no dict), and turned
+into columns once per flush: numbers through `array.array` buffers, strings dictionary-encoded
+with the distinct values of the batch. It never calls `pyarrow.array()` on Python objects,
+which would import pandas into the Locust process (a second's stall mid-run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import time
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from reports.columns import COLUMNS, STREAM_SUFFIX, SUFFIX, TYPES, arrow_schema
+
+BATCH_ROWS = 8192
+FSYNC_S = 5.0
+ROW_GROUP_ROWS = 1 << 17  # rows per row group of the final Parquet file
+ROW_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "worker")
+WORKER = COLUMNS.index("worker")
+
+Row = tuple[Any, ...]  # in ROW_COLUMNS order
+STRING = pa.dictionary(pa.int32(), pa.string())
+
+
+def stream_schema() -> pa.Schema:
+    """The stream file's schema: the request file's, strings dictionary-encoded."""
+    return pa.schema([(f.name, STRING if pa.types.is_string(f.type) else f.type)
+                      for f in arrow_schema()])
+
+
+class RequestFileWriter:
+    """Rows to `PREFIX_requests.arrows` during the run, `PREFIX_requests.parquet` at the end."""
+
+    def __init__(self, prefix: str, *, worker: str = "local", batch_rows: int = BATCH_ROWS,
+                 fsync_s: float = FSYNC_S, on_failure: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(prefix + SUFFIX)
+        self.stream_path = Path(prefix + STREAM_SUFFIX)
+        self.worker = worker
+        self.batch_rows = batch_rows
+        self.fsync_s = fsync_s
+        self.on_failure = on_failure
+        self.clock = clock
+        self.rows: list[Row] = []
+        self.runs: list[tuple[str, int]] = []  # the worker column: (worker, first row) runs
+        self.written = 0  # rows in closed batches of the stream file
+        self.batches = 0
+        self.dropped = 0  # rows let go after a write failure
+        self.failure: str | None = None
+        self.closed = False
+        self._file: Any = None
+        self._stream: Any = None
+        self._synced_at = 0.0
+        self._schema = stream_schema()
+        # a file of an earlier run under this prefix must not be read as this run's
+        for stale in (self.path, self.stream_path):
+            stale.unlink(missing_ok=True)
+
+    # ## During the run
+
+    def extend(self, rows: Iterable[Row], worker: str) -> None:
+        """A worker's rows (the master)."""
+        if worker != self.worker or not self.rows:
+            self.runs.append((worker, len(self.rows)))
+            self.worker = worker
+        self.rows.extend(rows)
+        if len(self.rows) >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the buffered rows to the stream file as one record batch; they leave the
+        buffer whether written or, after a failure, dropped."""
+        rows = self.rows
+        if not rows:
+            return
+        n = len(rows)
+        if self.failure is None and not self.closed:
+            try:
+                batch = encode(rows, self._worker_runs(n), self._schema)
+                self._write(batch)
+                self.written += n
+                self.batches += 1
+            except Exception as exc:  # ENOSPC, EIO, a closed file...: fail closed, never retry
+                self._fail(self.stream_path, exc)
+        if self.failure is not None:
+            self.dropped += n
+        del rows[:]  # the same list: the recorder holds its `append`
+        self.runs.clear()
+
+    def _worker_runs(self, n: int) -> list[tuple[str, int]]:
+        runs = self.runs if self.runs else [(self.worker, 0)]
+        if runs[0][1] != 0:
+            runs = [(self.worker, 0), *runs]
+        return [(w, (runs[i + 1][1] if i + 1 < len(runs) else n) - start)
+                for i, (w, start) in enumerate(runs)]
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        if self._stream is None:
+            self.stream_path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.stream_path, "wb")  # noqa: SIM115 (closed in close())
+            self._stream = ipc.new_stream(self._file, self._schema,
+                                          options=ipc.IpcWriteOptions(compression="lz4"))
+            self._synced_at = self.clock()
+        self._stream.write_batch(batch)
+        self._file.flush()  # to the OS: a killed process loses nothing written so far
+        if self.clock() - self._synced_at >= self.fsync_s:
+            os.fsync(self._file.fileno())
+            self._synced_at = self.clock()
+
+    def _fail(self, path: Path, exc: BaseException) -> None:
+        if self.failure is not None:
+            return
+        self.failure = f"cannot write {path}: {describe(exc)}"
+        if self.on_failure is not None:
+            self.on_failure(self.failure)
+
+    # ## The end
+
+    def close(self) -> None:
+        """Flush, close the stream, compact it into the final Parquet file. Idempotent."""
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        self._close_stream()
+        if self.failure is None:
+            self._compact()
+
+    def _close_stream(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            try:
+                self._stream.close()  # the end-of-stream marker
+            finally:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        except Exception as exc:
+            self._fail(self.stream_path, exc)
+        finally:
+            with contextlib.suppress(Exception):
+                self._file.close()
+
+    def _compact(self) -> None:
+        """The stream file's batches into `PREFIX_requests.parquet`, then the stream goes."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_parquet(tmp, self._stream_batches())
+            os.replace(tmp, self.path)
+            sync_directory(self.path.parent)
+        except Exception as exc:
+            self._fail(tmp, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            return
+        self.stream_path.unlink(missing_ok=True)
+
+    def _stream_batches(self) -> Iterable[pa.RecordBatch]:
+        if self._stream is None:
+            return
+        with pa.memory_map(str(self.stream_path)) as source:
+            yield from ipc.open_stream(source)
+
+
+def write_parquet(path: Path, batches: Iterable[pa.RecordBatch]) -> None:
+    """Batches into one Parquet file, `ROW_GROUP_ROWS` rows per row group, fsync'ed."""
+    schema = arrow_schema()
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    # dictionary pages for the strings only: the numbers gain nothing from them
+    with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=strings,
+                          write_page_checksum=True) as writer:
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        for batch in itertools.chain(batches, [None]):
+            if batch is not None:
+                pending.append(batch)
+                size += batch.num_rows
+            if pending and (batch is None or size >= ROW_GROUP_ROWS):
+                table = pa.Table.from_batches(pending).cast(schema)
+                writer.write_table(table, row_group_size=max(size, 1))
+                pending, size = [], 0
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def sync_directory(path: Path) -> None:
+    """The rename itself survives a power cut once the directory is synced (POSIX)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def describe(exc: BaseException) -> str:
+    """An OS error as its cause ("No space left on device (errno 28)"), else one line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} (errno {exc.errno})"
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+# ## Rows to columns
+
+
+def encode(rows: Sequence[Row], workers: list[tuple[str, int]], schema: pa.Schema
+           ) -> pa.RecordBatch:
+    """One record batch from tuple rows in ROW_COLUMNS order and the worker column's runs."""
+    n = len(rows)
+    columns = list(zip(*rows, strict=True))
+    arrays: list[pa.Array] = []
+    for name, values in zip(ROW_COLUMNS, columns, strict=True):
+        kind = TYPES[name]
+        if kind == "string":
+            arrays.append(strings(values))
+        else:
+            arrays.append(numbers(values, kind))
+    arrays.insert(WORKER, runs_of(workers, n))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+NUMBER_CODES = {"float64": ("d", pa.float64(), 0.0), "int32": ("i", pa.int32(), 0)}
+
+
+def numbers(values: Sequence[Any], kind: str) -> pa.Array:
+    """A float64 or int32 column; None is null."""
+    code, arrow_type, zero = NUMBER_CODES[kind]
+    n = len(values)
+    nulls = values.count(None)
+    if nulls == n:
+        return pa.nulls(n, arrow_type)
+    validity = None
+    if nulls:
+        validity = bitmap([v is not None for v in values])
+        values = [zero if v is None else v for v in values]
+    try:
+        data = array(code, values)
+    except (TypeError, OverflowError):  # a stray value from a user's own event: null
+        cleaned = [number(v, kind) for v in values]
+        validity = bitmap([v is not None for v in cleaned])
+        data = array(code, [zero if v is None else v for v in cleaned])
+    return pa.Array.from_buffers(arrow_type, n, [validity, pa.py_buffer(data)])
+
+
+def number(value: Any, kind: str) -> float | int | None:
+    try:
+        return float(value) if kind == "float64" else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def strings(values: Sequence[Any]) -> pa.Array:
+    """A dictionary-encoded string column; the dictionary holds the batch's distinct values."""
+    n = len(values)
+    distinct = dict.fromkeys(values)
+    has_null = None in distinct
+    if has_null:
+        del distinct[None]
+        if not distinct:
+            return pa.nulls(n, STRING)
+    if len(distinct) == 1 and not has_null:
+        codes = array("i", bytes(4 * n))
+    else:
+        code_of = {v: i for i, v in enumerate(distinct, 1 if has_null else 0)}
+        if has_null:
+            code_of[None] = 0
+        codes = array("i", map(code_of.__getitem__, values))
+    names = ["", *distinct] if has_null else list(distinct)  # "" stands under the nulls
+    validity = None
+    if has_null:
+        validity = pa.py_buffer(np.packbits(np.frombuffer(codes, dtype=np.int32) != 0,
+                                            bitorder="little"))
+    indices = pa.Array.from_buffers(pa.int32(), n, [validity, pa.py_buffer(codes)])
+    return pa.DictionaryArray.from_arrays(indices, string_array(names))
+
+
+def string_array(values: Sequence[Any]) -> pa.Array:
+    encoded = [str(v).encode("utf-8", "surrogatepass") for v in values]
+    offsets = array("i", itertools.accumulate(map(len, encoded), initial=0))
+    data = b"".join(encoded)
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def runs_of(workers: list[tuple[str, int]], n: int) -> pa.Array:
+    """The worker column from (worker, rows) runs."""
+    names = list(dict.fromkeys(w for w, _ in workers))
+    if len(names) == 1:
+        codes = np.zeros(n, dtype=np.int32)
+    else:
+        code_of = {w: i for i, w in enumerate(names)}
+        codes = np.repeat(np.array([code_of[w] for w, _ in workers], dtype=np.int32),
+                          [count for _, count in workers])
+    indices = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(codes)])
+    return pa.DictionaryArray.from_arrays(indices, string_array(names))
+
+
+def bitmap(flags: list[bool]) -> pa.Buffer:
+    return pa.py_buffer(np.packbits(np.array(flags, dtype=bool), bitorder="little"))

@@ -1,0 +1,610 @@
+"""Transport: the HTTP/1.1 connections on both sides of the router, and the flow between them.
+
+Modelled on uvicorn's `protocols/http/httptools_impl.py` (downstream) and httpcore's
+connection pool (upstream). The router (`router.py`) decides where a request goes; this
+module moves its bytes.
+
+Downstream (`Client`, one per client connection):
+- Requests are parsed with httptools (llhttp) and buffered whole (at most `max_body_bytes`),
+  then answered strictly in order. Pipelined requests wait in a queue of at most
+  `max_pipeline`; when it is full the router stops reading the connection until it drains.
+- Malformed or oversized requests get a 4xx and the connection is closed: 400 for a bad
+  request line, Content-Length or chunk, and for Content-Length together with
+  Transfer-Encoding (RFC 9112 6.1); 431 for headers over `max_header_bytes`; 413 for a body
+  (announced or received) over `max_body_bytes`; 408 for headers not complete within
+  `header_timeout_s`. An idle keep-alive connection is closed after `keepalive_timeout_s`.
+- `Expect: 100-continue` is answered by the router (after the headers passed the checks).
+- HTTP/1.0 clients get their answer with a Content-Length when the replica gave one, else
+  close-delimited; the connection closes after it unless they asked for keep-alive.
+
+Upstream (`Upstream`, one keep-alive connection to a replica, one request at a time):
+- Hop-by-hop headers (RFC 9110 7.6.1: Connection, the headers it names, Keep-Alive,
+  Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) are dropped in both directions;
+  the router redoes the framing itself: Content-Length when the replica sent one, else
+  chunked (HTTP/1.1 clients) or close-delimited (HTTP/1.0 clients).
+- The response is relayed as the replica produces it, piece by piece, never buffered whole.
+- Flow control: when a client's write buffer passes `WRITE_HIGH`, the router stops reading
+  from the replica that feeds it and resumes when the buffer drains below `WRITE_LOW`. A slow
+  reader therefore costs the router at most one buffer, whatever the replica sends.
+
+Failure (see `router.py` for the retry rule): a connection lost before any byte of the answer
+reached the client gives a 502 with a JSON reason; once bytes went out, the client's
+connection is closed, so a cut stream is visible as one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import httptools
+
+from modal_app.local.config import EmulatorConfig
+
+if TYPE_CHECKING:
+    from modal_app.local.sessions import Session
+    from modal_app.local.supervisor import Replica
+
+WRITE_HIGH = 64 * 1024
+WRITE_LOW = 16 * 1024
+SESSION_HEADER = b"modal-session-id"
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+    b"transfer-encoding", b"upgrade",
+})
+# Request headers the router consumes or redoes: hop-by-hop, framing, Expect (answered here).
+REQUEST_DROPPED = HOP_BY_HOP | {b"content-length", b"expect"}
+# Headers meant for Modal's proxy: read by the router, never forwarded to a replica.
+PROXY_HEADERS = frozenset({
+    b"modal-key", b"modal-secret", b"modal-authorization", b"x-modal-server-session-token",
+    b"x-modal-server-session-idle-timeout", b"x-idempotency-key", b"x-modal-timestamp",
+})
+
+
+class Rejected(Exception):
+    """A request the router refuses: answered with `status` and the connection closed."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def json_response(status: int, payload: Any, *, close: bool = False) -> bytes:
+    body = json.dumps(payload).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"server: modal-emulator\r\n{'connection: close' + chr(13) + chr(10) if close else ''}"
+        "\r\n"
+    )
+    return head.encode() + body
+
+
+def connection_tokens(value: bytes) -> set[bytes]:
+    """The header names a Connection header lists (RFC 9110 7.6.1), lower case."""
+    return {t.strip().lower() for t in value.split(b",") if t.strip()}
+
+
+class Request:
+    """One parsed request, and what the router attached to it on its way."""
+
+    __slots__ = ("authorization", "body", "head", "http10", "keep_alive", "method", "proxy",
+                 "replica", "session", "strict", "tried", "url")
+
+    def __init__(self, method: bytes, url: bytes, head: bytes, body: bytes,
+                 session: str | None, keep_alive: bool, http10: bool,
+                 proxy: dict[bytes, bytes], authorization: bytes | None) -> None:
+        self.method = method
+        self.url = url
+        self.head = head
+        self.body = body
+        self.session = session
+        self.keep_alive = keep_alive
+        self.http10 = http10
+        self.proxy = proxy  # the proxy's own headers, consumed here, never forwarded
+        self.authorization = authorization
+        self.strict: Session | None = None
+        self.replica: Replica | None = None  # the replica it counts against (in flight)
+        self.tried: list[Replica] = []  # replicas that refused it
+
+    def bearer(self) -> str | None:
+        value = self.proxy.get(b"modal-authorization", b"").decode("latin-1").strip()
+        scheme, _, token = value.partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+
+    def encode(self) -> bytes:
+        return b"%scontent-length: %d\r\n\r\n%s" % (self.head, len(self.body), self.body)
+
+
+class Hub(Protocol):
+    """What the connections need from the router."""
+
+    config: EmulatorConfig
+    loop: asyncio.AbstractEventLoop
+    clients: set[Client]
+    busy: set[Upstream]
+
+    def dispatch(self, client: Client, request: Request) -> None: ...
+
+    def finish(self, request: Request) -> None: ...
+
+    def release(self, conn: Upstream) -> None: ...
+
+
+class Client(asyncio.Protocol):
+    """One client connection: parses requests and answers them in order."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.config = hub.config
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.queue: deque[Request] = deque()
+        self.in_flight = False
+        self.current: Request | None = None
+        self.upstream: Upstream | None = None  # the connection answering `current`
+        self.closed = False
+        self.close_after = False
+        self.reading_paused = False
+        self.writing_paused = False
+        self.chunked = False  # framing of the response being written
+        self._reset()
+        self.request_started: float | None = None
+        self.last_active = hub.loop.time()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.body_parts: list[bytes] = []
+        self.body_bytes = 0
+        self.session: str | None = None
+        self.content_lengths = 0
+        self.has_te = False
+        self.expects_continue = False
+        self.connection: set[bytes] = set()
+        self.authorization: bytes | None = None
+        self.proxy: dict[bytes, bytes] = {}
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+        self.hub.clients.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.hub.clients.discard(self)
+        upstream = self.upstream
+        if upstream is not None:  # nobody reads the answer any more: stop producing it
+            upstream.abandon()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.close_after:
+            return
+        self.last_active = self.hub.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except Rejected as exc:
+            self.reject(exc.status, exc.reason)
+        except httptools.HttpParserUpgrade:
+            self.reject(501, "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, Rejected):
+                self.reject(cause.status, cause.reason)
+            else:
+                self.reject(400, f"malformed request: {exc}")
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._reset()
+        self.request_started = self.hub.loop.time()
+
+    def _count(self, n: int) -> None:
+        self.header_bytes += n
+        if self.header_bytes > self.config.max_header_bytes:
+            raise Rejected(431, "request headers too large")
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        lower = name.lower()
+        if lower == SESSION_HEADER:
+            self.session = value.decode("latin-1").strip() or None
+        elif lower == b"content-length":
+            self.content_lengths += 1
+            if self.content_lengths > 1:
+                raise Rejected(400, "duplicate Content-Length")
+            if value.strip().isdigit() and int(value) > self.config.max_body_bytes:
+                raise Rejected(413, "request body too large")
+        elif lower == b"transfer-encoding":
+            self.has_te = True
+        elif lower == b"connection":
+            self.connection |= connection_tokens(value)
+        elif lower == b"expect" and value.strip().lower() == b"100-continue":
+            self.expects_continue = True
+        elif lower == b"authorization":
+            self.authorization = value
+        elif lower in PROXY_HEADERS:
+            self.proxy[lower] = value
+            return
+        if lower not in REQUEST_DROPPED:
+            self.headers.append((lower, b"%s: %s\r\n" % (name, value)))
+
+    def on_headers_complete(self) -> None:
+        if self.content_lengths and self.has_te:
+            raise Rejected(400, "Content-Length together with Transfer-Encoding")
+        self.request_started = None
+        if self.expects_continue and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > self.config.max_body_bytes:
+            raise Rejected(413, "request body too large")
+        self.body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method()
+        named = self.connection
+        lines = [line for lower, line in self.headers if lower not in named] if named else [
+            line for _, line in self.headers]
+        head = b"%s %s HTTP/1.1\r\n%s" % (method, self.url, b"".join(lines))
+        body = b"".join(self.body_parts) if self.body_parts else b""
+        http10 = self.parser.get_http_version() == "1.0"
+        self.queue.append(Request(method, self.url, head, body, self.session,
+                                  self.parser.should_keep_alive(), http10, self.proxy,
+                                  self.authorization))
+        if len(self.queue) >= self.config.max_pipeline and not self.reading_paused:
+            self.reading_paused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+        if not self.in_flight:
+            self._next()
+
+    # -- answering ---------------------------------------------------------------------
+
+    def _next(self) -> None:
+        if not self.queue or self.closed:
+            return
+        request = self.queue.popleft()
+        if self.reading_paused and len(self.queue) < self.config.max_pipeline:
+            self.reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        self.in_flight = True
+        self.current = request
+        self.hub.dispatch(self, request)
+
+    def respond_local(self, status: int, payload: Any) -> None:
+        """An answer made by the router itself (control API, 4xx, 502, 503, 504)."""
+        close = self.current is None or not self.current.keep_alive
+        self.write(json_response(status, payload, close=close))
+        self.response_done()
+
+    def start_response(self, head: bytes, length: int | None, bodyless: bool) -> None:
+        """The status line and the end-to-end headers of a replica's answer: add framing."""
+        request = self.current
+        close = request is None or not request.keep_alive
+        self.chunked = False
+        if bodyless or length is not None:
+            framing = b""
+        elif request is not None and request.http10:
+            framing, close = b"", True  # close-delimited: HTTP/1.0 has no chunked coding
+        else:
+            framing, self.chunked = b"transfer-encoding: chunked\r\n", True
+        if close and request is not None:
+            request.keep_alive = False
+        self.write(head + framing + (b"connection: close\r\n\r\n" if close else b"\r\n"))
+
+    def send_body(self, data: bytes) -> None:
+        if self.chunked:
+            self.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self.write(data)
+
+    def end_response(self) -> None:
+        if self.chunked:
+            self.write(b"0\r\n\r\n")
+            self.chunked = False
+        self.upstream = None
+        self.response_done()
+
+    def cut(self) -> None:
+        """The answer broke off after part of it went out: close, so the client sees it."""
+        self.upstream = None
+        self.close_after = True
+        self.close()
+
+    def response_done(self) -> None:
+        self.in_flight = False
+        self.last_active = self.hub.loop.time()
+        if self.current is None or not self.current.keep_alive:
+            self.close()
+        elif self.queue:
+            self._next()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def reject(self, status: int, reason: str) -> None:
+        """Answer a bad request and close: the rest of the stream cannot be trusted."""
+        if self.transport is not None and not self.closed and not self.in_flight:
+            self.transport.write(json_response(status, {"error": reason}, close=True))
+        self.close_after = True
+        self.close()
+
+    def check_timeouts(self, now: float) -> None:
+        if (self.request_started is not None
+                and now - self.request_started > self.config.header_timeout_s):
+            self.reject(408, "request headers not received in time")
+        elif (not self.in_flight and not self.queue
+              and now - self.last_active > self.config.keepalive_timeout_s):
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+        self.hub.clients.discard(self)
+
+
+class Upstream(asyncio.Protocol):
+    """One keep-alive connection to a replica; carries one request at a time."""
+
+    def __init__(self, hub: Hub, replica: Replica) -> None:
+        self.hub = hub
+        self.replica = replica
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client: Client | None = None
+        self.request: Request | None = None
+        self.responded = False  # some byte of the answer went to the client
+        self.closing = False
+        self.sent_at = 0.0
+        self.idle_since = 0.0
+        self._head: list[bytes] = []
+        self._named: set[bytes] = set()
+        self._reason = b""
+        self._length: int | None = None
+        self._skip = False  # a 1xx interim answer, or a HEAD answer already finished
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def usable(self) -> bool:
+        return not self.closing and self.transport is not None and not (
+            self.transport.is_closing())
+
+    def send(self, client: Client, request: Request) -> bool:
+        """Write the request. False when not a byte of it can have left (closed connection,
+        or the very first write failed at once): then it may go elsewhere."""
+        transport = self.transport
+        if transport is None or not self.usable():
+            return False
+        transport.write(request.encode())
+        if transport.is_closing():  # the first send() failed: nothing went out
+            self.closing = True
+            return False
+        self.client = client
+        self.request = request
+        self.responded = False
+        self.sent_at = self.hub.loop.time()
+        self.hub.busy.add(self)
+        client.upstream = self
+        if client.writing_paused:
+            transport.pause_reading()
+        return True
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.client is None:  # bytes with no request: the replica misbehaves
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.fail("the replica sent a malformed answer")
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._head = []
+        self._named = set()
+        self._reason = b""
+        self._length = None
+        self._skip = False
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower in HOP_BY_HOP:
+            if lower == b"connection":
+                self._named |= connection_tokens(value)
+            return
+        if lower == b"content-length":
+            self._length = int(value)
+        self._head.append(b"%s: %s\r\n" % (name, value))
+
+    def on_headers_complete(self) -> None:
+        client, request = self.client, self.request
+        status = self.parser.get_status_code()
+        if client is None or request is None or status < 200:
+            self._skip = True  # an interim answer (the router answered 100-continue itself)
+            return
+        if not self.parser.should_keep_alive():
+            self.closing = True
+        named = self._named
+        lines = [h for h in self._head if h.split(b":", 1)[0].lower() not in named] if (
+            named) else self._head
+        head = b"HTTP/1.1 %d %s\r\n%s" % (status, self._reason, b"".join(lines))
+        bodyless = request.method == b"HEAD" or status in (204, 304)
+        self._begin_answer()
+        client.start_response(head, self._length, bodyless)
+        if request.method == b"HEAD":
+            # llhttp would wait for the body a Content-Length announces: finish here, and do
+            # not reuse the connection (its parser is now out of step).
+            self.closing = True
+            self._skip = True
+            self._complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self.client is not None and not self._skip:
+            self.client.send_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._skip:
+            self._skip = False
+            return
+        if self.client is not None:
+            self._complete()
+
+    # -- endings -------------------------------------------------------------------------
+
+    def _begin_answer(self) -> None:
+        self.responded = True
+        self.hub.busy.discard(self)  # the upstream timeout covers the wait for an answer
+
+    def _unbind(self) -> tuple[Client | None, Request | None]:
+        client, request = self.client, self.request
+        self.client = None
+        self.request = None
+        self.hub.busy.discard(self)
+        if client is not None and client.upstream is self:
+            client.upstream = None
+        if request is not None:
+            self.hub.finish(request)
+        return client, request
+
+    def _complete(self) -> None:
+        client, _ = self._unbind()
+        self.idle_since = self.hub.loop.time()
+        self.hub.release(self)
+        if client is not None:
+            client.end_response()
+
+    def fail(self, detail: str, status: int = 502, error: str = "replica failed") -> None:
+        """The request failed on this connection: 502/504 if nothing went out, else a cut."""
+        responded = self.responded
+        client, request = self._unbind()
+        self.close()
+        if client is None or request is None:
+            return
+        if responded:
+            client.cut()
+        else:
+            client.respond_local(status, {"error": error, "detail": detail,
+                                          "container_id": self.replica.container_id})
+
+    def abandon(self) -> None:
+        """The client went away mid-answer: the connection cannot be reused."""
+        self._unbind()
+        self.close()
+
+    def timed_out(self) -> None:
+        self.fail("the replica did not answer in time", 504, "replica timeout")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        if self.client is None:
+            return
+        if self.responded and self._length is None and not self.parser.should_keep_alive():
+            self._complete()  # a close-delimited answer ends with the connection
+            return
+        self.fail("the connection to the replica was lost before the answer was complete")
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Pool:
+    """Idle keep-alive connections per replica, as httpcore's pool keeps them.
+
+    A connection goes back to its replica's pool when its answer is complete and the replica
+    is live; it is closed when the replica leaves the live set, when the replica closes it,
+    or after `idle_s` unused (before the replica's own keep-alive timeout closes it under a
+    request)."""
+
+    def __init__(self, hub: Hub, connect_timeout_s: float, idle_s: float) -> None:
+        self.hub = hub
+        self.connect_timeout_s = connect_timeout_s
+        self.idle_s = idle_s
+        self.idle: dict[Replica, list[Upstream]] = {}
+
+    def take(self, replica: Replica) -> Upstream | None:
+        conns = self.idle.get(replica)
+        while conns:
+            conn = conns.pop()
+            if conn.usable():
+                return conn
+        return None
+
+    def put(self, conn: Upstream, live: Callable[[Replica], bool]) -> None:
+        if live(conn.replica) and conn.usable():
+            self.idle.setdefault(conn.replica, []).append(conn)
+        else:
+            conn.close()
+
+    async def connect(self, replica: Replica) -> Upstream:
+        """A new connection; raises OSError (refused) or TimeoutError (connect timeout)."""
+        _, conn = await asyncio.wait_for(self.hub.loop.create_connection(
+            partial(Upstream, self.hub, replica), "127.0.0.1", replica.port),
+            self.connect_timeout_s)
+        return conn
+
+    def purge(self, live: Callable[[Replica], bool]) -> None:
+        """Close the idle connections of replicas that are no longer live."""
+        for replica in [r for r in self.idle if not live(r)]:
+            for conn in self.idle.pop(replica):
+                conn.close()
+
+    def expire(self, now: float) -> None:
+        for replica, conns in list(self.idle.items()):
+            keep = [c for c in conns if c.usable() and now - c.idle_since < self.idle_s]
+            for conn in conns:
+                if conn not in keep:
+                    conn.close()
+            if keep:
+                self.idle[replica] = keep
+            else:
+                del self.idle[replica]
+
+    def close(self) -> None:
+        for conns in self.idle.values():
+            for conn in conns:
+                conn.close()
+        self.idle.clear()
