@@ -12,6 +12,7 @@ Each figure stays small whatever the size of the run: the timeline merges second
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,12 @@ STATE_COLOURS = {
 }
 FONT = dict(family="system-ui, -apple-system, 'Segoe UI', sans-serif", size=12)
 LEGEND_TOP = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0)
+
+
+def plain(text: str) -> str:
+    """A string of the run (an id) as plotly shows it: its labels read a few HTML tags and
+    entities, so "<" and "&" are escaped to show as themselves."""
+    return html.escape(text, quote=False)
 
 
 def colour(i: int) -> str:
@@ -385,7 +392,7 @@ def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
     colours = [FAILED_COLOUR, *(colour(i) for i in range(k))]
     n = len(colours)
     scale = [[pos, c] for i, c in enumerate(colours) for pos in (i / n, (i + 1) / n)]
-    names = np.array(["only failed requests", *lanes.containers], dtype=object)
+    names = np.array(["only failed requests", *map(plain, lanes.containers)], dtype=object)
     z = lanes.codes + 1  # 0 = failed only, 1.. = containers
     filled = ~np.isnan(z)
     text = np.where(filled, names[np.where(filled, z, 0).astype(int)], "")
@@ -393,7 +400,8 @@ def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
     fig = go.Figure(go.Heatmap(
         z=z, x=x, y=list(range(len(lanes.sessions))), zmin=-0.5, zmax=n - 0.5,
         colorscale=scale, showscale=False, text=text,
-        customdata=np.repeat(np.array(lanes.sessions, dtype=object)[:, None], bins, axis=1),
+        customdata=np.repeat(np.array([plain(x) for x in lanes.sessions], dtype=object)[:, None],
+                             bins, axis=1),
         hovertemplate="session %{customdata}<br>%{x:.1f} s: %{text}<extra></extra>",
         hoverongaps=False, xgap=0, ygap=1))
     legend = [(name, colours[i]) for i, name in enumerate(names)
@@ -423,7 +431,7 @@ def containers_figure(containers: pd.DataFrame, limit: int = 40) -> go.Figure:
     if containers.empty:
         return empty_figure("no container answered")
     shown = containers.sort_values("requests", ascending=False).head(limit).iloc[::-1]
-    ids = shown["container_id"].astype(str)
+    ids = shown["container_id"].astype(str).map(plain)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("sessions per container", "requests per container"))
     fig.add_trace(go.Bar(y=ids, x=shown["sessions"], orientation="h", name="sessions answered",

@@ -233,3 +233,6 @@ def test_the_swimlane_picks_the_same_sessions_from_the_api_sessions(tmp_path: Pa
     assert own.sessions == api.sessions and own.controls == api.controls == 6
     assert np.array_equal(own.codes, api.codes, equal_nan=True)
     assert HOSTILE in own.sessions and all(s.startswith("control") for s in own.sessions[-6:])
+    heatmap = charts.swimlane_figure(run.requests, sessions=run.sessions).data[0]
+    shown = {str(c) for c in np.asarray(heatmap.customdata)[:, 0]}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and HOSTILE not in shown
