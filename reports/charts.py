@@ -28,14 +28,18 @@ from reports.summary import ERROR_CLASSES
 
 # share of requests at or below each point of a distribution curve: dense at the tail
 QUANTILES = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
-PALETTE: tuple[str, ...] = tuple(qualitative.D3) + tuple(qualitative.Set2) + tuple(
-    qualitative.Pastel1)
+# container colours: no red (red means "judged wrong", on this page only a verdict's colour) and
+# no grey (a bin of failed requests)
+NOT_FOR_CONTAINERS = {"#D62728", "#7F7F7F", "rgb(179,179,179)", "rgb(102,102,102)"}
+PALETTE: tuple[str, ...] = tuple(
+    c for c in (*qualitative.D3, *qualitative.Set2, *qualitative.Dark2)
+    if c not in NOT_FOR_CONTAINERS)
 FAILED_COLOUR = "#c7c7c7"  # a swimlane bin where the session had only failed requests
 CHANGE_COLOUR = "#8e44ad"  # membership changes: a fact, not a verdict, so no red
 RUN_COLOURS = ("#1f77b4", "#ff7f0e")  # run A, run B
 CLASS_COLOURS = {
     "bad_body": "#8c564b", "401": "#9467bd", "429": "#e377c2", "503": "#ff7f0e",
-    "4xx": "#bcbd22", "5xx": "#d62728", "connection": "#17becf", "other": "#7f7f7f",
+    "4xx": "#bcbd22", "5xx": "#6b3e75", "connection": "#17becf", "other": "#7f7f7f",
     "stream_cut": "#2ca02c", "stream_short": "#98df8a",
 }
 STATE_LABELS = {
@@ -58,10 +62,11 @@ def plain(text: str) -> str:
 
 
 def colour(i: int) -> str:
-    """A distinct colour per index; beyond the palette, hues spread by the golden angle."""
+    """A distinct colour per index; beyond the palette, hues spread by the golden angle
+    (away from red)."""
     if 0 <= i < len(PALETTE):
         return PALETTE[i]
-    return f"hsl({(i * 137.508) % 360:.0f},55%,50%)"
+    return f"hsl({30 + (i * 137.508) % 300:.0f},55%,50%)"
 
 
 # a light template of our own: plotly's built-in ones are copied whole into every figure
