@@ -93,8 +93,9 @@ class Run:
             failed = ~frame.ok
             epoch[failed] = np.searchsorted(settle, frame.ts[failed], side="left") \
                 if len(starts) else 0
-        tokens = pd.array(r.tokens, dtype="Float64").astype("Int32") \
-            if np.isfinite(r.tokens).any() else pd.array([pd.NA] * n, dtype="Int32")
+        missing = ~np.isfinite(r.tokens)
+        tokens = pd.arrays.IntegerArray(np.where(missing, 0, r.tokens).astype(np.int32),
+                                        np.asarray(missing))
         data: dict[str, Any] = {
             "ts": frame.ts, "response_time_ms": frame.rt, "end": frame.end,
             "session_id": categorical(r.session), "user_class": categorical(r.user_class),

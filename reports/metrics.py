@@ -1,14 +1,29 @@
-"""The metrics of docs/metrics.md, computed on numpy arrays of integer codes.
+"""The metrics of docs/metrics.md, on the request rows as integer codes.
 
-    analysis = analyze(load_run("out/run1"), ReportConfig())
+    analysis = analyze(load_run("out/run1"), ReportConfig())   # reports.load.load_run
     analysis.summary.session_stickiness
 
-The requests are sorted once, by session then start time (a value sort of packed 64-bit
-keys, which numpy does far faster than an argsort). Everything per session then works on
-neighbouring rows: a switch is a container code that differs from the row before in the same
-session; the owner of a session before and after a membership change is the last request
-answered before it and the first started after it, found with one pass over (session, epoch)
-keys. Nothing loops over rows in Python.
+The public API (reports.api) builds its DataFrames from this.
+
+pandas: the tables with one row per session, class, container or epoch are pandas groupbys on
+categorical codes (`session_table`, `user_classes`, `per_container`); `run.latency` is pandas
+quantiles over the request DataFrame.
+
+numpy, and why (the work per row, where the report's time goes at 10 M rows):
+- the one sort of the rows, by session then start: a value sort of packed 64-bit keys
+  (`stable_order`), where `DataFrame.sort_values` on two keys is an argsort with copies;
+- per-row flags on neighbouring rows (a switch: a container code unlike the row before in the
+  same session): `cont[1:] != cont[:-1]` on views, where `groupby().shift()` copies and hashes;
+- epochs: `np.searchsorted` of each start against the change times, and the owner before and
+  after each change matched with `np.intersect1d` over (session, epoch) keys (pandas'
+  `merge_asof` needs sorted copies of both sides);
+- the main container: a value sort of packed (session, container) keys (`pair_counts`);
+  pandas' two-key groupby took 2.6 s on a loaded machine for 10 M rows;
+- row-level histograms (status codes, error classes by phase, timeline bins): `np.bincount`
+  on small integer codes, where `value_counts`/`crosstab` on 10 M rows build an index each;
+- percentiles of the summary: a sort of one copy, then `np.quantile` at several points (the
+  CDF for the chart too).
+Nothing loops over rows in Python.
 """
 
 from __future__ import annotations
@@ -21,6 +36,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports import epochs
+from reports.columns import STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 from reports.config import ReportConfig
 from reports.epochs import Membership
 from reports.errors import CorruptInput
@@ -52,7 +68,8 @@ Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
 
-OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER = range(len(ERROR_CLASSES))
+(OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER, STREAM_CUT,
+ STREAM_SHORT) = range(len(ERROR_CLASSES))
 STEADY, CHANGE, NO_LIVE = range(len(PHASES))
 CDF_POINTS = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
 MAX_TIMELINE_BINS = 200_000
@@ -226,10 +243,27 @@ def classify(status: NDArray[np.int32], has_container: Bools) -> NDArray[np.int8
     return cls
 
 
+def stream_errors(cls: NDArray[np.int8], status: NDArray[np.int32], error: Labels) -> None:
+    """A 2xx stream that was cut ("stream cut: ...") or came short ("stream short: ...") is a
+    failure of its own class, though it named a container (docs/metrics.md#errors)."""
+    kinds = np.full(len(error.names) + 1, -1, dtype=np.int8)  # the last: null error
+    for i, text in enumerate(error.names):
+        if text.startswith(STREAM_CUT_PREFIX):
+            kinds[i] = STREAM_CUT
+        elif text.startswith(STREAM_SHORT_PREFIX):
+            kinds[i] = STREAM_SHORT
+    if not (kinds >= 0).any():
+        return
+    kind = kinds[error.codes]
+    hit = (kind >= 0) & (status >= 200) & (status < 300)
+    cls[hit] = kind[hit]
+
+
 def make_frame(requests: Requests, n_containers: int) -> Frame:
     sess = requests.session.codes
     cont = requests.container.codes
     cls = classify(requests.status, cont >= 0)
+    stream_errors(cls, requests.status, requests.error)
     end = requests.response_time_ms * 0.001
     end += requests.ts
     return Frame(sess, requests.ts, end,

@@ -16,7 +16,8 @@ from typing import Any
 SCHEMA_VERSION = 2
 PHASES: tuple[str, ...] = ("steady", "change", "no_live_replica")
 ERROR_CLASSES: tuple[str, ...] = (
-    "2xx", "bad_body", "401", "429", "503", "4xx", "5xx", "connection", "other")
+    "2xx", "bad_body", "401", "429", "503", "4xx", "5xx", "connection", "other", "stream_cut",
+    "stream_short")
 LATENCY_STATES: tuple[str, ...] = ("all", "first", "repeat", "after_switch", "errors")
 TTFT_STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
 VERDICTS: tuple[str, ...] = ("passed", "failed", "not judged")

@@ -207,7 +207,7 @@ def side_by_side(prefix: Path, repeat: int, label: str, show_output: bool = Fals
           f"(CPU {liner_cpu:.2f} s), peak "
           f"{liner_peak / 1024**3:.2f} GiB | ratio {ratio:.2f} (goal <= {TARGET_RATIO:.1f}, "
           f"moonshot {MOONSHOT_RATIO:.1f}; CPU time ratio {report_cpu / liner_cpu:.2f}); "
-          "load average {os.getloadavg()[0]:.1f} on "
+          f"load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")
     ok = ratio <= TARGET_RATIO and peak <= TARGET_BYTES
     print(f"{label}: " + ("within goals" if ok else "OVER GOAL")

@@ -160,7 +160,8 @@ def test_errors_by_class_and_phase_with_no_live_503s_apart(tmp_path: Path) -> No
     analysis = report_of(str(tmp_path / "err"))
     s = analysis.summary
     assert s.error_classes == {"2xx": 13, "bad_body": 1, "401": 1, "429": 1, "503": 5,
-                               "4xx": 1, "5xx": 2, "connection": 1, "other": 1}
+                               "4xx": 1, "5xx": 2, "connection": 1, "other": 1,
+                               "stream_cut": 0, "stream_short": 0}
     assert s.errors_no_live_replica == 3
     assert s.errors == 13 - 3 and s.error_rate == pytest.approx(10 / len(error_rows()))
     assert s.errors_by_phase["no_live_replica"]["503"] == 3

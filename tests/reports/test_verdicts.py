@@ -230,3 +230,22 @@ def test_a_run_that_starts_while_a_change_settles_counts_no_flaps_from_it(
     assert main([prefix, "--max-collateral", "0"]) == 0
     assert json.loads(Path(prefix + "_summary.json").read_text())["gates"][0]["verdict"] == \
         "not judged"
+
+
+def test_cut_and_short_streams_are_errors_of_their_own_class(tmp_path: Path) -> None:
+    rows = [Row(T0 + j, "s1", A, ttft_ms=5.0, tokens=16, max_gap_ms=3.0, affinity="session")
+            for j in range(6)]
+    rows += [Row(T0 + 6, "s1", A, ttft_ms=6.0, tokens=4, affinity="session",
+                 error="stream cut: connection closed after 4 tokens"),
+             Row(T0 + 7, "s1", A, ttft_ms=6.0, tokens=10, affinity="session",
+                 error="stream short: got 10 of 16 tokens")]
+    prefix = str(tmp_path / "cut")
+    write_requests(Path(prefix + "_requests.parquet"), rows)
+    run = load_run(prefix)
+    s = run.summary()
+    assert s["error_classes"]["stream_cut"] == 1 and s["error_classes"]["stream_short"] == 1
+    assert (s["ok_requests"], s["errors"]) == (6, 2)
+    assert s["ttft"]["all"]["count"] == 8  # its user saw the first token all the same
+    assert s["ttft_by_state"]["repeat"]["count"] == 5
+    assert run.requests.error_class.value_counts()["stream_cut"] == 1
+    assert int(run.timeline.stream_short.sum()) == 1
