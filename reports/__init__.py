@@ -14,7 +14,7 @@ As a command: `python -m reports PREFIX` (a thin layer over the library).
     epochs.py    membership changes, from the event log or inferred from the requests
     metrics.py   every figure, into the typed summary (summary.py) and chart data
     stats.py     Wilson intervals, chi-square, the expected imbalance of a uniform hash
-    charts.py    the SVG charts (svg.py draws); html.py the self-contained page
+    charts.py    the plotly charts; html.py the self-contained page (Jinja2, templates/)
     comparison.py two runs side by side; gates.py the CI thresholds; config.py the options
     report.py    run to files, in memory; output.py writes them atomically
 

@@ -1,322 +1,561 @@
-"""The report's charts, as inline SVG strings: timeline, swimlane, per container, latency.
+"""The report's charts, as plotly figures built from the report API's DataFrames.
 
-Each chart draws at most a few thousand elements whatever the size of the run: the timeline
-merges seconds beyond `timeline_points`, the swimlane samples sessions and bins time.
+    fig = timeline_figure(run.timeline, run.changes)
+    fig = swimlane_figure(run.requests, run.changes)
+    fig = distribution_figure({"hit": ttft_hit, "miss": ttft_miss}, "time to first token, ms")
+
+Each figure stays small whatever the size of the run: the timeline merges seconds beyond
+`points`, the swimlane samples sessions and bins time, the distributions are drawn from
+`QUANTILES` (a few hundred points), never from every request. html.py turns the figures into
+<div>s of one page that carries plotly.js once.
 """
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
-from reports.metrics import CDF_POINTS, ERRORS_ONLY, Swimlane, Timeline
-from reports.summary import ERROR_CLASSES, ChangeSummary, ContainerSummary
-from reports.svg import ERROR_COLOUR, MUTED, Axes, Canvas, colour, legend, nice_ticks
+from reports.summary import ERROR_CLASSES
 
-WIDTH = 960.0
-MAX_SEGMENT_TIPS = 4000
-LEFT = 64.0
-RIGHT = 16.0
+# share of requests at or below each point of a distribution curve: dense at the tail
+QUANTILES = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
+# container colours: no red (red means "judged wrong", on this page only a verdict's colour) and
+# no grey (a bin of failed requests)
+NOT_FOR_CONTAINERS = {"#D62728", "#7F7F7F", "rgb(179,179,179)", "rgb(102,102,102)"}
+PALETTE: tuple[str, ...] = tuple(
+    c for c in (*qualitative.D3, *qualitative.Set2, *qualitative.Dark2)
+    if c not in NOT_FOR_CONTAINERS)
+FAILED_COLOUR = "#c7c7c7"  # a swimlane bin where the session had only failed requests
+CHANGE_COLOUR = "#8e44ad"  # membership changes: a fact, not a verdict, so no red
+RUN_COLOURS = ("#1f77b4", "#ff7f0e")  # run A, run B
 CLASS_COLOURS = {
     "bad_body": "#8c564b", "401": "#9467bd", "429": "#e377c2", "503": "#ff7f0e",
-    "4xx": "#bcbd22", "5xx": "#d62728", "connection": "#17becf", "other": "#7f7f7f",
-    "stream_cut": "#393b79", "stream_short": "#637939",
-}
-STATE_COLOURS = {
-    "all": "#555", "first": "#f28e2b", "repeat": "#4e79a7", "after_switch": "#d62728",
-    "errors": "#999", "cache hit": "#59a14f", "cache miss": "#b07aa1",
+    "4xx": "#bcbd22", "5xx": "#6b3e75", "connection": "#17becf", "other": "#7f7f7f",
+    "stream_cut": "#2ca02c", "stream_short": "#98df8a",
 }
 STATE_LABELS = {
     "all": "all requests", "first": "first of a session", "repeat": "repeat, same container",
     "after_switch": "first after a switch", "errors": "failed requests",
-    "cache hit": "cache hit", "cache miss": "cache miss",
+    "hit": "cache hit", "miss": "cache miss",
 }
+STATE_COLOURS = {
+    "all": "#555555", "first": "#ff7f0e", "repeat": "#1f77b4", "after_switch": "#9467bd",
+    "errors": "#999999", "hit": "#2ca02c", "miss": "#8c564b",
+}
+FONT = dict(family="system-ui, -apple-system, 'Segoe UI', sans-serif", size=12)
+LEGEND_TOP = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0)
+
+
+def plain(text: str) -> str:
+    """A string of the run (an id) as plotly shows it: its labels read a few HTML tags and
+    entities, so "<" and "&" are escaped to show as themselves."""
+    return html.escape(text, quote=False)
+
+
+def colour(i: int) -> str:
+    """A distinct colour per index; beyond the palette, hues spread by the golden angle
+    (away from red)."""
+    if 0 <= i < len(PALETTE):
+        return PALETTE[i]
+    return f"hsl({30 + (i * 137.508) % 300:.0f},55%,50%)"
+
+
+# a light template of our own: plotly's built-in ones are copied whole into every figure
+AXIS = dict(gridcolor="#ebebeb", linecolor="#c8c8c8", zerolinecolor="#d0d0d0", ticks="",
+            automargin=True, title=dict(standoff=8))
+TEMPLATE = go.layout.Template(layout=dict(
+    paper_bgcolor="white", plot_bgcolor="white", colorway=list(PALETTE[:10]),
+    xaxis=AXIS, yaxis=AXIS, hoverlabel=dict(align="left"), bargap=0.2))
+
+
+def base_layout(fig: go.Figure, height: int, **extra: object) -> go.Figure:
+    layout: dict[str, object] = dict(template=TEMPLATE, height=height, font=FONT,
+                                     autosize=True, margin=dict(l=60, r=20, t=40, b=50),
+                                     hovermode="closest", legend=LEGEND_TOP)
+    fig.update_layout(**(layout | extra))
+    return fig
+
+
+def legend_below(fig: go.Figure, height: int, entries: int, per_row: int = 4,
+                 top: int = 40) -> go.Figure:
+    """The figure with its legend under the x axis title, rows of whole names (plotly wraps
+    a horizontal legend; the bottom margin grows to hold it)."""
+    rows = max(1, math.ceil(entries / per_row))
+    bottom = 70 + 22 * rows
+    plot = max(height + 22 * rows - top - bottom, 40)
+    return base_layout(fig, height + 22 * rows, margin=dict(l=60, r=20, t=top, b=bottom),
+                       legend=dict(orientation="h", yanchor="top", xanchor="left", x=0,
+                                   y=-58 / plot))
+
+
+def empty_figure(message: str, height: int = 160) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
+                       yref="paper", font=dict(size=14, color="#777"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height)
+
+
+# -- what the requests say, per request --------------------------------------------------------
+
+
+def successful(requests: pd.DataFrame) -> pd.Series:
+    """A 2xx answer that names a container (the API's `ok` column when it has one)."""
+    if "ok" in requests.columns:
+        return requests["ok"].fillna(False).astype(bool)
+    status = requests["status"]
+    return status.between(200, 299) & requests["container_id"].notna()
+
+
+def labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (-1 = missing) and their names: a categorical's own, without a pass over
+    strings (the API's id columns are categoricals), else factorized."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return (np.asarray(values.cat.codes, dtype=np.int64),
+                [str(c) for c in values.cat.categories])
+    codes, names = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), [str(n) for n in names]
+
+
+def request_states(requests: pd.DataFrame) -> pd.Series:
+    """Per successful request: "first" of its session, "repeat" (same container as the
+    session's previous successful request) or "after_switch"; missing for failed requests.
+    The API's `state` column when it has one."""
+    if "state" in requests.columns:
+        return requests["state"]
+    ok = requests.loc[successful(requests), ["session_id", "ts", "container_id"]]
+    ok = ok.sort_values(["session_id", "ts"], kind="stable")
+    session, _ = labels(ok["session_id"])
+    container, _ = labels(ok["container_id"])
+    same_session = np.r_[False, session[1:] == session[:-1]]
+    same_container = np.r_[False, container[1:] == container[:-1]]
+    state = np.where(~same_session, "first", np.where(same_container, "repeat", "after_switch"))
+    return pd.Series(state, index=ok.index, dtype="string").reindex(requests.index)
+
+
+def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, np.ndarray]:
+    """The non-null values of each group named in `order` (case-insensitive) that has any."""
+    data = values.to_numpy(dtype="float64", na_value=np.nan)
+    codes, names = labels(by)
+    found = {name.lower(): i for i, name in enumerate(names)}
+    out = {}
+    for key in order:
+        if key in found:
+            picked = data[(codes == found[key]) & ~np.isnan(data)]
+            if len(picked):
+                out[key] = picked
+    return out
 
 
 # -- the timeline ------------------------------------------------------------------------------
 
 
-def merge_bins(values: NDArray[np.generic], factor: int, how: str) -> NDArray[np.float64]:
-    """Merge `factor` neighbouring bins by sum, mean or min (a last partial bin included)."""
-    data = np.asarray(values, dtype=np.float64)
-    if factor <= 1:
-        return data
-    pad = (-len(data)) % factor
-    fill = {"sum": 0.0, "min": np.inf}.get(how, np.nan)
-    grid = np.concatenate((data, np.full(pad, fill))).reshape(-1, factor)
-    if how == "sum":
-        return grid.sum(axis=1)
-    if how == "min":
-        return grid.min(axis=1)
-    with np.errstate(all="ignore"):
-        counts = np.sum(~np.isnan(grid), axis=1)
-        return np.where(counts > 0, np.nansum(grid, axis=1) / np.maximum(counts, 1), np.nan)
+def error_columns(timeline: pd.DataFrame) -> list[str]:
+    """The error-class columns of the timeline that have any error."""
+    known = [c for c in ERROR_CLASSES if c != "2xx"] + [
+        c for c in CLASS_COLOURS if c not in ERROR_CLASSES]
+    return [c for c in known if c in timeline.columns and timeline[c].fillna(0).sum() > 0]
 
 
-def timeline_chart(tl: Timeline, changes: Sequence[ChangeSummary], points: int) -> str:
-    bins = len(tl.requests)
-    factor = max(1, math.ceil(bins / points))
-    width_s = tl.bin_s * factor
-    rps = merge_bins(tl.requests, factor, "sum") / width_s
-    sessions = merge_bins(tl.sessions, factor, "mean")
-    users = merge_bins(tl.users, factor, "mean") if tl.users is not None else None
-    live = merge_bins(tl.live, factor, "min")
-    error_classes = [i for i, name in enumerate(ERROR_CLASSES[:tl.classes.shape[1]])
-                     if name != "2xx" and tl.classes[:, i].any()]
-    errors = {ERROR_CLASSES[i]: merge_bins(tl.classes[:, i], factor, "sum") / width_s
-              for i in error_classes}
-    span = bins * tl.bin_s
-    canvas = Canvas(WIDTH, 560, "Timeline: requests, sessions, errors and live containers")
-    plot_w = WIDTH - LEFT - RIGHT
-    xs = [(i + 0.5) * width_s for i in range(len(rps))]
-    top = panel(canvas, 28, 120, span, float(rps.max()), "requests/s")
-    top.canvas.polyline([(top.x(x), top.y(v)) for x, v in zip(xs, rps, strict=True)],
-                        "#4e79a7", tip="requests per second")
-    people = max(float(np.nanmax(sessions)) if len(sessions) else 0.0,
-                 float(np.nanmax(users)) if users is not None and np.isfinite(users).any()
-                 else 0.0)
-    who = panel(canvas, 185, 70, span, people,
-                "active sessions" + (" and Locust users" if users is not None else ""))
-    series_line(who, xs, sessions, "#59a14f", "", "active sessions")
-    if users is not None:
-        series_line(who, xs, users, "#9c755f", "6 3", "Locust users")
-        legend(canvas, LEFT + plot_w - 170, 177, [("sessions", "#59a14f"),
-                                                  ("users", "#9c755f")], 170, ["", "6 3"])
-    stacked = sum(errors.values(), np.zeros(len(xs)))
-    mid = panel(canvas, 290, 110, span, float(np.max(stacked, initial=0.0)),
-                "errors/s by class")
-    stacked_bars(mid, xs, width_s, errors)
-    if not errors:
-        canvas.text(LEFT + plot_w / 2, 350, "no errors", 12, "middle", MUTED)
-    legend(canvas, LEFT + 130, 282, [(k, CLASS_COLOURS[k]) for k in errors], plot_w - 130)
-    low = panel(canvas, 435, 70, span, max(float(live.max()), 1.0), "live containers",
-                integer=True)
-    step_line(low, xs, width_s, live)
-    low.time_axis(span)
-    canvas.text(LEFT + plot_w / 2, 550, "time since the first request", 11, "middle", "#333")
-    for change in changes:
-        mark_change(canvas, [top, who, mid, low], change.at - tl.start, change)
-    return canvas.render()
+def merge_seconds(timeline: pd.DataFrame, points: int) -> tuple[pd.DataFrame, float]:
+    """Neighbouring seconds merged so that at most `points` remain: counts as rates per
+    second, live containers as the fewest of the merged seconds."""
+    step = float(np.median(np.diff(timeline["second"]))) if len(timeline) > 1 else 1.0
+    step = step if math.isfinite(step) and step > 0 else 1.0
+    factor = max(1, math.ceil(len(timeline) / max(points, 1)))
+    width = step * factor
+    key = (np.arange(len(timeline)) // factor)
+    counts = ["requests", *error_columns(timeline)]
+    means = [c for c in PEOPLE if c in timeline]
+    merged = timeline.groupby(key).agg(
+        {"second": "first", **dict.fromkeys(counts, "sum"), **dict.fromkeys(means, "mean"),
+         **({"live_containers": "min"} if "live_containers" in timeline else {})})
+    merged[counts] = merged[counts] / width
+    merged["second"] = merged["second"] + width / 2
+    return merged.reset_index(drop=True), width
 
 
-def panel(canvas: Canvas, top: float, height: float, span: float, y_max: float, label: str,
-          integer: bool = False) -> Axes:
-    y_max = float(y_max) if math.isfinite(y_max) and y_max > 0 else 1.0
-    ticks = nice_ticks(0, y_max, 4 if not integer else min(4, int(y_max) or 1))
-    if integer:
-        ticks = sorted({round(t) for t in ticks})
-    axes = Axes(canvas, LEFT, top, WIDTH - LEFT - RIGHT, height, 0, span or 1.0, 0,
-                max(ticks[-1], y_max))
-    axes.frame(ticks, label)
-    axes.time_axis(span, labels=False)
-    return axes
+PEOPLE = {"sessions": ("active sessions", "#2ca02c", "solid"),
+          "users": ("Locust users", "#8c564b", "dash")}
 
 
-def series_line(axes: Axes, xs: Sequence[float], values: NDArray[np.float64], stroke: str,
-                dash: str, tip: str) -> None:
-    points = [(axes.x(x), axes.y(v)) for x, v in zip(xs, values, strict=True) if np.isfinite(v)]
-    axes.canvas.polyline(points, stroke, 1.2, dash, tip)
+def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
+                    points: int = 600, origin: float | None = None) -> go.Figure:
+    """Per second: requests, active sessions and Locust's users (when known), errors by class
+    (stacked), live containers; a dotted line at each membership change. With `origin` (the
+    run's first request, Unix s) and a `ts` column, x counts from `origin`, as the changes'
+    `at_offset_s` do."""
+    if timeline.empty:
+        return empty_figure("no request to show")
+    if origin is not None and "ts" in timeline:
+        timeline = timeline.assign(second=timeline["ts"] - origin)
+    merged, width = merge_seconds(timeline, points)
+    unit = "/s" if width == 1 else f"/s (mean over {width:g} s)"
+    people = [c for c in PEOPLE if c in merged and merged[c].notna().any()]
+    who = " and ".join(PEOPLE[c][0] for c in people)
+    titles = [f"requests{unit}", *([who] * bool(people)),
+              f"errors{unit} by class", "live containers"]
+    heights = [0.36, *([0.2] * bool(people)), 0.26, 0.18]
+    fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        row_heights=heights, subplot_titles=titles)
+    row = iter(range(1, len(titles) + 1))
+    fig.add_trace(go.Scatter(x=merged["second"], y=merged["requests"], name="requests/s",
+                             mode="lines", line=dict(color="#1f77b4", width=1.5),
+                             hovertemplate="%{x:.0f} s: %{y:.3g} requests/s<extra></extra>"),
+                  row=next(row), col=1)
+    if people:
+        at = next(row)
+        for c in people:
+            name, line_colour, dash = PEOPLE[c]
+            fig.add_trace(go.Scatter(x=merged["second"], y=merged[c], name=name, mode="lines",
+                                     line=dict(color=line_colour, width=1.5, dash=dash),
+                                     hovertemplate=f"%{{x:.0f}} s: %{{y:.3g}} {name}"
+                                                   "<extra></extra>"), row=at, col=1)
+    at = next(row)
+    errors = error_columns(timeline)
+    for name in errors:
+        fig.add_trace(go.Bar(x=merged["second"], y=merged[name], name=f"error: {name}",
+                             marker_color=CLASS_COLOURS.get(name, "#7f7f7f"), width=width,
+                             hovertemplate=f"%{{x:.0f}} s: %{{y:.3g}} {name}/s<extra></extra>"),
+                      row=at, col=1)
+    if not errors:  # an empty trace keeps the panel's axes drawn
+        fig.add_trace(go.Scatter(x=merged["second"], y=np.zeros(len(merged)), mode="lines",
+                                 line=dict(width=0), showlegend=False, hoverinfo="skip"),
+                      row=at, col=1)
+        fig.add_annotation(text="no errors", showarrow=False, xref="x domain",
+                           yref="y domain", x=0.5, y=0.5, font=dict(color="#777"), row=at,
+                           col=1)
+    at = next(row)
+    if "live_containers" in merged:
+        fig.add_trace(go.Scatter(x=merged["second"], y=merged["live_containers"],
+                                 name="live containers", mode="lines", line_shape="hvh",
+                                 line=dict(color="#333", width=1.5),
+                                 hovertemplate="%{x:.0f} s: %{y} live<extra></extra>"),
+                      row=at, col=1)
+    fig.update_layout(barmode="stack", bargap=0, legend_traceorder="normal")
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_yaxes(dtick=1, row=at, col=1)
+    fig.update_xaxes(title_text="seconds since the first request", row=at, col=1)
+    mark_changes(fig, changes)
+    entries = 2 + len(people) + len(errors)
+    return legend_below(fig, 520 + 110 * bool(people), entries, per_row=6)
 
 
-def stacked_bars(axes: Axes, xs: Sequence[float], width_s: float,
-                 series: dict[str, NDArray[np.float64]]) -> None:
-    if not series:
+def change_label(change: Mapping[str, Any]) -> str:
+    def count(key: str) -> int:
+        value = change.get(key)
+        if isinstance(value, str):
+            return len(value.split())
+        return len(value) if isinstance(value, Sequence | np.ndarray) else 0
+    added, removed = count("added"), count("removed")
+    return " ".join([f"+{added}"] * bool(added) + [f"-{removed}"] * bool(removed)) or "change"
+
+
+def mark_changes(fig: go.Figure, changes: pd.DataFrame | None) -> None:
+    """A dotted vertical line over every subplot at each membership change, labelled +a -r."""
+    if changes is None or changes.empty or "at_offset_s" not in changes:
         return
-    base = np.zeros(len(xs))
-    bar = max(axes.x(width_s) - axes.x(0), 0.6)
-    for name, values in series.items():
-        for i in np.flatnonzero(values > 0).tolist():
-            x = axes.x(xs[i] - width_s / 2)
-            y_top = axes.y(base[i] + values[i])
-            axes.canvas.rect(x, y_top, bar, axes.y(base[i]) - y_top, CLASS_COLOURS[name],
-                             f"{name}: {values[i]:.3g}/s")
-        base += values
-
-
-def step_line(axes: Axes, xs: Sequence[float], width_s: float, values: NDArray[np.float64]
-              ) -> None:
-    points: list[tuple[float, float]] = []
-    for x, v in zip(xs, values, strict=True):
-        points += [(axes.x(x - width_s / 2), axes.y(v)), (axes.x(x + width_s / 2), axes.y(v))]
-    axes.canvas.polyline(points, "#333", 1.5, tip="live containers")
-
-
-def mark_change(canvas: Canvas, panels: Sequence[Axes], offset: float,
-                change: ChangeSummary) -> None:
-    label = " ".join([f"+{len(change.added)}"] * bool(change.added)
-                     + [f"-{len(change.removed)}"] * bool(change.removed))
-    first = panels[0]
-    x = first.x(offset)
-    for axes in panels:
-        canvas.line(x, axes.top, x, axes.top + axes.height, "#c44", 1, "4 3")
-    canvas.text(x + 3, first.top + 10, label, 10, "start", "#c44", "600")
+    for record in changes.to_dict("records"):
+        change: dict[str, Any] = {str(k): v for k, v in record.items()}
+        fig.add_vline(x=float(change["at_offset_s"]), line=dict(color=CHANGE_COLOUR,
+                                                                 width=1, dash="dot"))
+        fig.add_annotation(x=float(change["at_offset_s"]), y=1, xref="x", yref="paper",
+                           text=change_label(change), showarrow=False, yanchor="bottom",
+                           font=dict(color=CHANGE_COLOUR, size=11))
 
 
 # -- the swimlane ------------------------------------------------------------------------------
 
 
-def swimlane_chart(lane_data: Swimlane, containers: Sequence[str],
-                   changes: Sequence[ChangeSummary]) -> str:
-    lanes = lane_data.lanes
-    row = 9.0 if len(lanes) <= 60 else 5.0
-    used = sorted({c for lane in lanes for _, _, c in lane.segments if c >= 0})
-    plot_w = WIDTH - LEFT - RIGHT
-    legend_rows = 1 + len(used) // 6
-    top = 30.0 + 16 * legend_rows
-    height = top + row * max(len(lanes), 1) + 44
-    canvas = Canvas(WIDTH, height, "Swimlane: sampled sessions over time, coloured by container")
-    items = [(short(containers[c]), colour(c)) for c in used]
-    if any(c == ERRORS_ONLY for lane in lanes for _, _, c in lane.segments):
-        items.append(("only failed requests", ERROR_COLOUR))
-    legend(canvas, LEFT, 16, items, plot_w)
-    span = lane_data.bin_s * lane_data.bins
-    axes = Axes(canvas, LEFT, top, plot_w, row * max(len(lanes), 1), 0, span, 0, 1)
-    # hover text on every segment, unless there are so many (a non-sticky run) that the page
-    # would grow by megabytes: then one per lane
-    detailed = sum(len(lane.segments) for lane in lanes) <= MAX_SEGMENT_TIPS
-    for i, lane in enumerate(lanes):
-        y = top + i * row
-        for first, end, code in lane.segments:
-            fill = ERROR_COLOUR if code == ERRORS_ONLY else colour(code)
-            who = "only failed requests" if code == ERRORS_ONLY else containers[code]
-            tip = (f"session {lane.session_id}: {who}, {first * lane_data.bin_s:.1f}-"
-                   f"{end * lane_data.bin_s:.1f} s") if detailed else ""
-            canvas.rect(axes.x(first * lane_data.bin_s), y + 0.5,
-                        axes.x(end * lane_data.bin_s) - axes.x(first * lane_data.bin_s),
-                        row - 1, fill, tip)
-        if not detailed:  # on top, to catch the hover
-            canvas.rect(LEFT, y, plot_w, row, "transparent",
-                        f"session {lane.session_id}: {len(lane.segments)} segments")
-    canvas.text(LEFT - 6, top + 8, "sessions", 10, "end", "#666")
-    canvas.line(LEFT, axes.top + axes.height, LEFT + plot_w, axes.top + axes.height, "#999")
-    axes.time_axis(span)
-    canvas.text(LEFT + plot_w / 2, height - 8,
-                f"{len(lanes)} of {lane_data.total_sessions} sessions; time since the first "
-                "request", 11, "middle", "#333")
-    for change in changes:
-        x = axes.x(change.at - lane_data.start)
-        canvas.line(x, top, x, axes.top + axes.height, "#c44", 1, "4 3")
-    return canvas.render()
+@dataclass
+class Lanes:
+    """Sampled sessions x time bins: a container code per cell (-1 for a bin of failed
+    requests only, NaN for no request yet or any more)."""
+
+    sessions: list[str]
+    containers: list[str]
+    codes: np.ndarray  # (lanes, bins) float, NaN = empty
+    bin_s: float
+    total_sessions: int
+    controls: int = 0  # the last lanes: sessions of control classes (sending no session id)
 
 
-def short(container: str, width: int = 18) -> str:
-    return container if len(container) <= width else container[: width - 1] + "\u2026"
+def pick_sessions(per: pd.DataFrame, limit: int) -> list[int]:
+    """Up to `limit` sessions: half of them sessions that saw 2+ containers when there are
+    any, spread evenly over the run, then ordered by main container and start so that moves
+    stand out."""
+    moved, steady = per[per["containers"] > 1], per[per["containers"] <= 1]
+    take_moved = min(len(moved), limit // 2 if len(steady) > limit // 2 else limit)
+    chosen = pd.concat([spread(moved, take_moved), spread(steady, limit - take_moved)])
+    return [int(s) for s in chosen.sort_values(["main", "first"]).index]
+
+
+def spread(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    if count >= len(frame):
+        return frame
+    if count <= 0:
+        return frame.iloc[:0]
+    return frame.iloc[np.linspace(0, len(frame) - 1, count).round().astype(int)]
+
+
+def per_session(requests: pd.DataFrame, session: np.ndarray, container: np.ndarray,
+                ok: np.ndarray) -> pd.DataFrame:
+    """One row per session code: its first start, whether it is judged, the containers of its
+    successful requests and the main one (ties: the lowest code). Hash groupbys on integer
+    codes: no string is touched."""
+    valid = session >= 0
+    ts = pd.Series(requests["ts"].to_numpy()[valid])
+    per = pd.DataFrame({"first": ts.groupby(session[valid]).min()})
+    judged = (requests["judged"].to_numpy(dtype=bool) if "judged" in requests
+              else np.ones(len(requests), dtype=bool))
+    per["judged"] = pd.Series(judged[valid]).groupby(session[valid]).all()
+    served = valid & ok & (container >= 0)
+    counts = pd.DataFrame({"s": session[served], "c": container[served]}).value_counts()
+    pairs = counts.reset_index(name="n").sort_values(["n", "c"], ascending=[False, True],
+                                                     kind="stable")
+    per["containers"] = pairs.groupby("s").size()
+    per["main"] = pairs.drop_duplicates("s").set_index("s")["c"]
+    return per.fillna({"containers": 0, "main": -1}).sort_values("first")
+
+
+def from_sessions(sessions: pd.DataFrame, session_names: list[str],
+                  container_names: list[str]) -> pd.DataFrame:
+    """per_session's frame from the API's `run.sessions` (no pass over the requests)."""
+    index = pd.Index(session_names).get_indexer(pd.Index(sessions["session_id"].astype(str)))
+    main = pd.Index(container_names).get_indexer(pd.Index(
+        sessions["main_container"].astype(object).where(sessions["main_container"].notna(), "")))
+    per = pd.DataFrame({"first": sessions["first_ts"].to_numpy(),
+                        "judged": sessions["judged"].to_numpy(dtype=bool),
+                        "containers": sessions["containers"].to_numpy(),
+                        "main": main}, index=index)
+    return per[per.index >= 0].sort_values("first")
+
+
+def swimlanes(requests: pd.DataFrame, limit: int = 80, bins: int = 240,
+              sessions: pd.DataFrame | None = None) -> Lanes:
+    """The lanes of up to `limit` sessions; `sessions` (the API's run.sessions) spares a
+    pass over the requests to find them."""
+    ok = successful(requests).to_numpy(dtype=bool)
+    session, session_names = labels(requests["session_id"])
+    container, container_names = labels(requests["container_id"])
+    ts = requests["ts"].to_numpy(dtype="float64")
+    start = float(ts.min())
+    span = max(float(ts.max()) - start, 1e-6)
+    bin_s = span / bins
+    needed = {"session_id", "first_ts", "judged", "containers", "main_container"}
+    per = (from_sessions(sessions, session_names, container_names)
+           if sessions is not None and needed <= set(sessions.columns)
+           else per_session(requests, session, container, ok))
+    judged, controls = per[per["judged"]], per[~per["judged"].astype(bool)]
+    room = min(len(controls), limit // 4 if len(judged) else limit)
+    chosen = pick_sessions(judged, limit - room) + pick_sessions(controls, room)
+    lane = np.full(len(session_names) + 1, -1, dtype=np.int64)  # code -1 -> the last slot
+    lane[chosen] = np.arange(len(chosen))
+    rows = np.flatnonzero(lane[session] >= 0)
+    rows = rows[np.argsort(ts[rows], kind="stable")]
+    which = lane[session[rows]]
+    cell = np.minimum(((ts[rows] - start) / bin_s).astype(np.int64), bins - 1)
+    used = np.array(sorted(np.unique(container[rows][ok[rows] & (container[rows] >= 0)]),
+                           key=lambda c: container_names[c]), dtype=np.int64)
+    colour_of = np.full(len(container_names) + 1, np.nan)
+    colour_of[used] = np.arange(len(used))
+    codes = np.full((len(chosen), bins), np.nan)
+    codes[which, cell] = -1  # failed only, unless a success overwrites it
+    good = ok[rows] & (container[rows] >= 0)
+    codes[which[good], cell[good]] = colour_of[container[rows][good]]  # the last one wins
+    return Lanes([session_names[i] for i in chosen], [container_names[i] for i in used],
+                 fill_forward(codes), bin_s, len(per), room)
+
+
+def fill_forward(codes: np.ndarray) -> np.ndarray:
+    """Each lane keeps its last colour until its next request (not beyond its last one)."""
+    out = pd.DataFrame(codes).T.ffill().T.to_numpy(copy=True)
+    seen = ~np.isnan(codes)
+    last = np.where(seen.any(axis=1), codes.shape[1] - 1 - np.argmax(seen[:, ::-1], axis=1), -1)
+    out[np.arange(codes.shape[1])[None, :] > last[:, None]] = np.nan
+    return out
+
+
+def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
+                    limit: int = 80, bins: int = 240, sessions: pd.DataFrame | None = None
+                    ) -> go.Figure:
+    """Sampled sessions over time, one row each, coloured by the container that answered."""
+    if requests.empty:
+        return empty_figure("no request to show")
+    lanes = swimlanes(requests, limit, bins, sessions)
+    k = len(lanes.containers)
+    colours = [FAILED_COLOUR, *(colour(i) for i in range(k))]
+    n = len(colours)
+    scale = [[pos, c] for i, c in enumerate(colours) for pos in (i / n, (i + 1) / n)]
+    names = np.array(["only failed requests", *map(plain, lanes.containers)], dtype=object)
+    z = lanes.codes + 1  # 0 = failed only, 1.. = containers
+    filled = ~np.isnan(z)
+    text = np.where(filled, names[np.where(filled, z, 0).astype(int)], "")
+    x = (np.arange(bins) + 0.5) * lanes.bin_s
+    fig = go.Figure(go.Heatmap(
+        z=z, x=x, y=list(range(len(lanes.sessions))), zmin=-0.5, zmax=n - 0.5,
+        colorscale=scale, showscale=False, text=text,
+        customdata=np.repeat(np.array([plain(x) for x in lanes.sessions], dtype=object)[:, None],
+                             bins, axis=1),
+        hovertemplate="session %{customdata}<br>%{x:.1f} s: %{text}<extra></extra>",
+        hoverongaps=False, xgap=0, ygap=1))
+    legend = [(name, colours[i]) for i, name in enumerate(names)
+              if i > 0 or (z == 0).any()]
+    for name, fill in legend:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(name),
+                                 marker=dict(symbol="square", size=11, color=fill)))
+    title = f"{len(lanes.sessions)} of {lanes.total_sessions} sessions"
+    if lanes.controls:
+        title += f" (last {lanes.controls}: controls)"
+        fig.add_hline(y=len(lanes.sessions) - lanes.controls - 0.5,
+                      line=dict(color="#333", width=1, dash="dash"))
+    fig.update_yaxes(showticklabels=False, title_text=title, autorange="reversed",
+                     showgrid=False)
+    fig.update_xaxes(title_text="seconds since the first request", showgrid=False,
+                     range=[0, bins * lanes.bin_s])
+    mark_changes(fig, changes)
+    return legend_below(fig, 120 + 9 * len(lanes.sessions), len(legend), top=30)
 
 
 # -- per container -----------------------------------------------------------------------------
 
 
-def containers_chart(per: Sequence[ContainerSummary], index: dict[str, int],
-                     limit: int = 40) -> str:
-    shown = sorted(per, key=lambda c: -c.requests)[:limit]
-    row = 18.0
-    label_w, gap, value_w = 170.0, 40.0, 56.0
-    half = (WIDTH - label_w - gap - 2 * value_w - RIGHT) / 2
-    height = 40 + row * max(len(shown), 1) + 20
-    canvas = Canvas(WIDTH, height, "Sessions and requests per container")
+def containers_figure(containers: pd.DataFrame, limit: int = 40) -> go.Figure:
+    """Sessions each container is the main container of and answered at all; requests it
+    answered. The busiest `limit` containers."""
+    if containers.empty:
+        return empty_figure("no container answered")
+    shown = containers.sort_values("requests", ascending=False).head(limit).iloc[::-1]
+    ids = shown["container_id"].astype(str).map(plain)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=("sessions per container", "requests per container"))
+    fig.add_trace(go.Bar(y=ids, x=shown["sessions"], orientation="h", name="sessions answered",
+                         marker_color="#aec7e8",
+                         hovertemplate="%{y}: answered %{x} sessions<extra></extra>"), 1, 1)
+    if "main_sessions" in shown:
+        fig.add_trace(go.Bar(y=ids, x=shown["main_sessions"], orientation="h",
+                             name="main container of", marker_color="#1f77b4",
+                             hovertemplate="%{y}: main container of %{x} sessions"
+                                           "<extra></extra>"), 1, 1)
+    fig.add_trace(go.Bar(y=ids, x=shown["requests"], orientation="h", name="requests",
+                         marker_color="#ff7f0e",
+                         hovertemplate="%{y}: %{x:,} requests<extra></extra>"), 1, 2)
+    for col, key in ((1, "sessions"), (2, "requests")):
+        fig.add_vline(x=float(shown[key].mean()), line=dict(color="#333", dash="dash", width=1),
+                      row=1, col=col)
+    fig.update_yaxes(automargin=True, type="category")
+    fig.update_layout(barmode="overlay")
+    return legend_below(fig, 100 + 22 * len(shown), 3)
+
+
+# -- distributions -----------------------------------------------------------------------------
+
+
+Values = np.ndarray | pd.Series
+
+
+CURVE_SAMPLE = 500_000  # a curve of more values is drawn from this many, picked at random
+
+
+def quantile_curve(values: Values) -> np.ndarray:
+    """The values at QUANTILES; beyond CURVE_SAMPLE values, those of a uniform random sample
+    (fixed seed: the page is the same each time). The curve's shape is then exact to about
+    0.1 percentage point; the tables give the exact percentiles."""
+    data = np.asarray(values, dtype="float64")
+    if len(data) > CURVE_SAMPLE:
+        data = data[np.random.default_rng(0).integers(0, len(data), CURVE_SAMPLE)]
+    return np.quantile(data, QUANTILES)
+
+
+def distribution_figure(curves: Mapping[str, Values], x_title: str, *,
+                        colours: Mapping[str, str] | None = None,
+                        dashes: Mapping[str, str] | None = None,
+                        labels: Mapping[str, str] | None = None, height: int = 340
+                        ) -> go.Figure:
+    """Cumulative distributions (share of requests at or below x) on a log x axis, one curve
+    per group, drawn from QUANTILES of its values."""
+    shown = {k: v for k, v in curves.items() if len(v)}
     if not shown:
-        canvas.text(WIDTH / 2, 40, "no container answered", 12, "middle", MUTED)
-        return canvas.render()
-    for i, c in enumerate(shown):
-        canvas.text(label_w - 8, 40 + i * row, short(c.container_id, 24), 10, "end", "#333")
-    for side, (label, key) in enumerate((("sessions (main / answered)", "sessions"),
-                                         ("requests", "requests"))):
-        left = label_w + side * (half + value_w + gap)
-        values = [getattr(c, key) for c in shown]
-        top_value = max(max(values), 1)
-        canvas.text(left, 18, label, 11, "start", "#333", "600")
-        mean = sum(values) / len(values)
-        for i, c in enumerate(shown):
-            y = 30 + i * row
-            value = getattr(c, key)
-            fill = colour(index[c.container_id])
-            shown_value = value
-            if key == "sessions":
-                canvas.rect(left, y, half * value / top_value, row - 5, fill,
-                            f"{c.container_id}: answered {value} sessions",
-                            ' fill-opacity="0.35"')
-                shown_value = c.main_sessions
-            canvas.rect(left, y, half * shown_value / top_value, row - 5, fill,
-                        f"{c.container_id}: {shown_value} {key}")
-            text = f"{c.main_sessions} / {value}" if key == "sessions" else f"{value:,}"
-            canvas.text(left + half * value / top_value + 4, y + 10, text, 10, "start",
-                        "#333")
-        x = left + half * mean / top_value
-        canvas.line(x, 26, x, 30 + row * len(shown), "#333", 1, "3 3")
-        canvas.text(x, height - 6, f"mean {mean:,.3g}", 10, "middle", "#333")
-    return canvas.render()
-
-
-# -- latency -----------------------------------------------------------------------------------
-
-
-def latency_chart(cdfs: dict[str, NDArray[np.float64]], dashed: dict[str, NDArray[np.float64]]
-                  | None = None, labels: tuple[str, str] = ("", "")) -> str:
-    """Cumulative distributions of latency by state on a log axis; with `dashed`, a second
-    run's curves drawn dashed over the first's (for comparisons)."""
-    curves = [(state, values, "") for state, values in cdfs.items()]
-    curves += [(state, values, "5 3") for state, values in (dashed or {}).items()]
-    positive = [v[v > 0] for _, v, _ in curves if len(v[v > 0])]
-    canvas = Canvas(WIDTH, 350, "Latency distributions by state")
-    if not positive:
-        canvas.text(WIDTH / 2, 150, "no latency to show", 12, "middle", MUTED)
-        return canvas.render()
-    lo = 10 ** math.floor(math.log10(min(float(v.min()) for v in positive)))
-    hi = 10 ** math.ceil(math.log10(max(float(v.max()) for v in positive) * 1.0001))
-    axes = Axes(canvas, LEFT, 66, WIDTH - LEFT - RIGHT, 230, lo, hi, 0, 1, log_x=True)
-    axes.frame([0, 0.25, 0.5, 0.75, 0.9, 1.0], "share of requests at or below",
-               y_format="percent")
-    axes.log_axis("latency, ms (log scale)")
-    for state, values, dash in curves:
-        points = [(axes.x(v), axes.y(q)) for v, q in zip(values, CDF_POINTS, strict=True)
-                  if v > 0]
-        name = STATE_LABELS.get(state, state)
-        run = labels[1] if dash else labels[0]
-        axes.canvas.polyline(points, STATE_COLOURS.get(state, "#333"),
-                             1.4 if state == "all" else 2, dash,
-                             f"{run} {name}".strip())
-    states = list(dict.fromkeys(s for s, _, _ in curves))
-    items = [(STATE_LABELS.get(s, s), STATE_COLOURS.get(s, "#333")) for s in states]
-    y = legend(canvas, LEFT, 16, items, WIDTH - LEFT - RIGHT)
-    if dashed is not None:
-        legend(canvas, LEFT, y, [(f"solid: {labels[0]}", "#333"),
-                                 (f"dashed: {labels[1]}", "#333")],
-               WIDTH - LEFT - RIGHT, ["", "5 3"])
-    return canvas.render()
+        return empty_figure(f"no {x_title.split(',')[0]} recorded")
+    fig = go.Figure()
+    for key, values in shown.items():
+        x = quantile_curve(values)
+        name = (labels or STATE_LABELS).get(key, key)
+        fig.add_trace(go.Scatter(
+            x=np.maximum(x, 1e-3), y=QUANTILES, mode="lines", name=f"{name} ({len(values):,})",
+            line=dict(color=(colours or STATE_COLOURS).get(key), width=2,
+                      dash=(dashes or {}).get(key, "solid")),
+            hovertemplate=f"{name}<br>%{{y:.1%}} at or below %{{x:.3g}} ms<extra></extra>"))
+    fig.update_xaxes(type="log", title_text=x_title + " (log scale)")
+    fig.update_yaxes(title_text="share at or below", tickformat=".0%", range=[0, 1.02])
+    return base_layout(fig, height)
 
 
 # -- comparison --------------------------------------------------------------------------------
 
 
-def interval_chart(rows: Sequence[tuple[str, float | None, list[float] | None, str]],
-                   title: str) -> str:
-    """Horizontal bars with their Wilson intervals: (label, value, ci, colour) per row. The
-    scale is 0-100%, or narrower when every interval is small (error rates)."""
-    row = 28.0
-    highs = [max(v or 0.0, *(ci or [0.0])) for _, v, ci, _ in rows]
-    top = 1.0 if max(highs, default=0) > 0.4 else nice_ticks(0, max(max(highs, default=0),
-                                                                     1e-4) * 1.15, 4)[-1]
-    canvas = Canvas(WIDTH, 40 + row * len(rows) + 24, title)
-    axes = Axes(canvas, 260, 30, WIDTH - 260 - 60, row * len(rows), 0, top, 0, 1)
-    canvas.text(LEFT, 18, title, 12, "start", "#333", "600")
-    for tick in nice_ticks(0, top, 4):
-        x = axes.x(tick)
-        canvas.line(x, 30, x, 30 + row * len(rows), "#eee")
-        canvas.text(x, 30 + row * len(rows) + 14, f"{tick * 100:.3g}%", 10, "middle", "#666")
-    for i, (label, value, ci, fill) in enumerate(rows):
-        y = 30 + i * row
-        canvas.text(250, y + 16, label, 11, "end", "#333")
-        if value is None:
-            canvas.text(axes.x(0) + 4, y + 16, "n/a", 11, "start", MUTED)
-            continue
-        canvas.rect(axes.x(0), y + 5, axes.x(value) - axes.x(0), row - 10, fill,
-                    f"{label}: {value:.4f}")
-        if ci:
-            canvas.line(axes.x(ci[0]), y + row / 2, axes.x(ci[1]), y + row / 2, "#222", 1.5)
-            for end in ci:
-                canvas.line(axes.x(end), y + 8, axes.x(end), y + row - 8, "#222", 1.5)
-        canvas.text(axes.x(top) + 6, y + 16, f"{value:.2%}", 10, "start", "#333")
-    return canvas.render()
+@dataclass(frozen=True)
+class Rate:
+    """One figure of two runs: values in [0, 1], each with its 95% interval when known."""
+
+    name: str
+    a: float | None
+    b: float | None
+    a_ci: Sequence[float] | None = None
+    b_ci: Sequence[float] | None = None
+
+
+def rates_figure(rates: Sequence[Rate], names: tuple[str, str]) -> go.Figure:
+    """Grouped horizontal bars, A beside B, with their Wilson intervals."""
+    rates = [r for r in rates if r.a is not None or r.b is not None]
+    if not rates:
+        return empty_figure("no rate to compare")
+    fig = go.Figure()
+    for side, run in enumerate(names):
+        values = [r.a if side == 0 else r.b for r in rates]
+        cis = [r.a_ci if side == 0 else r.b_ci for r in rates]
+        plus = [ci[1] - v if ci and v is not None else None for v, ci in zip(values, cis,
+                                                                             strict=True)]
+        minus = [v - ci[0] if ci and v is not None else None for v, ci in zip(values, cis,
+                                                                              strict=True)]
+        fig.add_trace(go.Bar(
+            y=[r.name for r in rates], x=values, orientation="h", name=run,
+            marker_color=RUN_COLOURS[side],
+            error_x=dict(type="data", array=plus, arrayminus=minus, color="#333"),
+            hovertemplate=f"{run}<br>%{{y}}: %{{x:.2%}}<extra></extra>"))
+    fig.update_xaxes(tickformat=".0%", range=[0, 1.02])
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return base_layout(fig, 120 + 56 * len(rates), barmode="group")
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1%}"
+
+
+def percentiles_figure(rows: Sequence[tuple[str, float | None, float | None]],
+                       names: tuple[str, str], unit: str = "ms") -> go.Figure:
+    """Grouped bars of a few percentiles, A beside B: rows of (label, a, b)."""
+    rows = [r for r in rows if r[1] is not None or r[2] is not None]
+    if not rows:
+        return empty_figure("no percentile to compare")
+    fig = go.Figure()
+    for side, run in enumerate(names):
+        values = [r[1 + side] for r in rows]
+        fig.add_trace(go.Bar(
+            x=[r[0] for r in rows], y=values, name=run, marker_color=RUN_COLOURS[side],
+            text=[f"{v:,.1f}" if v is not None else "n/a" for v in values],
+            textposition="outside", cliponaxis=False,
+            hovertemplate=f"{run}<br>%{{x}}: %{{y:,.1f}} {unit}<extra></extra>"))
+    top = max((v for r in rows for v in r[1:] if v is not None), default=1.0)
+    fig.update_yaxes(title_text=unit, range=[0, top * 1.15 or 1.0])
+    return base_layout(fig, 340, barmode="group")

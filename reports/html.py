@@ -1,57 +1,64 @@
-"""The HTML report: one self-contained file (inline CSS and SVG, no script, no network).
+"""The HTML report: one self-contained file, plotly charts and Jinja2 templates.
 
-`render_report(analysis)` for one run; `render_comparison(a, b, rows)` for two side by side.
-Every string that comes from the run (session and container ids, error messages) is escaped.
+    page = render_report(run)                        # run: the report API's Run (DataFrames)
+    page = render_comparison(a, b, table, names)     # two runs and compare(a, b)
+
+The page carries plotly.js once, inline, and loads nothing: no CDN, no MathJax, no web font;
+it opens offline. The templates (reports/templates/) autoescape every string that comes from
+the run (session and container ids, error messages); the strings that go into a chart are
+escaped for plotly's own label markup (charts.py). Colours follow verdicts only: a figure is
+green or red when a gate judged it, and neutral otherwise. How to read the page: docs/report.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html import escape
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
 
 from reports import charts
-from reports.metrics import Analysis
-from reports.summary import (
-    ERROR_CLASSES,
-    LATENCY_STATES,
-    PHASES,
-    Latency,
-    Summary,
-)
 
-CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#222;
-background:#fafafa}
-main{max-width:1000px;margin:0 auto;padding:16px 20px 48px}
-h1{font-size:22px;margin:8px 0 4px}h2{font-size:17px;margin:28px 0 8px;
-border-bottom:1px solid #ddd;padding-bottom:4px}
-p.meta{color:#555;margin:2px 0;font-size:13px}
-.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 12px;
-min-width:150px;flex:1}
-.card .v{font-size:22px;font-weight:600}.card .k{font-size:12px;color:#555}
-.card .d{font-size:11px;color:#777;margin-top:2px}
-.bad{color:#b00020}.good{color:#1b7f3b}
-table{border-collapse:collapse;font-size:12.5px;background:#fff;margin:6px 0}
-th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f1f1f1}td.l,th.l{text-align:left}
-figure{margin:8px 0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:6px}
-figcaption{font-size:12px;color:#555;margin:4px 6px}
-.note{background:#fff8e1;border:1px solid #f0d98c;padding:6px 10px;font-size:13px;
-margin:6px 0;border-radius:4px}
-code{font-size:12px}
-"""
+if TYPE_CHECKING:
+    from reports.metrics import Analysis
+
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
+                 "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+CONTROL = "control"
 
 
-# -- formatting --------------------------------------------------------------------------------
+class RunLike(Protocol):
+    """What the page needs of a run: the report API's DataFrames and summary (reports.load_run)."""
+
+    @property
+    def requests(self) -> pd.DataFrame: ...
+    @property
+    def containers(self) -> pd.DataFrame: ...
+    @property
+    def changes(self) -> pd.DataFrame: ...
+    @property
+    def timeline(self) -> pd.DataFrame: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+# -- formatting (also used by compare.py) -------------------------------------------------------
 
 
 def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value * 100:.{digits}f}%"
+    return "n/a" if not finite(value) else f"{value * 100:.{digits}f}%"  # type: ignore[operator]
 
 
-def ci(interval: list[float] | None, digits: int = 1) -> str:
+def ci(interval: Sequence[float] | None, digits: int = 1) -> str:
     if not interval:
         return ""
     return f"[{pct(interval[0], digits)}, {pct(interval[1], digits)}]"
@@ -62,273 +69,515 @@ def num(value: float | int | None, digits: int = 3) -> str:
         return "n/a"
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{value:.{digits}g}"
+    return f"{value:.{digits}g}" if math.isfinite(value) else "n/a"
 
 
 def ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.1f}"
+    return "n/a" if not finite(value) else f"{value:,.1f}"
+
+
+def finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def table(head: Sequence[str], rows: Iterable[Sequence[object]], left: int = 1) -> str:
-    """An HTML table; the first `left` columns are left-aligned text. Cells are escaped."""
-    def cell(tag: str, i: int, value: object) -> str:
-        cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{escape(str(value))}</{tag}>"
-    head_html = "".join(cell("th", i, h) for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head_html}</tr></thead><tbody>{body}</tbody></table>"
+def seconds(value: float | None) -> str:
+    return "n/a" if not finite(value) else f"{value:.2f}"
 
 
-def card(label: str, value: str, detail: str = "", tone: str = "") -> str:
-    cls = f' class="v {tone}"' if tone else ' class="v"'
-    return (f'<div class="card"><div class="k">{escape(label)}</div><div{cls}>'
-            f'{escape(value)}</div><div class="d">{escape(detail)}</div></div>')
+# -- the page's pieces -----------------------------------------------------------------------
 
 
-def figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+@dataclass
+class Table:
+    head: list[str]
+    rows: list[list[object]]
+    left: int = 1  # the first `left` columns are text, left-aligned
+    wrap: tuple[int, ...] = ()  # long text (ids, messages): left-aligned, wrapped
+
+    def cls(self, i: int) -> str:
+        return "wrap" if i in self.wrap else "l" if i < self.left else ""
 
 
-def page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            "<link rel=\"icon\" href=\"data:,\">"
-            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
-            f"<body><main>{body}</main></body></html>\n")
+@dataclass
+class Card:
+    label: str
+    value: str
+    detail: str = ""
+    tone: str = ""  # "passed", "failed" (a gate's verdict) or "" (no verdict: neutral)
+    kind: str = ""  # "control" for a class that is shown, never judged
 
 
-# -- one run -----------------------------------------------------------------------------------
+@dataclass
+class Figure:
+    html: Markup
+    caption: str
 
 
-def render_report(analysis: Analysis, timeline_points: int = 600) -> str:
-    s = analysis.summary
-    index = {name: i for i, name in enumerate(analysis.container_names)}
-    parts = [
-        f"<h1>Stickiness report: {escape(s.prefix)}</h1>",
-        meta(s),
-        "".join(f'<p class="note">{escape(n)}</p>' for n in s.notes),
-        headline_cards(s),
-        gates_section(s),
-        "<h2>Timeline</h2>",
-        figure(charts.timeline_chart(analysis.timeline, s.membership_changes, timeline_points),
-               "Per second: requests and active sessions (and Locust's users when its CSVs "
-               "are present), errors by class, live containers. Dashed red lines: membership "
-               "changes (+added -removed)."),
-        changes_section(s),
-        "<h2>Sessions over time</h2>",
-        figure(charts.swimlane_chart(analysis.swimlane, analysis.container_names,
-                                     s.membership_changes),
-               "Each row is one sampled session (half of them, when there are any, sessions "
-               "that switched), coloured by the container that answered it. A sticky run is "
-               "one colour per row, changing only at a membership change."),
-        "<h2>Containers</h2>",
-        figure(charts.containers_chart(s.per_container, index),
-               "Sessions each container is the main container of (solid) and answered at all "
-               "(light), and successful requests it answered. Dashed: the mean."),
-        balance_section(s),
-        "<h2>Latency</h2>",
-        figure(charts.latency_chart(analysis.cdf),
-               "Cumulative distribution of response times by state: a session's first "
-               "request, repeats on the same container, the first request after a switch."),
-        latency_section(s),
-        errors_section(s),
-        classes_section(s),
-        epochs_section(s),
-        locust_section(s),
-        glossary(),
+@dataclass
+class Section:
+    title: str
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+
+def figure(fig: go.Figure, caption: str) -> Figure:
+    div = pio.to_html(fig, include_plotlyjs=False, include_mathjax=False, full_html=False,
+                      config=PLOTLY_CONFIG, default_width="100%")
+    return Figure(Markup(div), caption)  # plotly's own markup, data JSON-encoded
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("reports", "templates"),
+                      autoescape=select_autoescape(["j2", "html"], default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.globals["plotly_js"] = Markup(get_plotlyjs())  # the library's bundle, once per page
+    return env
+
+
+def render(template: str, **context: object) -> str:
+    return environment().get_template(template).render(**context)
+
+
+# -- verdicts --------------------------------------------------------------------------------
+
+
+def verdict(gate: Mapping[str, Any]) -> str:
+    """"passed", "failed" or "not judged" (summary schema 2; schema 1 had only `passed`)."""
+    found = gate.get("verdict")
+    if isinstance(found, str):
+        return found
+    return "passed" if gate.get("passed") else "failed"
+
+
+def gate_key(name: str) -> str:
+    return name.replace("-", "_").lstrip("_")
+
+
+TONES = {"good": "passed", "bad": "failed"}
+
+
+def tone(summary: Mapping[str, Any], figure: str, *gate_names: str) -> str:
+    """The colour of a figure: the summary's verdict on it ("good", "bad" or "neutral": a
+    gate, or the rules, judged it; docs/gates.md), else its gates: failed if one failed,
+    passed if every one judged passed, neutral when none judged it."""
+    found = (summary.get("verdicts") or {}).get(figure)
+    if found is not None:
+        return TONES.get(found, "")
+    verdicts = [verdict(g) for g in summary.get("gates") or ()
+                if gate_key(str(g.get("gate", ""))) in gate_names]
+    judged = [v for v in verdicts if v != "not judged"]
+    if "failed" in judged:
+        return "failed"
+    return "passed" if judged else ""
+
+
+def gates_table(summary: Mapping[str, Any]) -> Table | None:
+    gates = summary.get("gates") or []
+    if not gates:
+        return None
+    rows: list[list[object]] = [[g.get("gate"), num(g.get("threshold"), 4),
+                                 num(g.get("value"), 4), verdict(g), g.get("reason", "")]
+                                for g in gates]
+    return Table(["gate", "threshold", "value", "verdict", "reason"], rows, left=1, wrap=(4,))
+
+
+def overall(summary: Mapping[str, Any]) -> Card | None:
+    gates = summary.get("gates") or []
+    if not gates:
+        return None
+    verdicts = [verdict(g) for g in gates]
+    failed, unjudged = verdicts.count("failed"), verdicts.count("not judged")
+    passed = len(verdicts) - failed - unjudged
+    detail = f"{passed} passed, {failed} failed, {unjudged} not judged"
+    if failed:
+        return Card("gates", "FAILED", detail, "failed")
+    if unjudged:
+        return Card("gates", "not judged", detail + " (nothing to measure: see below)")
+    return Card("gates", "passed", detail, "passed")
+
+
+# -- the headline ----------------------------------------------------------------------------
+
+
+def judged_classes(summary: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(classes that ask for affinity, control classes). Schema 1 had no such split: every
+    class is then shown as judged, as that report judged them."""
+    classes = summary.get("user_classes") or {}
+    judged = summary.get("judged_classes")
+    if judged is None:
+        return list(classes), []
+    return [c for c in judged if c in classes], [c for c in classes if c not in judged]
+
+
+AFFINITY = {"session": "sends Modal-Session-Id", "strict": "holds a strict session",
+            "none": "sends no session id"}
+
+
+def stickiness_cards(summary: Mapping[str, Any]) -> list[Card]:
+    judged, controls = judged_classes(summary)
+    who = ", ".join(judged) if judged else "no class asks for affinity"
+    cards = [Card("session stickiness", pct(summary.get("session_stickiness"), 2),
+                  f"{ci(summary.get('session_stickiness_ci'))} judged: {who}; "
+                  f"{summary.get('sessions_multi_container', 0):,} of "
+                  f"{summary.get('sessions_multi_request', 0):,} sessions saw 2+ containers",
+                  tone(summary, "session_stickiness", "min_stickiness"))]
+    classes = summary.get("user_classes") or {}
+    for name in controls:
+        c = classes[name]
+        cards.append(Card(f"control: {name}", pct(c.get("session_stickiness"), 2),
+                          f"{AFFINITY.get(c.get('affinity'), 'affinity not recorded')}: "
+                          "shown, not judged; "
+                          f"same-container rate {pct(c.get('same_container_rate'), 1)}",
+                          kind=CONTROL))
+    if "same_container_rate" in summary:
+        cards.append(Card("same-container rate", pct(summary.get("same_container_rate"), 2),
+                          "repeat requests on the previous request's container",
+                          tone(summary, "same_container_rate", "min_same_container_rate")))
+    classes_strict = summary.get("verdicts", {}).get("strict_violations")
+    if classes_strict is not None:
+        cards.append(Card("strict sessions", "one container each" if classes_strict == "good"
+                          else "moved", "@modal.sessioned: one container per session, always",
+                          TONES.get(classes_strict, "")))
+    return cards
+
+
+def churn_cards(summary: Mapping[str, Any]) -> list[Card]:
+    changes = summary.get("membership_changes") or []
+    excess = [c["excess"] for c in changes if finite(c.get("excess"))]
+    collateral = sum(int(c.get("collateral") or 0) for c in changes)
+    cards = []
+    if "settled_stickiness" in summary or changes:
+        cards.append(Card("settled stickiness", pct(summary.get("settled_stickiness"), 2),
+                          f"{ci(summary.get('settled_stickiness_ci'))} (session, settled "
+                          f"epoch) pairs on one container; {len(changes)} membership changes",
+                          tone(summary, "settled_stickiness", "min_settled_stickiness")))
+    cards += [
+        Card("flaps", f"{summary.get('flaps', 0):,}", "switches inside settled epochs",
+             tone(summary, "flaps", "max_flaps")),
+        Card("collateral remaps", f"{collateral:,}" if changes else "n/a",
+             "moves between containers live on both sides" if changes
+             else "no membership change to judge", tone(summary, "collateral", "max_collateral")),
+        Card("remap excess", num(max(excess)) if excess else "n/a",
+             "worst remapped / rendezvous minimum" if excess else "no change to judge",
+             tone(summary, "remap_excess", "max_remap_excess")),
     ]
-    return page(f"Stickiness report: {s.prefix}", "".join(parts))
+    return cards
 
 
-def meta(s: Summary) -> str:
-    events = (f"event log {s.events_file}" if s.events_file
-              else "no event log: membership inferred from the containers seen")
-    return (f'<p class="meta">{escape(when(s.start))}, {s.duration_s:,.1f} s; '
-            f"{s.requests:,} requests from {escape(s.request_file)}; {escape(events)}; "
-            f"{s.workers} worker(s).</p>")
-
-
-def headline_cards(s: Summary) -> str:
-    def tone(figure: str) -> str:  # colours follow the verdicts (reports.gates.verdicts)
-        return {"good": "good", "bad": "bad"}.get(s.verdicts.get(figure, ""), "")
-
-    p95 = s.latency["all"].p95_ms
-    collateral = sum(c.collateral for c in s.membership_changes)
+def load_cards(summary: Mapping[str, Any]) -> list[Card]:
+    latency = (summary.get("latency") or {}).get("all") or {}
     cards = [
-        card("session stickiness", pct(s.session_stickiness, 2),
-             f"{ci(s.session_stickiness_ci)}; {s.sessions_multi_container:,} of "
-             f"{s.sessions_multi_request:,} judged sessions saw 2+ containers",
-             tone("session_stickiness")),
-        card("settled stickiness", pct(s.settled_stickiness, 2),
-             f"{ci(s.settled_stickiness_ci)}; (session, settled epoch) pairs on one "
-             f"container; same-container rate {pct(s.same_container_rate, 2)}",
-             tone("settled_stickiness")),
-        card("request stickiness", pct(s.request_stickiness, 2),
-             f"{ci(s.request_stickiness_ci)} on the main container"),
-        card("switches", f"{s.switches:,}",
-             f"{s.forced_switches:,} at membership changes, {s.flaps:,} flaps",
-             tone("flaps")),
-        card("error rate", pct(s.error_rate, 2),
-             f"{s.errors:,} errors; {s.errors_no_live_replica:,} 503s with no live replica "
-             "apart", tone("error_rate")),
-        card("membership changes", f"{len(s.membership_changes)}",
-             f"collateral remaps: {collateral}", tone("collateral")),
-        card("warm-hit upper bound", pct(s.warm_hit_upper_bound),
-             f"ideal {pct(s.warm_hit_ideal)}"),
-        card("latency p95", f"{ms(p95)} ms", f"p50 {ms(s.latency['all'].p50_ms)} ms"),
-        card("sessions / containers", f"{s.sessions:,} / {s.containers:,}",
-             f"{s.ok_requests:,} successful requests"),
+        Card("error rate", pct(summary.get("error_rate"), 2),
+             f"{summary.get('errors', 0):,} errors; "
+             f"{summary.get('errors_no_live_replica', 0):,} 503s with no live replica apart",
+             tone(summary, "error_rate", "max_error_rate")),
+        Card("latency p95", f"{ms(latency.get('p95_ms'))} ms",
+             f"p50 {ms(latency.get('p50_ms'))} ms, p99 {ms(latency.get('p99_ms'))} ms",
+             tone(summary, "latency", "max_p95_ms", "max_p99_ms")),
     ]
-    return f'<div class="cards">{"".join(cards)}</div>'
+    cache_figures = summary.get("cache")
+    if cache_figures:
+        cards.append(Card("cache hit rate", pct(cache_figures.get("hit_rate")),
+                          f"{ci(cache_figures.get('hit_rate_ci'))} {cache_figures.get('hits', 0):,}"
+                          f" hits, {cache_figures.get('misses', 0):,} misses"))
+    ttft = (summary.get("ttft") or {}).get("all")
+    if ttft:
+        cards.append(Card("time to first token p50", f"{ms(ttft.get('p50_ms'))} ms",
+                          f"p95 {ms(ttft.get('p95_ms'))} ms over {ttft.get('count', 0):,} "
+                          "streams"))
+    cards.append(Card("sessions / containers",
+                      f"{summary.get('sessions', 0):,} / {summary.get('containers', 0):,}",
+                      f"{summary.get('ok_requests', 0):,} successful requests"))
+    return cards
 
 
-def gates_section(s: Summary) -> str:
-    if not s.gates:
-        return ""
-    rows = [(g.gate, num(g.threshold, 4), "n/a" if g.value is None else num(g.value, 4),
-             g.verdict, g.reason) for g in s.gates]
-    return "<h2>Gates</h2>" + table(["gate", "threshold", "value", "result", "reason"], rows)
+# -- the sections of one run ------------------------------------------------------------------
 
 
-def changes_section(s: Summary) -> str:
-    title = "<h2>Membership changes</h2>"
-    if not s.membership_changes:
-        return title + "<p>No membership change during the run.</p>"
-    rows = [(f"{c.at_offset_s:.1f} s", ", ".join(c.causes), " ".join(c.added) or "-",
-             " ".join(c.removed) or "-", f"{c.live_before} \u2192 {c.live_after}", c.sessions,
-             pct(c.remapped_fraction), ci(c.remapped_fraction_ci), pct(c.expected_fraction),
-             num(c.excess), num(c.z), c.collateral,
-             "n/a" if c.restick_p50_s is None else f"{c.restick_p50_s:.2f}",
-             "n/a" if c.restick_max_s is None else f"{c.restick_max_s:.2f}")
-            for c in s.membership_changes]
-    head = ["at", "cause", "added", "removed", "live", "sessions", "remapped", "95% CI",
-            "rendezvous min", "excess", "z", "collateral", "restick p50 s", "max s"]
-    return (title + table(head, rows, left=4)
-            + "<p class=\"meta\">Sessions active on both sides: owner before = the last "
-              "request answered before the change, after = the settled owner (the first "
-              "request started once the change settled). "
-              "Collateral = moves between two containers live on both sides: rendezvous "
-              "hashing makes none.</p>")
+def changes_table(summary: Mapping[str, Any]) -> Table | None:
+    changes = summary.get("membership_changes") or []
+    if not changes:
+        return None
+    rows: list[list[object]] = [[
+        f"{c.get('at_offset_s', 0):.1f} s", ", ".join(c.get("causes") or []),
+        " ".join(c.get("added") or []) or "-", " ".join(c.get("removed") or []) or "-",
+        f"{c.get('live_before')} \u2192 {c.get('live_after')}", c.get("sessions"),
+        pct(c.get("remapped_fraction")), ci(c.get("remapped_fraction_ci")),
+        pct(c.get("expected_fraction")), num(c.get("excess")), num(c.get("z")),
+        c.get("collateral"), seconds(c.get("restick_p50_s")), seconds(c.get("restick_max_s")),
+    ] for c in changes]
+    return Table(["at", "cause", "added", "removed", "live", "sessions", "remapped", "95% CI",
+                  "rendezvous min", "excess", "z", "collateral", "restick p50 s", "max s"],
+                 rows, left=4, wrap=(2, 3))
 
 
-def balance_section(s: Summary) -> str:
-    b = s.balance
-    if b is None:
-        return ""
-    rows = [
-        ("sessions", b.sessions, num(b.max_over_mean), num(b.expected_max_over_mean),
-         num(b.cv), num(b.expected_cv), num(b.chi2_p)),
-        ("requests", b.requests, num(b.requests_max_over_mean), "", num(b.requests_cv), "",
-         num(b.requests_chi2_p)),
+def latency_table(latency: Mapping[str, Mapping[str, Any]], prefix: str = "") -> Table:
+    rows: list[list[object]] = [
+        [prefix + charts.STATE_LABELS.get(k, k), v.get("count", 0), ms(v.get("mean_ms")),
+         ms(v.get("p50_ms")), ms(v.get("p95_ms")), ms(v.get("p99_ms")), ms(v.get("max_ms"))]
+        for k, v in latency.items() if v]
+    head = ["requests", "count", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+    keep = [i for i in range(len(head)) if i < 2 or any(r[i] != "n/a" for r in rows)]
+    return Table([head[i] for i in keep], [[r[i] for i in keep] for r in rows])
+
+
+def latency_section(run: RunLike, summary: Mapping[str, Any]) -> Section:
+    requests = run.requests
+    ok = charts.successful(requests)
+    state = charts.request_states(requests)
+    rt = requests["response_time_ms"]
+    by_state = charts.groups(rt.where(ok), state, ("first", "repeat", "after_switch"))
+    by_state = {"all": rt.dropna().to_numpy(dtype="float64"), **by_state}
+    section = Section("Latency", [figure(
+        charts.distribution_figure(by_state, "response time, ms"),
+        "Cumulative distribution of response times (all requests), and of successful ones "
+        "by state: a session's first request, repeats on the same container, the first "
+        "request after a switch. Further right is slower.")])
+    cache_state = requests.get("cache")
+    if cache_state is not None and cache_state.notna().any():
+        section.figures.append(figure(
+            charts.distribution_figure(charts.groups(rt.where(ok), cache_state,
+                                                     ("hit", "miss")), "response time, ms"),
+            "Response times of successful requests by the replica's KV-cache state."))
+    ttft = requests.get("ttft_ms")
+    if ttft is not None and ttft.notna().any():
+        if cache_state is not None:
+            section.figures.append(figure(
+                charts.distribution_figure(charts.groups(ttft, cache_state, ("hit", "miss")),
+                                           "time to first token, ms"),
+                "Time to first token by cache state: a hit pays the prefill of the new tokens "
+                "only, a miss the whole prompt."))
+        section.figures.append(figure(
+            charts.distribution_figure(charts.groups(ttft, state,
+                                                     ("first", "repeat", "after_switch")),
+                                       "time to first token, ms"),
+            "Time to first token by stickiness state: first request of a session, repeat on "
+            "the same container, first after a switch."))
+    section.tables.append(latency_table(summary.get("latency") or {}))
+    cache_figures = summary.get("cache")
+    if cache_figures and cache_figures.get("latency"):
+        section.tables.append(latency_table(cache_figures["latency"]))
+    for key, title in (("ttft", "time to first token: "), ("ttft_by_state", "TTFT: "),
+                       ):
+        if summary.get(key):
+            section.tables.append(latency_table(summary[key], title))
+    if summary.get("inter_token_gap"):
+        section.tables.append(latency_table({"gap": summary["inter_token_gap"]},
+                                            "inter-token "))
+    return section
+
+
+def errors_table(summary: Mapping[str, Any]) -> Table:
+    phases = list((summary.get("errors_by_phase") or {}).keys())
+    by_phase = summary.get("errors_by_phase") or {}
+    classes = summary.get("error_classes") or {}
+    rows: list[list[object]] = [[cls, *(by_phase[p].get(cls, 0) for p in phases), n]
+                                for cls, n in classes.items() if cls != "2xx" and n]
+    return Table(["class", *(p.replace("_", " ") for p in phases), "total"], rows)
+
+
+def classes_table(summary: Mapping[str, Any]) -> Table:
+    judged, _ = judged_classes(summary)
+    rows: list[list[object]] = [[
+        name, u.get("affinity") or "n/a", "judged" if name in judged else "control",
+        u.get("sessions", 0), u.get("requests", 0), pct(u.get("session_stickiness"), 2),
+        ci(u.get("session_stickiness_ci")), pct(u.get("same_container_rate"), 2),
+        u.get("sessions_multi_container", 0), u.get("errors", 0), pct(u.get("error_rate"), 2),
+    ] for name, u in (summary.get("user_classes") or {}).items()]
+    return Table(["class", "affinity", "verdict", "sessions", "requests", "session stickiness",
+                  "95% CI", "same-container rate", "on 2+ containers", "errors", "error rate"],
+                 rows, left=3)
+
+
+def epochs_table(summary: Mapping[str, Any]) -> Table:
+    start = float(summary.get("start") or 0)
+    rows: list[list[object]] = [[
+        i, f"{e['start'] - start:.1f}", f"{e['end'] - start:.1f}",
+        seconds(e["settled_start"] - start) if finite(e.get("settled_start")) else "",
+        len(e.get("live") or []), e.get("sessions", 0), e.get("requests", 0),
+        pct(e.get("settled_stickiness"), 2)]
+        for i, e in enumerate(summary.get("epochs") or [])]
+    return Table(["epoch", "from s", "to s", "settled from s", "live", "sessions", "requests",
+                  "settled stickiness"], rows)
+
+
+def balance_table(summary: Mapping[str, Any]) -> tuple[str, Table] | None:
+    b = summary.get("balance")
+    if not b:
+        return None
+    rows: list[list[object]] = [
+        ["sessions", b["sessions"], num(b["max_over_mean"]), num(b["expected_max_over_mean"]),
+         num(b["cv"]), num(b["expected_cv"]), num(b["chi2_p"])],
+        ["requests", b["requests"], num(b["requests_max_over_mean"]), "",
+         num(b["requests_cv"]), "", num(b["requests_chi2_p"])]]
+    return (f"Balance over the {b['containers']} live containers of epoch {b['epoch']} (the one "
+            "with the most sessions):",
+            Table(["per container", "total", "max/mean", "expected (uniform hash)", "CV",
+                   "expected CV", "chi-square p"], rows))
+
+
+def meta(summary: Mapping[str, Any]) -> str:
+    events = (f"event log {summary['events_file']}" if summary.get("events_file")
+              else "no event log: membership inferred from the containers seen")
+    return (f"{when(float(summary.get('start') or 0))}, {summary.get('duration_s', 0):,.1f} s; "
+            f"{summary.get('requests', 0):,} requests from {summary.get('request_file')}; "
+            f"{events}; {summary.get('workers', 1)} worker(s).")
+
+
+def render_report(run: RunLike | Analysis, timeline_points: int = 600) -> str:
+    """The page of one run."""
+    run = as_run(run)
+    summary = run.summary()
+    balance = balance_table(summary)
+    changes = changes_table(summary)
+    sections = [
+        Section("Timeline", [figure(
+            charts.timeline_figure(run.timeline, run.changes, timeline_points,
+                                   origin=summary.get("start")),
+            "Per second: requests, errors by class, live containers. Dotted lines: membership "
+            "changes (+added -removed). Drag to zoom, double-click to reset.")]),
+        Section("Membership changes", tables=[changes] if changes else [],
+                text=["Owner before = the last request answered before the change; after = the "
+                      "settled owner. Collateral = moves between two containers live on both "
+                      "sides: rendezvous hashing makes none."] if changes
+                else ["No membership change during the run."]),
+        Section("Sessions over time", [figure(
+            charts.swimlane_figure(run.requests, run.changes,
+                                   sessions=getattr(run, "sessions", None)),
+            "Each row is one sampled session (half of them, when there are any, sessions "
+            "that saw 2+ containers), coloured by the container that answered it; sessions "
+            "of control classes, if any, below the dashed line. A sticky session is one "
+            "colour, changing only at a membership change.")]),
+        Section("Containers", [figure(
+            charts.containers_figure(run.containers),
+            "Sessions each container answered (light) and is the main container of (dark), "
+            "and the requests it answered. Dashed: the mean.")],
+            tables=[balance[1]] if balance else [], text=[balance[0]] if balance else []),
+        latency_section(run, summary),
+        Section("Errors", tables=[errors_table(summary)] + (
+            [Table(["error", "count"], [[e["error"], e["count"]]
+                                         for e in summary["top_errors"]], wrap=(0,))]
+            if summary.get("top_errors") else []),
+            text=["Status codes: " + ", ".join(f"{k}: {v:,}" for k, v in
+                                               (summary.get("status_counts") or {}).items())]),
+        Section("User classes", tables=[classes_table(summary)],
+                text=[summary["affinity_note"]] if summary.get("affinity_note") else []),
+        Section(f"Epochs ({summary.get('epochs_source', 'n/a')})",
+                tables=[epochs_table(summary)]),
     ]
-    return (f"<p class=\"meta\">Balance over the {b.containers} live containers of epoch "
-            f"{b.epoch} (the one with the most sessions):</p>"
-            + table(["per container", "total", "max/mean", "expected (uniform hash)", "CV",
-                     "expected CV", "chi-square p"], rows))
-
-
-def latency_rows(latency: dict[str, Latency], states: Sequence[str]) -> list[tuple[object, ...]]:
-    labels = charts.STATE_LABELS
-    return [(labels.get(k, k), latency[k].count, ms(latency[k].mean_ms), ms(latency[k].p50_ms),
-             ms(latency[k].p95_ms), ms(latency[k].p99_ms), ms(latency[k].max_ms))
-            for k in states if k in latency]
-
-
-def latency_section(s: Summary) -> str:
-    head = ["state", "requests", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]
-    out = table(head, latency_rows(s.latency, LATENCY_STATES))
-    if s.cache is not None:
-        c = s.cache
-        out += (f"<p class=\"meta\">Cache: {c.hits:,} hits, {c.misses:,} misses, hit rate "
-                f"{pct(c.hit_rate)} {ci(c.hit_rate_ci)}.</p>"
-                + table(head, latency_rows({f"cache {k}": v for k, v in c.latency.items()},
-                                           ["cache hit", "cache miss"])))
-    return out
-
-
-def errors_section(s: Summary) -> str:
-    rows = [(cls, *(s.errors_by_phase[p][cls] for p in PHASES), s.error_classes[cls])
-            for cls in ERROR_CLASSES if s.error_classes[cls]]
-    out = ("<h2>Errors</h2>"
-           + table(["class", "steady", "near a change", "no live replica", "total"], rows)
-           + "<p class=\"meta\">Status codes: "
-           + escape(", ".join(f"{k}: {v:,}" for k, v in s.status_counts.items())) + "</p>")
-    if s.top_errors:
-        out += table(["error", "count"], [(e["error"], e["count"]) for e in s.top_errors])
-    return out
-
-
-def classes_section(s: Summary) -> str:
-    rows = [(name, u.sessions, u.requests, pct(u.session_stickiness, 2),
-             ci(u.session_stickiness_ci), u.sessions_multi_container, u.errors,
-             pct(u.error_rate, 2)) for name, u in s.user_classes.items()]
-    return "<h2>User classes</h2>" + table(
-        ["class", "sessions", "requests", "stickiness", "95% CI", "multi-container", "errors",
-         "error rate"], rows)
-
-
-def epochs_section(s: Summary) -> str:
-    rows = [(i, f"{e.start - s.start:.1f}", f"{e.end - s.start:.1f}", len(e.live),
-             e.sessions, e.requests) for i, e in enumerate(s.epochs)]
-    return (f"<h2>Epochs ({escape(s.epochs_source)})</h2>"
-            + table(["epoch", "from s", "to s", "live", "sessions", "requests"], rows))
-
-
-def locust_section(s: Summary) -> str:
-    if s.locust is None:
-        return ""
-    lc = s.locust
-    return ("<h2>Locust's own count</h2><p class=\"meta\">"
-            f"Locust's stats CSV: {num(lc.requests)} requests, {num(lc.failures)} failures; "
-            f"the request file: {lc.recorded:,} rows (Locust's CSV lags by up to a second)."
-            "</p>")
-
-
-def glossary() -> str:
-    return ("<h2>Definitions</h2><p class=\"meta\">Session stickiness: share of sessions with "
-            "2+ successful requests that one container answered; Wilson 95% intervals "
-            "throughout. A switch: consecutive successful requests of a session answered by "
-            "different containers; forced when a membership change lies between them, a flap "
-            "otherwise. Warm-hit upper bound: 1 - sum of containers per session / successful "
-            "requests. Errors exclude 503s while no replica was live. Full definitions: "
-            "docs/metrics.md and docs/summary-json.md in the repository.</p>")
+    return render("report.html.j2", title=f"Stickiness report: {summary.get('prefix', '')}",
+                  meta=meta(summary), notes=summary.get("notes") or [],
+                  overall=overall(summary), gates=gates_table(summary),
+                  headline=[stickiness_cards(summary), churn_cards(summary),
+                            load_cards(summary)],
+                  sections=sections, locust=summary.get("locust"))
 
 
 # -- two runs ----------------------------------------------------------------------------------
 
 
-def render_comparison(a: Analysis, b: Analysis, rows: Sequence[tuple[str, str, str, str]],
-                      names: tuple[str, str]) -> str:
-    sa, sb = a.summary, b.summary
-    sticky = charts.interval_chart([
-        (f"{names[0]}: sessions", sa.session_stickiness, sa.session_stickiness_ci, "#4e79a7"),
-        (f"{names[1]}: sessions", sb.session_stickiness, sb.session_stickiness_ci, "#f28e2b"),
-        (f"{names[0]}: requests", sa.request_stickiness, sa.request_stickiness_ci, "#4e79a7"),
-        (f"{names[1]}: requests", sb.request_stickiness, sb.request_stickiness_ci, "#f28e2b"),
-    ], "Stickiness with 95% intervals")
-    errors = charts.interval_chart([
-        (f"{names[0]}: error rate", sa.error_rate, sa.error_rate_ci, "#4e79a7"),
-        (f"{names[1]}: error rate", sb.error_rate, sb.error_rate_ci, "#f28e2b"),
-    ], "Error rate with 95% intervals")
-    states = ("first", "repeat", "after_switch")
-    latency = charts.latency_chart({k: v for k, v in a.cdf.items() if k in states},
-                                   {k: v for k, v in b.cdf.items() if k in states}, names)
-    body = [
-        f"<h1>Comparison: {escape(names[0])} vs {escape(names[1])}</h1>",
-        f'<p class="meta">A = {escape(sa.prefix)} ({escape(when(sa.start))}, '
-        f"{sa.requests:,} requests); B = {escape(sb.prefix)} ({escape(when(sb.start))}, "
-        f"{sb.requests:,} requests). Difference = B - A.</p>",
-        "".join(f'<p class="note">A: {escape(n)}</p>' for n in sa.notes),
-        "".join(f'<p class="note">B: {escape(n)}</p>' for n in sb.notes),
-        figure(sticky, "Session and request stickiness of each run."),
-        figure(errors, "Errors (503s with no live replica apart) over all requests."),
-        figure(latency, "Latency by state: A solid, B dashed."),
-        "<h2>Side by side</h2>",
-        table(["metric", f"A: {names[0]}", f"B: {names[1]}", "B - A"], rows),
+def comparison_rates(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[charts.Rate]:
+    def rate(name: str, key: str, ci_key: str | None = None) -> charts.Rate:
+        return charts.Rate(name, a.get(key), b.get(key), a.get(ci_key or key + "_ci"),
+                           b.get(ci_key or key + "_ci"))
+    rates = [rate("session stickiness", "session_stickiness"),
+             rate("settled stickiness", "settled_stickiness"),
+             rate("same-container rate", "same_container_rate"),
+             rate("request stickiness", "request_stickiness"),
+             rate("error rate", "error_rate")]
+    ca, cb = a.get("cache") or {}, b.get("cache") or {}
+    rates.append(charts.Rate("cache hit rate", ca.get("hit_rate"), cb.get("hit_rate"),
+                             ca.get("hit_rate_ci"), cb.get("hit_rate_ci")))
+    return rates
+
+
+def percentile_rows(a: Mapping[str, Any], b: Mapping[str, Any], key: str, state: str
+                    ) -> list[tuple[str, float | None, float | None]]:
+    fa, fb = (a.get(key) or {}).get(state) or {}, (b.get(key) or {}).get(state) or {}
+    return [(p, fa.get(f"{p}_ms"), fb.get(f"{p}_ms")) for p in ("p50", "p95", "p99")]
+
+
+def ab_curves(a: RunLike, b: RunLike, column: str, names: tuple[str, str]
+              ) -> dict[str, pd.Series]:
+    out = {}
+    for name, run in zip(names, (a, b), strict=True):
+        if column in run.requests:
+            values = run.requests[column]
+            if column == "response_time_ms":
+                values = values.where(charts.successful(run.requests))
+            out[name] = values.dropna()
+    return out
+
+
+def comparison_table(table: pd.DataFrame | Iterable[Sequence[object]], names: tuple[str, str]
+                     ) -> Table:
+    if isinstance(table, pd.DataFrame):
+        frame = table.reset_index()
+        return Table([str(c) for c in frame.columns],
+                     [[fmt_cell(v) for v in row] for row in frame.itertuples(index=False)])
+    return Table(["metric", f"A: {names[0]}", f"B: {names[1]}", "B - A"],
+                 [list(row) for row in table])
+
+
+def fmt_cell(value: object) -> object:
+    if isinstance(value, float):
+        return num(value, 4)
+    return "" if value is None else value
+
+
+def achieved_rate(summary: Mapping[str, Any]) -> str:
+    duration = summary.get("duration_s")
+    if not finite(duration) or not duration:
+        return "rate n/a"
+    return f"{(summary.get('requests') or 0) / duration:,.0f} requests/s"
+
+
+def render_comparison(a: RunLike | Analysis, b: RunLike | Analysis,
+                      table: pd.DataFrame | Iterable[Sequence[object]],
+                      names: tuple[str, str] = ("A", "B")) -> str:
+    """The page of two runs side by side; `table` is compare(a, b)."""
+    a, b = as_run(a), as_run(b)
+    sa, sb = a.summary(), b.summary()
+    colours = dict(zip(names, charts.RUN_COLOURS, strict=True))
+    dashes = {names[1]: "dash"}
+    figures = [
+        figure(charts.rates_figure(comparison_rates(sa, sb), names),
+               "Rates of each run with their 95% intervals. Session stickiness covers the "
+               "classes that ask for affinity."),
+        figure(charts.distribution_figure(ab_curves(a, b, "response_time_ms", names),
+                                          "response time, ms", colours=colours,
+                                          dashes=dashes, labels={}),
+               f"Response times of successful requests: {names[0]} solid, {names[1]} dashed."),
+        figure(charts.percentiles_figure(percentile_rows(sa, sb, "latency", "all"), names),
+               "Latency percentiles of all requests, side by side."),
     ]
-    return page(f"Comparison: {names[0]} vs {names[1]}", "".join(body))
+    if any("ttft_ms" in r.requests and r.requests["ttft_ms"].notna().any() for r in (a, b)):
+        figures += [
+            figure(charts.distribution_figure(ab_curves(a, b, "ttft_ms", names),
+                                              "time to first token, ms", colours=colours,
+                                              dashes=dashes, labels={}),
+                   f"Time to first token: {names[0]} solid, {names[1]} dashed."),
+            figure(charts.percentiles_figure(percentile_rows(sa, sb, "ttft", "all"), names),
+                   "Time-to-first-token percentiles, side by side."),
+        ]
+    return render("comparison.html.j2", title=f"Comparison: {names[0]} vs {names[1]}",
+                  names=names, a=sa, b=sb, when=when, rate=achieved_rate, figures=figures,
+                  overall=overall(sb), gates=gates_table(sb),
+                  table=comparison_table(table, names))
+
+
+def as_run(run: RunLike | Analysis) -> RunLike:
+    """The report API's Run; today's CLI (reports/report.py) hands over its Analysis."""
+    if callable(getattr(run, "summary", None)):
+        return run  # type: ignore[return-value]
+    from reports.api import Run
+    from reports.config import ReportConfig
+
+    analysis: Any = run
+    return Run(analysis.summary.prefix, ReportConfig(), analysis)

@@ -1,18 +1,27 @@
-"""The HTML report: self-contained, escaped, and drawn by a real headless chromium with no
-console error and no network request."""
+"""The HTML report: one self-contained file with plotly.js inlined once, the run's strings
+escaped, charts of bounded size; drawn by a real headless chromium that may fetch nothing, with
+no console error and nothing wider than a 1,300 px window."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from reports.metrics import Timeline
+from reports import charts
 from tests.reports.conftest import (
     T0,
     A,
+    B,
+    C,
+    D,
     Row,
     run_reports,
     scale_up_events,
@@ -21,95 +30,209 @@ from tests.reports.conftest import (
     write_requests,
 )
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which(
+    "chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+WIDTH = 1300
+# Modal-like container ids, long enough to break a legend or a table that does not wrap
+LONG = {cid: f"{cid}-01JD8ZQ4Y6WJ3X9KQH2B7N5M1R{i}" for i, cid in enumerate((A, B, C, D))}
+HOSTILE = "<script>alert(1)</script>"
 
 
-def render_in_chromium(pages: list[tuple[Path, int]]) -> list[str]:
-    """Open each file in headless chromium; return every console error or warning, page
-    error and request that is not for a file: or data: URL. Each page must show at least
-    its number of charts, each drawn."""
-    from playwright.sync_api import sync_playwright
+def render_in_chromium(pages: list[tuple[Path, int]], screenshots: Path | None = None
+                       ) -> list[str]:
+    """Open each file in headless chromium at 1,300 px wide; return every console error or
+    warning, page error, request that is not for a file: or data: URL (each one aborted),
+    and element wider than the window. Each page must show at least its number of plotly
+    charts, each drawn (an SVG of real size inside the chart's div)."""
+    from playwright.sync_api import Route, sync_playwright
 
     assert CHROMIUM is not None
     problems: list[str] = []
+
+    def refuse(route: Route) -> None:
+        problems.append(f"network: {route.request.url}")
+        route.abort()
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            for path, charts in pages:
-                page = browser.new_page()
+            for path, count in pages:
+                page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+                page.route(re.compile(r"^(?!file:|data:)"), refuse)
                 page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
                         if m.type in ("error", "warning") else None)
                 page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.on("request", lambda r: None if r.url.startswith(("file:", "data:"))
-                        else problems.append(f"network: {r.url}"))
                 page.goto(path.as_uri())
                 page.wait_for_load_state("load")
+                page.wait_for_function(
+                    "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
                 sizes = page.eval_on_selector_all(
-                    "svg", "els => els.map(e => e.getBoundingClientRect().height)")
-                assert len(sizes) >= charts and all(h > 50 for h in sizes), (path, sizes)
+                    ".js-plotly-plot", "els => els.map(e => { const s = "
+                    "e.querySelector('.main-svg'); return s ? "
+                    "s.getBoundingClientRect().height : 0 })")
+                assert len(sizes) >= count and all(h > 100 for h in sizes), (path, sizes)
+                problems.extend(overflow(page))
+                if screenshots is not None:
+                    page.screenshot(path=str(screenshots / f"{path.stem}.png"), full_page=True)
                 page.close()
         finally:
             browser.close()
     return problems
 
 
-def synthetic_run(directory: Path) -> str:
-    """Every section drawn: a membership change, errors of every class, a cache, odd ids."""
+def overflow(page: Any) -> list[str]:
+    """The page scrolls sideways, or an element (but inside a scroll box) sticks out right."""
+    found: list[str] = page.evaluate("""() => {
+        const out = [];
+        const width = document.documentElement.clientWidth;
+        if (document.documentElement.scrollWidth > width)
+            out.push(`page is ${document.documentElement.scrollWidth} px wide`);
+        for (const el of document.querySelectorAll('main > *, .scroll, figure, .card')) {
+            const r = el.getBoundingClientRect();
+            if (r.right > width + 0.5) out.push(`${el.tagName}.${el.className} ends at ${r.right}`);
+        }
+        return out;
+    }""")
+    return [f"overflow: {f}" for f in found]
+
+
+def synthetic_run(directory: Path, name: str = "syn") -> str:
+    """Every section drawn: a membership change, errors of every class, a cache, streams
+    with a time to first token, a control class, long container ids, and a session id that
+    is HTML."""
     rows, _ = scale_up_rows(60)
-    rows += [Row(T0 + 3 + i * 0.1, "<script>alert(1)</script>", None, status)
+    rows = [replace(r, container_id=LONG.get(r.container_id or "", r.container_id),
+                    affinity="session") for r in rows]
+    rows += [Row(T0 + 3 + i * 0.1, HOSTILE, None, status, affinity="session")
              for i, status in enumerate((0, 401, 429, 503, 404, 500, 302, 200))]
-    rows += [Row(T0 + j, "cached", A, cache="hit" if j % 2 else "miss") for j in range(10)]
-    write_requests(directory / "syn_requests.parquet", rows)
-    write_events(directory / "syn_events.jsonl", scale_up_events())
-    return str(directory / "syn")
+    rows += [Row(T0 + j, "cached", LONG[A], cache="hit" if j % 2 else "miss",
+                 response_time_ms=50.0 if j % 2 else 90.0, affinity="session",
+                 ttft_ms=4.0 + j if j % 2 else 40.0 + j, tokens=8, max_gap_ms=2.0)
+             for j in range(10)]
+    rows += [Row(T0 + j + 0.5, f"control{i}", LONG[(A, B, C)[(i + j) % 3]],
+                 user_class="NonStickyUser", affinity="none") for i in range(6)
+             for j in range(8)]
+    write_requests(directory / f"{name}_requests.parquet", rows)
+    events = [{**e, **({"container_id": LONG[str(e["container_id"])],
+                        "live": [LONG[c] for c in e["live"]]}  # type: ignore[attr-defined]
+                       if "container_id" in e else {})} for e in scale_up_events()]
+    write_events(directory / f"{name}_events.jsonl", events)
+    return str(directory / name)
 
 
-def test_the_page_is_self_contained_and_escaped(tmp_path: Path) -> None:
+def test_the_page_carries_plotly_once_and_escapes_the_run(tmp_path: Path) -> None:
+    from plotly.offline import get_plotlyjs
+
     prefix = synthetic_run(tmp_path)
     assert run_reports(prefix).returncode == 0
     page = Path(prefix + "_report.html").read_text()
-    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    urls = set(re.findall(r"(?:src|href)=\"([^\"]*)\"", page))
-    assert urls <= {"data:,"}, urls
-    assert re.findall(r"https?://[^\"]*", page) == ["http://www.w3.org/2000/svg"] * page.count(
-        "<svg")
+    assert page.count(get_plotlyjs()[:2000]) == 1
+    assert HOSTILE not in page and "alert(1)" in page
+    assert not re.search(r"<(?:script|img|iframe)[^>]*\ssrc=", page)
+    assert set(re.findall(r"<link[^>]*href=\"([^\"]*)\"", page)) == {"data:,"}
     for section in ("Timeline", "Membership changes", "Sessions over time", "Containers",
-                    "Latency", "Errors", "cache hit"):
+                    "Latency", "Errors", "User classes", LONG[D], "control: NonStickyUser",
+                    "settled stickiness", "Time to first token by cache state",
+                    "Time to first token by stickiness state"):
         assert section in page
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
-def test_synthetic_reports_render_offline(tmp_path: Path) -> None:
-    prefix = synthetic_run(tmp_path)
-    assert run_reports(prefix).returncode == 0
-    assert run_reports(prefix, prefix, "--out", str(tmp_path / "self")).returncode == 0
-    assert render_in_chromium([(Path(prefix + "_report.html"), 4),
-                               (tmp_path / "self_comparison.html", 3)]) == []
+    assert page.count('class="plotly-graph-div"') == 7
 
 
 def test_a_long_timeline_is_merged_to_a_few_hundred_points() -> None:
-    import numpy as np
-
-    from reports.charts import timeline_chart
-
-    bins = 100_000
-    timeline = Timeline(T0, 1.0, np.full(bins, 5, np.int64), np.zeros((bins, 9), np.int64),
-                        np.full(bins, 2, np.int64), np.full(bins, 3, np.int64),
-                        np.zeros(bins), None)
-    svg = timeline_chart(timeline, [], points=500)
-    assert len(svg) < 200_000
-    assert max(len(p.split()) for p in re.findall(r'points="([^"]*)"', svg)) <= 1000
+    seconds = 100_000
+    timeline = pd.DataFrame({"second": np.arange(seconds, dtype=float),
+                             "requests": np.full(seconds, 5), "ok": np.full(seconds, 4),
+                             "503": np.ones(seconds, dtype=int),
+                             "live_containers": np.full(seconds, 3)})
+    fig = charts.timeline_figure(timeline, None, points=500)
+    assert {len(t.x) for t in fig.data} == {500}
+    requests = next(t for t in fig.data if t.name == "requests/s")
+    assert set(np.round(requests.y, 9)) == {5.0}  # merged counts stay rates per second
 
 
-def test_a_swimlane_of_many_switches_keeps_one_hover_text_per_lane() -> None:
-    from reports.charts import swimlane_chart
-    from reports.metrics import Lane, Swimlane
+def test_the_swimlane_samples_sessions_and_bins_time() -> None:
+    n, per = 1_000, 50
+    sid = np.repeat([f"s{i}" for i in range(n)], per)
+    frame = pd.DataFrame({
+        "ts": T0 + np.tile(np.arange(per, dtype=float), n) + np.repeat(np.arange(n) * 1e-3, per),
+        "session_id": sid, "status": 200, "response_time_ms": 10.0,
+        "container_id": np.where(np.arange(n * per) % 7 == 0, "c1", "c0")})
+    lanes = charts.swimlanes(frame, limit=60, bins=100)
+    assert lanes.codes.shape == (60, 100) and lanes.total_sessions == n
+    assert lanes.containers == ["c0", "c1"]
+    heatmap = charts.swimlane_figure(frame, None, limit=60, bins=100).data[0]
+    assert np.asarray(heatmap.z).shape == (60, 100)
 
-    lanes = [Lane(f"s{i}", [(b, b + 1, b % 3) for b in range(300)]) for i in range(120)]
-    svg = swimlane_chart(Swimlane(T0, 0.1, 300, lanes, 500), [A, "ta-B", "ta-C"], [])
-    assert svg.count("<title>") == 120 and svg.count("<rect") > 36_000
-    few = swimlane_chart(Swimlane(T0, 0.1, 300, lanes[:2], 2), [A, "ta-B", "ta-C"], [])
-    assert few.count("<title>") == 600
+
+def test_request_states_follow_the_previous_successful_request() -> None:
+    frame = pd.DataFrame({
+        "ts": [1.0, 2.0, 3.0, 4.0, 5.0, 1.5, 2.5],
+        "session_id": ["a", "a", "a", "a", "a", "b", "b"],
+        "container_id": ["x", "x", None, "y", "y", "z", "x"],
+        "status": [200, 200, 503, 200, 200, 200, 200]})
+    states = charts.request_states(frame)
+    assert states.tolist() == ["first", "repeat", pd.NA, "after_switch", "repeat", "first",
+                               "after_switch"]
+
+
+def test_a_swimlane_lane_keeps_its_colour_until_its_next_request() -> None:
+    frame = pd.DataFrame({"ts": [0.0, 5.0, 9.99], "session_id": ["a", "a", "a"],
+                          "container_id": ["x", "y", "y"], "status": [200, 200, 200]})
+    lanes = charts.swimlanes(frame, bins=10)
+    assert lanes.codes[0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y chromium")
+def test_synthetic_reports_render_offline_and_fit_the_page(tmp_path: Path) -> None:
+    prefix = synthetic_run(tmp_path)
+    other = synthetic_run(tmp_path, "other")
+    assert run_reports(prefix).returncode == 0
+    assert run_reports(prefix, other, "--out", str(tmp_path / "ab")).returncode == 0
+    shots = Path(os.environ.get("REPORT_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    assert render_in_chromium([(Path(prefix + "_report.html"), 7),
+                               (tmp_path / "ab_comparison.html", 5)], shots) == []
+    assert (shots / "syn_report.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y chromium")
+def test_the_legends_show_whole_container_ids(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    prefix = synthetic_run(tmp_path)
+    assert run_reports(prefix).returncode == 0
+    assert CHROMIUM is not None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+            page.goto(Path(prefix + "_report.html").as_uri())
+            page.wait_for_function("document.querySelectorAll('.legendtext').length > 0")
+            legends = page.eval_on_selector_all(
+                ".legendtext", "els => els.map(e => [e.textContent, "
+                "e.getBoundingClientRect().right, e.closest('.js-plotly-plot')"
+                ".getBoundingClientRect().right])")
+        finally:
+            browser.close()
+    texts = [t for t, _, _ in legends]
+    assert all(cid in texts for cid in LONG.values()), texts
+    assert all(right <= box + 0.5 for _, right, box in legends), legends
+
+
+def test_the_swimlane_picks_the_same_sessions_from_the_api_sessions(tmp_path: Path) -> None:
+    from reports import load_run
+
+    run = load_run(synthetic_run(tmp_path))
+    own = charts.swimlanes(run.requests, limit=30, bins=50)
+    api = charts.swimlanes(run.requests, limit=30, bins=50, sessions=run.sessions)
+    assert own.sessions == api.sessions and own.controls == api.controls == 6
+    assert np.array_equal(own.codes, api.codes, equal_nan=True)
+    assert HOSTILE in own.sessions and all(s.startswith("control") for s in own.sessions[-6:])
+    heatmap = charts.swimlane_figure(run.requests, sessions=run.sessions).data[0]
+    shown = {str(c) for c in np.asarray(heatmap.customdata)[:, 0]}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and HOSTILE not in shown
