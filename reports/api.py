@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from reports import comparison as comparing
 from reports import gates as gating
-from reports.config import ReportConfig
+from reports.config import Gates, ReportConfig
 from reports.load import Labels
 from reports.load import load_run as read_run
 from reports.metrics import Analysis, Rows, analyze
@@ -242,10 +242,33 @@ def load_run(prefix: str, events: Path | None = None, *, settle_s: float | None 
     return Run(raw.prefix, config, analysis)
 
 
+CONTROLS_NOTE = ("no class of this run asks for affinity: in the comparison its figures cover "
+                 "its control classes ({classes}), which are not judged")
+
+
+def comparable(run: Run) -> Run:
+    """The run as one side of a comparison. A run whose classes all ask for no affinity (a
+    NonStickyUser control run) has no judged figures: compared as it is, its stickiness would
+    be empty and its switches 0. Its figures are then computed over its control classes, with
+    a note; its gates and verdicts stay those of the run as judged."""
+    summary = run.analysis.summary
+    if summary.judged_classes or summary.affinity_source != "recorded" or not summary.sessions:
+        return run
+    events = Path(summary.events_file) if summary.events_file else None
+    config = dataclasses.replace(run.config, judge_controls=True, gates=Gates())
+    controls = load_run(run.prefix, events, config=config)
+    judged = controls.analysis.summary
+    judged.gates, judged.verdicts = summary.gates, summary.verdicts
+    judged.judged_classes = []
+    judged.notes.append(CONTROLS_NOTE.format(classes=", ".join(sorted(judged.user_classes))))
+    return controls
+
+
 def compare(a: Run | str, b: Run | str) -> pd.DataFrame:
-    """Two runs side by side: index `metric`, columns kind, a, b, delta (b - a)."""
-    first = a if isinstance(a, Run) else load_run(a)
-    second = b if isinstance(b, Run) else load_run(b)
+    """Two runs side by side: index `metric`, columns kind, a, b, delta (b - a). A side with no
+    class asking for affinity is compared by its control classes (see `comparable`)."""
+    first = comparable(a if isinstance(a, Run) else load_run(a))
+    second = comparable(b if isinstance(b, Run) else load_run(b))
     rows = comparing.rows(first.analysis.summary, second.analysis.summary)
     df = pd.DataFrame({"metric": [r.metric for r in rows], "kind": [r.kind for r in rows],
                        "a": [np.nan if r.a is None else float(r.a) for r in rows],

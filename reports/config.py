@@ -53,6 +53,10 @@ class ReportConfig:
     # the settled epoch, are flaps. A proxy learns of a change late (a health-check interval,
     # a propagation delay); see docs/metrics.md#settling.
     settle_s: float = 2.0
+    # Judge every class, controls included. Only for one side of a comparison whose run has no
+    # class asking for affinity (a NonStickyUser run): its figures then describe its controls,
+    # and the comparison says so (see `api.comparable`).
+    judge_controls: bool = False
     # With no event log, a container first seen within this of the run's first request was
     # there from the start (and one last seen within this of the end stayed to the end).
     infer_margin_s: float = 2.0

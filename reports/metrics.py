@@ -476,6 +476,8 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     index = {name: i for i, name in enumerate(containers)}
     frame = make_frame(requests, len(containers))
     judged, affinity, affinity_source = judge(requests, frame, run.request_path)
+    if config.judge_controls:
+        judged = np.ones_like(judged)
     ok = successful(frame, judged)
     start, end = float(frame.ts.min()), float(frame.end.max())
     members = membership(run, ok, containers, start, end, config)

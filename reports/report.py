@@ -55,9 +55,9 @@ def sessions_csv(table: pd.DataFrame) -> bytes:
 def comparison_report(a: str, b: str, config: ReportConfig, out: str | None = None
                       ) -> tuple[Analysis, Analysis, list[comparison.Row], dict[Path, bytes]]:
     """Both runs analysed, the gates judged on B (the candidate)."""
-    first = run_analysis(a, dataclasses.replace(config, gates=Gates()))
-    second = run_analysis(b, config)
-    table = comparison.rows(first.summary, second.summary)
+    first = api.comparable(api.load_run(a, config=dataclasses.replace(config, gates=Gates())))
+    second = api.comparable(api.load_run(b, config=config))
+    table = comparison.rows(first.analysis.summary, second.analysis.summary)
     names = (Path(normalize_prefix(a)).name, Path(normalize_prefix(b)).name)
     if names[0] == names[1]:
         names = ("A", "B")
@@ -67,4 +67,4 @@ def comparison_report(a: str, b: str, config: ReportConfig, out: str | None = No
         html_path: html.render_comparison(first, second, comparison.formatted(table),
                                           names).encode(),
     }
-    return first, second, table, files
+    return first.analysis, second.analysis, table, files

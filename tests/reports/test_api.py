@@ -94,6 +94,23 @@ def test_compare_is_a_frame(three_switched: str, tmp_path: Path) -> None:
     assert table["a"].isna()["ttft_all_p50"]
 
 
+def test_a_control_run_is_compared_by_its_control_classes(tmp_path: Path) -> None:
+    write_requests(tmp_path / "st_requests.parquet",
+                   [Row(T0 + j, f"st{i}", A, affinity="session")
+                    for i in range(5) for j in range(4)])
+    write_requests(tmp_path / "ns_requests.parquet",
+                   [Row(T0 + j, f"ns{i}", (A, B)[j % 2], user_class="NonStickyUser",
+                        affinity="none") for i in range(5) for j in range(4)])
+    control = load_run(str(tmp_path / "ns"))
+    assert control.summary()["session_stickiness"] is None  # nothing it judges
+    assert control.summary()["judged_classes"] == []
+    table = compare(str(tmp_path / "st"), control)
+    assert table.loc["session_stickiness", "a"] == 1.0
+    assert table.loc["session_stickiness", "b"] == 0.0  # the controls' figure, not empty
+    assert table.loc["switches", "b"] == 15
+    assert table.loc["same_container_rate", "b"] == 0.0
+
+
 def test_bad_input_raises_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(MissingInput, match="no request file"):
         load_run(str(tmp_path / "nothing"))
