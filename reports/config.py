@@ -51,7 +51,7 @@ class ReportConfig:
     # A change has settled this long after its last membership event: moves before then are
     # remaps of the change (judged against the settled owner after it), switches after it, in
     # the settled epoch, are flaps. A proxy learns of a change late (a health-check interval,
-    # a propagation delay); see docs/metrics.md#settling.
+    # a propagation delay); see docs/metrics.md#membership-changes-epochs-and-settling.
     settle_s: float = 2.0
     # Judge every class, controls included. Only for one side of a comparison whose run has no
     # class asking for affinity (a NonStickyUser run): its figures then describe its controls,

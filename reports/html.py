@@ -449,6 +449,8 @@ def render_report(run: RunLike | Analysis, timeline_points: int = 600) -> str:
                 else ["No membership change during the run."]),
         Section("Sessions over time", [figure(
             charts.swimlane_figure(run.requests, run.changes,
+                                   limit=getattr(getattr(run, "config", None),
+                                                 "swimlane_sessions", 80),
                                    sessions=getattr(run, "sessions", None)),
             "Each row is one sampled session (half of them, when there are any, sessions "
             "that saw 2+ containers), coloured by the container that answered it; sessions "

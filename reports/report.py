@@ -37,12 +37,13 @@ def run_analysis(prefix: str, config: ReportConfig, events: Path | None = None) 
 
 def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
                   out: str | None = None) -> tuple[Analysis, dict[Path, bytes]]:
-    analysis = run_analysis(prefix, config, events)
+    run = api.load_run(prefix, events, config=config)
+    analysis = run.analysis
     summary_path, sessions_path, html_path = outputs(out or normalize_prefix(prefix))
     files = {
         summary_path: analysis.summary.to_json().encode(),
         sessions_path: sessions_csv(analysis.sessions),
-        html_path: html.render_report(analysis, config.timeline_points).encode(),
+        html_path: html.render_report(run, config.timeline_points).encode(),
     }
     return analysis, files
 

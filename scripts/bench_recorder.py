@@ -19,6 +19,12 @@ of exact parses, beside a full `json.loads` for comparison), the per-session cou
 Arrow batch on disk, per row). Times are CPU time of this process, best of 5.
 
     .venv/bin/python scripts/bench_recorder.py [--rounds 3] [--seconds 10] [--users 50]
+    .venv/bin/python scripts/bench_recorder.py --stream-tokens 16   # streaming users
+
+With `--stream-tokens N` both sides stream instead: each user POSTs `/generate` for N tokens
+and reads the server-sent events (locustfiles/streaming.py), StickyUser recording
+`ttft_ms`, tokens and gaps, PlainUser recording nothing. The replica then runs with no
+prefill or token delay, so that the rate measures the client's cost, not the replica's sleeps.
 """
 
 from __future__ import annotations
@@ -204,16 +210,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--stream-tokens", type=int, default=0, metavar="N",
+                        help="both sides stream POST /generate for N tokens (default 0: POST /)")
     args = parser.parse_args()
     recorded: list[Measured] = []
     bare: list[Measured] = []
     print(f"machine: {os.cpu_count()} CPUs, {python_rate():.1f} M simple Python ops/s",
           flush=True)
-    with replica() as url, tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
+    stream = ("--stream-tokens", str(args.stream_tokens)) if args.stream_tokens > 0 else ()
+    no_delays = {"WHOAMI_TOKEN_MS": "0", "WHOAMI_PREFILL_MS_PER_TOKEN": "0"}
+    if stream:
+        print(f"streaming: POST /generate for {args.stream_tokens} tokens, no replica delays")
+    with replica(env=no_delays) as url, \
+            tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         for n in range(1, args.rounds + 1):
-            sticky = measure("locustfiles/sticky.py", url, args.users, args.seconds,
+            sticky = measure("locustfiles/sticky.py", url, args.users, args.seconds, *stream,
                              "--csv", str(Path(tmp) / f"round{n}"), user_class="StickyUser")
-            plain = measure("locustfiles/plain.py", url, args.users, args.seconds)
+            plain = measure("locustfiles/plain.py", url, args.users, args.seconds, *stream)
             recorded.append(sticky)
             bare.append(plain)
             print(f"round {n}: StickyUser + recorder {sticky.rps:6.0f} req/s "

@@ -2,9 +2,9 @@
 """The main job in one command: is routing sticky, and what does stickiness buy?
 
 Starts the local emulator of Modal's proxy (4 replicas, each with a simulated KV cache with
-room for its share of the sessions when routing is sticky, not for all of them), then runs
-Locust headless four times against it, each leg paced at the same offered load, well below
-what the replicas can serve:
+room for 1.75 times its share of the sessions when routing is sticky, not for all of them),
+then runs Locust headless four times against it, each leg paced at the same offered load,
+well below what the replicas can serve:
 
 1. StickyUser, then NonStickyUser (the control): POST /, a cache miss costs 20 ms, a hit 2 ms;
 2. the streaming leg, StickyUser then NonStickyUser with --stream-tokens: a miss prefills the

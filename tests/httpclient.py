@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.parse
+import urllib.request
 from typing import Any
 
 
@@ -46,3 +47,13 @@ class Conn:
 def call(url: str, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
     with Conn(url) as conn:
         return conn.request(method, path, body, **kw)
+
+
+def emulator_control(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One call of the emulator's control API (`/_emulator` + path): GET without a body,
+    POST with one; the decoded JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + "/_emulator" + path, data=data,
+                                     method="GET" if body is None else "POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())

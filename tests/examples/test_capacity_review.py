@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import ROOT, emulator, stop_process
+from tests.httpclient import emulator_control as control
 
 NOTEBOOK = ROOT / "examples" / "capacity_review.ipynb"
 USERS = 8
@@ -29,14 +29,6 @@ SECONDS = 5
 class Runs:
     sticky: str
     control: str
-
-
-def control(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + "/_emulator" + path, data=data,
-                                     method="GET" if body is None else "POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
 
 
 def kill_one_under_load(url: str, deadline_s: float = 60.0) -> None:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from modal_app.local.launch import ROOT, emulator, stop_process
 from modal_app.local.rendezvous import pick
+from tests.httpclient import emulator_control as control
 from tests.reports.conftest import run_reports
 from tests.reports.test_html import CHROMIUM, render_in_chromium
 
@@ -37,14 +37,6 @@ class RealRuns:
     nonsticky: str
     events: Path
     killed: str
-
-
-def control(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + "/_emulator" + path, data=data,
-                                     method="GET" if body is None else "POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
 
 
 def wait_for_load(url: str, deadline_s: float = 60.0) -> None:
