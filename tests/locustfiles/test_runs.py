@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -54,6 +56,30 @@ def test_non_sticky_sessions_see_several_containers(target: str, tmp_path: Path)
     assert sum(n > 1 for n in per_session.values()) > len(per_session) / 2
     assert set(result.rows.column("affinity").to_pylist()) == {"none"}
     assert result.rows.num_rows == result.locust_requests
+
+
+def test_a_mixed_run_judges_the_sticky_class_and_shows_the_control_beside(
+        target: str, tmp_path: Path) -> None:
+    """No class named: StickyUser and NonStickyUser run together (Locust's default, and the
+    web UI's). The console verdict and the report's --min-stickiness gate judge StickyUser
+    only; the control's figures sit beside it under user_classes, never pooled in."""
+    with locust_process(*headless(target), tmp=tmp_path) as run:
+        result = finish(run)
+    assert result.code == 0, result.output[-3000:]
+    assert "PASS" in result.output
+    assert set(result.rows.column("user_class").to_pylist()) == {"StickyUser", "NonStickyUser"}
+    report = subprocess.run(
+        [sys.executable, "-m", "reports", str(run.prefix), "--min-stickiness", "0.99",
+         "--require-judged"], capture_output=True, text=True, timeout=120, check=False)
+    assert report.returncode == 0, report.stderr
+    summary = json.loads(Path(f"{run.prefix}_summary.json").read_text())
+    assert summary["judged_classes"] == ["StickyUser"]
+    assert summary["session_stickiness"] == 1.0
+    control = summary["user_classes"]["NonStickyUser"]
+    assert control["affinity"] == "none" and not control["judged"]
+    assert control["session_stickiness"] < 0.5  # spread over the replicas, shown, not judged
+    [gate] = summary["gates"]
+    assert gate["verdict"] == "passed"
 
 
 def test_processes_2_records_every_request(target: str, tmp_path: Path) -> None:
