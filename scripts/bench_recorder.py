@@ -4,7 +4,8 @@
 The same load (50 users, each POSTing `{}` with its own Modal-Session-Id) runs straight at one
 replica, alternated round by round in one run: `locustfiles/sticky.py StickyUser` with `--csv`
 (every request parsed, counted per session and written to the request file) and
-`locustfiles/plain.py` (PlainUser: the same requests, nothing recorded). It prints both
+`locustfiles/plain.py` (PlainUser: the same requests, nothing recorded), both with `--csv`
+so that Locust's own statistics CSVs weigh the same on both sides. It prints both
 rates, their ratio per round and the median (aim: 0.97 or more at 5,000 requests/s or more;
 1.0 would be a recorder that costs nothing).
 
@@ -226,7 +227,10 @@ def main() -> None:
         for n in range(1, args.rounds + 1):
             sticky = measure("locustfiles/sticky.py", url, args.users, args.seconds, *stream,
                              "--csv", str(Path(tmp) / f"round{n}"), user_class="StickyUser")
-            plain = measure("locustfiles/plain.py", url, args.users, args.seconds, *stream)
+            # --csv on both sides: Locust's own stats CSVs cost the same on each, so the
+            # difference is the recorder's alone (PlainUser records no request file)
+            plain = measure("locustfiles/plain.py", url, args.users, args.seconds, *stream,
+                            "--csv", str(Path(tmp) / f"plain{n}"))
             recorded.append(sticky)
             bare.append(plain)
             print(f"round {n}: StickyUser + recorder {sticky.rps:6.0f} req/s "
