@@ -33,10 +33,6 @@ class Verdict:
     line: str
     exit_code: int | None  # None: leave Locust's own
 
-    @property
-    def failed(self) -> bool:
-        return self.exit_code is not None
-
 
 def verdict(summary: Summary, allowed: int, write_failure: str | None = None) -> Verdict:
     """The one-line result of the run (see the module docstring)."""

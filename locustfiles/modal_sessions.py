@@ -26,6 +26,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+STRICT_HEADER = "Modal-Authorization"  # carries a strict session's (or function's) token
+
 LOCAL_FUNCTION_TOKEN = "local-emulator"
 
 
@@ -72,7 +74,7 @@ class HttpSessions:
     def _post(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
         request = urllib.request.Request(
             self.host + path, data=b"", method="POST",
-            headers={"Modal-Authorization": f"Bearer {self.function_token}", **proxy_headers(),
+            headers={STRICT_HEADER: f"Bearer {self.function_token}", **proxy_headers(),
                      **headers})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:

@@ -60,17 +60,17 @@ from locust.stats import StatsError
 
 from locustfiles import ending
 from locustfiles import summary as summary_mod
-from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE, locust_exit_code
+from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE
 from locustfiles.rowbuffer import BATCH_ROWS, DENSE, RowBuffer
 from locustfiles.shipping import PAYLOAD, Intake, Outbox, ship_last
-from locustfiles.summary import BODY_PREFIX, Stickiness
-from reports.columns import STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
+from locustfiles.summary import Stickiness
+from reports.columns import BODY_PREFIX, STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 
 if TYPE_CHECKING:
     from locustfiles.requestwriter import RequestFileWriter
 
 __all__ = ["STICKINESS_EXIT_CODE", "WRITE_FAILED_EXIT_CODE", "Recorder", "install",
-           "locust_exit_code", "parse_body"]
+           "parse_body"]
 
 logger = logging.getLogger(__name__)
 console = logging.getLogger("locust.stats_logger")  # where Locust prints its own final tables
@@ -108,7 +108,6 @@ class Recorder:
         self.bodies = Bodies()
         self.environment: Environment | None = None
         self.role = "local"  # "local", "master" or "worker"
-        self.worker_id = "local"
         self.writer: RequestFileWriter | None = None
         self.outbox = Outbox(batch_rows=ship_rows, flush_s=flush_s, clock=clock)
         self.intake = Intake(batch_rows=ship_rows, flush_s=flush_s, clock=clock)
@@ -165,7 +164,7 @@ class Recorder:
 
     def become_worker(self, worker_id: str) -> None:
         """Rows go to the outbox, shipped to the master."""
-        self.role, self.worker_id = "worker", worker_id
+        self.role = "worker"
         self._buffer, self._limit = self.outbox.buffer, self.outbox.batch_rows
 
     def open_file(self, prefix: str) -> RequestFileWriter:
@@ -297,11 +296,8 @@ class Recorder:
         while not self.closed:
             gevent.sleep(self.flush_s)
             try:
-                if self.role == "worker":
-                    if self.outbox.due():
-                        self.outbox.send(self.environment.runner if self.environment else None)
-                elif self.writer is not None:
-                    self.writer.flush()
+                if self.role != "worker" or self.outbox.due():
+                    self._full()
             except Exception:
                 self._listener_error()
 
@@ -363,16 +359,18 @@ class Recorder:
     def summary(self) -> summary_mod.Summary:
         return self.stickiness.summarise()
 
-    def result(self) -> ending.Verdict:
+    def result(self, summary: summary_mod.Summary | None = None) -> ending.Verdict:
         failure = self.writer.failure if self.writer is not None else None
-        return ending.verdict(self.summary(), self.max_multi(), failure)
+        return ending.verdict(self.summary() if summary is None else summary, self.max_multi(),
+                              failure)
 
     def verdict(self) -> str:
         """The stickiness check's one-line result."""
         return self.result().line
 
     def report_lines(self) -> list[str]:
-        lines = summary_mod.render(self.summary())
+        summary = self.summary()
+        lines = summary_mod.render(summary)
         runner = self.environment.runner if self.environment else None
         counted = runner.stats.total.num_requests if runner is not None else 0
         where = " (no --csv: no file)"
@@ -387,15 +385,16 @@ class Recorder:
         if self.listener_errors:
             lines.append(f"  recorder: {self.listener_errors} unexpected errors (see the log)")
         lines.extend("  " + line for line in self.lost_tails())
-        lines.append("  " + self.verdict())
+        lines.append("  " + self.result(summary).line)
         return lines
 
     def tab_rows(self, limit: int) -> list[dict[str, object]]:
         """The web tab's rows: the verdict and any lost tail first, then the table."""
-        notes = [self.verdict(), *self.lost_tails(), *self.summary().notes]
+        summary = self.summary()
+        notes = [self.result(summary).line, *self.lost_tails(), *summary.notes]
         blank = dict.fromkeys(key["key"] for key in summary_mod.TABLE_STRUCTURE)
         rows: list[dict[str, object]] = [{**blank, "session": note} for note in notes if note]
-        return rows + self.stickiness.table(limit)
+        return rows + self.stickiness.table(limit, summary)
 
     def max_multi(self) -> int:
         options = self.environment.parsed_options if self.environment else None

@@ -49,12 +49,11 @@ from locust.user.wait_time import constant_throughput
 
 from locustfiles import streaming
 from locustfiles.membership import install as install_membership
-from locustfiles.modal_sessions import proxy_headers
+from locustfiles.modal_sessions import STRICT_HEADER, proxy_headers
 from locustfiles.recorder import install
 from locustfiles.target import TargetNotReady, WaitConfig, probe_for, wait_until_ready
 
 SESSION_HEADER = "Modal-Session-Id"
-STRICT_HEADER = "Modal-Authorization"
 NOT_READY_EXIT_CODE = 1
 
 logger = logging.getLogger(__name__)
@@ -261,8 +260,10 @@ class TargetGate:
 def bad_option(options: Any) -> str | None:
     """What is wrong with the options the web UI's start form set (the command line checks
     them when it parses them), or None."""
-    checks = (("pace_rps", float, 0.0, float("inf")), ("stream_tokens", int, 0, 4096),
-              ("prompt_tokens", int, 0, 1_000_000), ("work_ms", float, 0.0, 60_000.0))
+    checks = (("pace_rps", float, 0.0, float("inf")),
+              ("stream_tokens", int, 0, streaming.MAX_TOKENS),
+              ("prompt_tokens", int, 0, streaming.MAX_PROMPT_TOKENS),
+              ("work_ms", float, 0.0, 60_000.0))
     for name, kind, low, high in checks:
         value = getattr(options, name, None)
         try:

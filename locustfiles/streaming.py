@@ -32,13 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from reports.columns import BODY_PREFIX as BODY
+from reports.columns import STREAM_CUT_PREFIX as CUT
+from reports.columns import STREAM_SHORT_PREFIX as SHORT
+
 GENERATE = "/generate"
 DONE = "[DONE]"
 MAX_TOKENS = 4096
+MAX_PROMPT_TOKENS = 1_000_000
 DEFAULT_PROMPT_TOKENS = 256
-CUT = "stream cut: "
-SHORT = "stream short: "
-BODY = "body: "
 # no compression: a compressed stream cannot be read event by event
 STREAM_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 
@@ -230,7 +232,7 @@ def add_arguments(parser: Any) -> None:
         help="POST /generate asking for N tokens and read the streamed answer, recording time "
              "to first byte and to first token, tokens and the largest gap (default 0: POST /)")
     parser.add_argument(
-        "--prompt-tokens", type=int_in("--prompt-tokens", 0, 1_000_000),
+        "--prompt-tokens", type=int_in("--prompt-tokens", 0, MAX_PROMPT_TOKENS),
         default=DEFAULT_PROMPT_TOKENS, env_var="LOCUST_PROMPT_TOKENS", include_in_web_ui=True,
         help="With --stream-tokens: the prompt length sent, which a KV-cache miss prefills "
              f"in full (default {DEFAULT_PROMPT_TOKENS})")

@@ -48,7 +48,7 @@ BODY = "body"
 STREAM_CUT = "stream cut"
 STREAM_SHORT = "stream short"
 OTHER = "other"
-__all__ = ["BODY_PREFIX", "ClassSummary", "SessionStats", "Stickiness", "Summary", "render"]
+__all__ = ["ClassSummary", "SessionStats", "Stickiness", "Summary", "render"]
 
 
 def error_kind(status: int, error: str) -> str:
@@ -132,10 +132,6 @@ class Summary:
     def judged_repeat_sessions(self) -> int:
         return sum(c.repeat_sessions for c in self.judged)
 
-    @property
-    def requests(self) -> int:
-        return sum(c.requests for c in self.classes)
-
 
 class Stickiness:
     """Per-session and per-class counters; `add()` is the only thing on the hot path.
@@ -216,9 +212,11 @@ class Stickiness:
             errors=ordered,
             containers=tuple(sorted({c for s in sessions for c in s.containers})))
 
-    def table(self, limit: int = 500) -> list[dict[str, object]]:
-        """Rows for the web tab: one per class (summary), then sessions, worst first."""
-        summary = self.summarise()
+    def table(self, limit: int = 500, summary: Summary | None = None
+              ) -> list[dict[str, object]]:
+        """Rows for the web tab: one per class (summary, computed unless given), then
+        sessions, worst first."""
+        summary = self.summarise() if summary is None else summary
         rows: list[dict[str, object]] = [_class_row(c) for c in summary.classes]
         worst = sorted(self.sessions.values(),
                        key=lambda s: (-len(s.containers), -s.switches, -s.errors, s.session_id))

@@ -30,11 +30,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from locustfiles.modal_sessions import SessionError, Sessions, proxy_headers, sessions_for
+from locustfiles.modal_sessions import (
+    STRICT_HEADER,
+    SessionError,
+    Sessions,
+    proxy_headers,
+    sessions_for,
+)
 
 NO_REPLICA = 503
 REFUSED = (401, 403)
-STRICT_HEADER = "Modal-Authorization"
 
 
 class TargetNotReady(Exception):
