@@ -27,11 +27,13 @@ from numpy.typing import NDArray
 
 from reports import comparison as comparing
 from reports import gates as gating
+from reports.columns import AFFINITIES
 from reports.config import Gates, ReportConfig
 from reports.load import Labels
+from reports.load import Run as RawRun
 from reports.load import load_run as read_run
-from reports.metrics import Analysis, Rows, analyze
-from reports.summary import AFFINITIES, ERROR_CLASSES, LATENCY_STATES, PHASES, clean
+from reports.metrics import Analysis, Rows, analyze, by_code
+from reports.summary import ERROR_CLASSES, LATENCY_STATES, PHASES, clean
 
 STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
 CACHES: tuple[str, ...] = ("all", "hit", "miss")
@@ -41,15 +43,7 @@ __all__ = ["Run", "compare", "load_run"]
 
 def categorical(labels: Labels) -> pd.Categorical[str]:
     """Codes into names as a pandas Categorical (-1 = NaN), without a pass over strings."""
-    codes = np.asarray(labels.codes)
-    return pd.Categorical.from_codes(codes, categories=pd.Index(list(labels.names)),
-                                     validate=False)
-
-
-def from_codes(codes: NDArray[np.integer], names: tuple[str, ...] | list[str]
-               ) -> pd.Categorical[str]:
-    return pd.Categorical.from_codes(np.asarray(codes), categories=pd.Index(list(names)),
-                                     validate=False)
+    return by_code(labels.codes, labels.names)
 
 
 @dataclasses.dataclass
@@ -59,6 +53,8 @@ class Run:
     prefix: str
     config: ReportConfig
     analysis: Analysis
+    # what was read, kept so that the run can be analysed again without reading it again
+    raw: RawRun | None = dataclasses.field(default=None, repr=False)
 
     @property
     def notes(self) -> list[str]:
@@ -105,9 +101,9 @@ class Run:
             "error": categorical(r.error), "worker": categorical(r.worker),
             "ttfb_ms": np.asarray(r.ttfb_ms), "ttft_ms": np.asarray(r.ttft_ms), "tokens": tokens,
             "max_gap_ms": np.asarray(r.max_gap_ms), "ok": np.asarray(frame.ok),
-            "error_class": from_codes(frame.cls, ERROR_CLASSES),
-            "counted_error": rows.failed, "phase": from_codes(rows.phase, PHASES),
-            "state": from_codes(state, STATES), "epoch": epoch, "settled": settled,
+            "error_class": by_code(frame.cls, ERROR_CLASSES),
+            "counted_error": rows.failed, "phase": by_code(rows.phase, PHASES),
+            "state": by_code(state, STATES), "epoch": epoch, "settled": settled,
             "flap": flap,
         }
         return pd.DataFrame(data, copy=False)
@@ -116,7 +112,7 @@ class Run:
         aff = self.analysis.rows.requests.affinity
         remap = np.array([AFFINITIES.index(a) if a in AFFINITIES else -1 for a in aff.names]
                          + [-1], dtype=np.int8)
-        return from_codes(remap[np.asarray(aff.codes)], AFFINITIES)
+        return by_code(remap[np.asarray(aff.codes)], AFFINITIES)
 
     # -- per session, container, change, epoch -------------------------------------------------
 
@@ -235,11 +231,15 @@ def load_run(prefix: str, events: Path | None = None, *, settle_s: float | None 
     config = config or ReportConfig()
     if settle_s is not None:
         config = dataclasses.replace(config, settle_s=settle_s)
-    raw = read_run(prefix, events)
+    return analysed(read_run(prefix, events), config)
+
+
+def analysed(raw: RawRun, config: ReportConfig) -> Run:
+    """Every figure of a run that was read, its gates judged."""
     analysis = analyze(raw, config)
     analysis.summary.gates = gating.evaluate(analysis.summary, config.gates)
     analysis.summary.verdicts = gating.verdicts(analysis.summary)
-    return Run(raw.prefix, config, analysis)
+    return Run(raw.prefix, config, analysis, raw)
 
 
 CONTROLS_NOTE = ("no class of this run asks for affinity: in the comparison its figures cover "
@@ -256,7 +256,8 @@ def comparable(run: Run) -> Run:
         return run
     events = Path(summary.events_file) if summary.events_file else None
     config = dataclasses.replace(run.config, judge_controls=True, gates=Gates())
-    controls = load_run(run.prefix, events, config=config)
+    controls = analysed(run.raw, config) if run.raw is not None else load_run(
+        run.prefix, events, config=config)
     judged = controls.analysis.summary
     judged.gates, judged.verdicts = summary.gates, summary.verdicts
     judged.judged_classes = []

@@ -162,8 +162,7 @@ def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, 
 
 def error_columns(timeline: pd.DataFrame) -> list[str]:
     """The error-class columns of the timeline that have any error."""
-    known = [c for c in ERROR_CLASSES if c != "2xx"] + [
-        c for c in CLASS_COLOURS if c not in ERROR_CLASSES]
+    known = [c for c in ERROR_CLASSES if c != "2xx"]
     return [c for c in known if c in timeline.columns and timeline[c].fillna(0).sum() > 0]
 
 
@@ -536,10 +535,6 @@ def rates_figure(rates: Sequence[Rate], names: tuple[str, str]) -> go.Figure:
     fig.update_xaxes(tickformat=".0%", range=[0, 1.02])
     fig.update_yaxes(autorange="reversed", automargin=True)
     return base_layout(fig, 120 + 56 * len(rates), barmode="group")
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1%}"
 
 
 def percentiles_figure(rows: Sequence[tuple[str, float | None, float | None]],

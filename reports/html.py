@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -27,9 +27,6 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from reports import charts
-
-if TYPE_CHECKING:
-    from reports.metrics import Analysis
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -430,9 +427,8 @@ def meta(summary: Mapping[str, Any]) -> str:
             f"{events}; {summary.get('workers', 1)} worker(s).")
 
 
-def render_report(run: RunLike | Analysis, timeline_points: int = 600) -> str:
+def render_report(run: RunLike, timeline_points: int = 600) -> str:
     """The page of one run."""
-    run = as_run(run)
     summary = run.summary()
     balance = balance_table(summary)
     changes = changes_table(summary)
@@ -517,20 +513,9 @@ def ab_curves(a: RunLike, b: RunLike, column: str, names: tuple[str, str]
     return out
 
 
-def comparison_table(table: pd.DataFrame | Iterable[Sequence[object]], names: tuple[str, str]
-                     ) -> Table:
-    if isinstance(table, pd.DataFrame):
-        frame = table.reset_index()
-        return Table([str(c) for c in frame.columns],
-                     [[fmt_cell(v) for v in row] for row in frame.itertuples(index=False)])
+def comparison_table(table: Iterable[Sequence[object]], names: tuple[str, str]) -> Table:
     return Table(["metric", f"A: {names[0]}", f"B: {names[1]}", "B - A"],
                  [list(row) for row in table])
-
-
-def fmt_cell(value: object) -> object:
-    if isinstance(value, float):
-        return num(value, 4)
-    return "" if value is None else value
 
 
 def achieved_rate(summary: Mapping[str, Any]) -> str:
@@ -540,11 +525,9 @@ def achieved_rate(summary: Mapping[str, Any]) -> str:
     return f"{(summary.get('requests') or 0) / duration:,.0f} requests/s"
 
 
-def render_comparison(a: RunLike | Analysis, b: RunLike | Analysis,
-                      table: pd.DataFrame | Iterable[Sequence[object]],
+def render_comparison(a: RunLike, b: RunLike, table: Iterable[Sequence[object]],
                       names: tuple[str, str] = ("A", "B")) -> str:
-    """The page of two runs side by side; `table` is compare(a, b)."""
-    a, b = as_run(a), as_run(b)
+    """The page of two runs side by side; `table` is `comparison.formatted(rows)`."""
     sa, sb = a.summary(), b.summary()
     colours = dict(zip(names, charts.RUN_COLOURS, strict=True))
     dashes = {names[1]: "dash"}
@@ -572,14 +555,3 @@ def render_comparison(a: RunLike | Analysis, b: RunLike | Analysis,
                   names=names, a=sa, b=sb, when=when, rate=achieved_rate, figures=figures,
                   overall=overall(sb), gates=gates_table(sb),
                   table=comparison_table(table, names))
-
-
-def as_run(run: RunLike | Analysis) -> RunLike:
-    """The report API's Run; today's CLI (reports/report.py) hands over its Analysis."""
-    if callable(getattr(run, "summary", None)):
-        return run  # type: ignore[return-value]
-    from reports.api import Run
-    from reports.config import ReportConfig
-
-    analysis: Any = run
-    return Run(analysis.summary.prefix, ReportConfig(), analysis)

@@ -12,6 +12,7 @@ whatever the size of the run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -35,7 +36,7 @@ from reports.errors import (
     ReportInputError,
     first_line,
 )
-from reports.requestfile import normalize_prefix, read_request_table
+from reports.requestfile import normalize_prefix, read_request_table, request_path
 
 __all__ = ["ColumnMismatch", "CorruptInput", "EmptyRun", "MissingInput", "ReportInputError",
            "load_run", "normalize_prefix"]
@@ -147,10 +148,9 @@ class Run:
 def load_run(prefix: str, events: Path | None = None) -> Run:
     prefix = normalize_prefix(prefix)
     core = [c for c in COLUMNS if c not in UNUSED_COLUMNS and c not in STREAM_COLUMNS]
-    read = read_request_table(prefix, core)
+    # the streaming columns are read only when some row has a value: one read of the file
+    read = read_request_table(prefix, core + stream_columns(request_path(prefix)))
     path, table = read.path, read.table
-    for name in stream_columns(path):  # read only when some row has a value
-        table = table.append_column(name, read_request_table(prefix, [name]).table.column(0))
     if table.column("session_id").null_count:  # users with no session: not in any session
         read.notes.append(f"{path}: {table.column('session_id').null_count} requests of users "
                           "with no session id left out")
@@ -172,7 +172,12 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
 def stream_columns(path: Path) -> list[str]:
     """The streaming columns worth reading: for a Parquet file, those whose row-group
     statistics show a value somewhere (a run without streaming has them all null: 280 MB of
-    nulls at 10 M rows, not read); for the other forms, all of them."""
+    nulls at 10 M rows, not read); for a CSV, those its header has; for the stream form, all."""
+    if path.suffix == ".csv":
+        with contextlib.suppress(OSError, UnicodeDecodeError), path.open(encoding="utf-8") as f:
+            header = f.readline().strip().split(",")
+            return [name for name in STREAM_COLUMNS if name in header]
+        return list(STREAM_COLUMNS)  # read_request_table will say what is wrong
     if path.suffix != ".parquet":
         return list(STREAM_COLUMNS)
     try:

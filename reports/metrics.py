@@ -29,6 +29,7 @@ Nothing loops over rows in Python.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,10 +37,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports import epochs
-from reports.columns import STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
+from reports.columns import AFFINITIES, STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 from reports.config import ReportConfig
 from reports.epochs import Membership
-from reports.errors import CorruptInput
 from reports.load import Labels, Requests, Run
 from reports.stats import (
     balance_figures,
@@ -48,7 +48,6 @@ from reports.stats import (
     wilson,
 )
 from reports.summary import (
-    AFFINITIES,
     ERROR_CLASSES,
     LATENCY_STATES,
     PHASES,
@@ -70,11 +69,9 @@ Bools = NDArray[np.bool_]
 
 (OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER, STREAM_CUT,
  STREAM_SHORT) = range(len(ERROR_CLASSES))
-STEADY, CHANGE, NO_LIVE = range(len(PHASES))
-CDF_POINTS = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
+_, CHANGE, NO_LIVE = range(len(PHASES))
 MAX_TIMELINE_BINS = 200_000
 TOP_ERRORS = 10
-ERRORS_ONLY = -2  # a swimlane bin where the session had only failed requests
 
 
 # -- what analyze() returns ----------------------------------------------------------------------
@@ -90,21 +87,6 @@ class Timeline:
     live: Ints  # live containers at each bin's middle
     mean_ms: Floats
     users: Floats | None  # Locust's user count, NaN where unknown
-
-
-@dataclass
-class Lane:
-    session_id: str
-    segments: list[tuple[int, int, int]]  # (first bin, end bin, container code or ERRORS_ONLY)
-
-
-@dataclass
-class Swimlane:
-    start: float
-    bin_s: float
-    bins: int
-    lanes: list[Lane]
-    total_sessions: int
 
 
 @dataclass
@@ -127,9 +109,6 @@ class Analysis:
     summary: Summary
     sessions: pd.DataFrame  # one row per session: the sessions CSV
     timeline: Timeline
-    swimlane: Swimlane
-    cdf: dict[str, Floats]  # latency state -> quantiles at CDF_POINTS (ms)
-    container_names: list[str]
     rows: Rows
 
 
@@ -291,19 +270,16 @@ def successful(frame: Frame, judged_sessions: Bools) -> Ok:
     return Ok(sess, ts, end, rt, cont, first, switch, judged, rows)
 
 
-def judge(requests: Requests, frame: Frame, path: object) -> tuple[Bools, NDArray[np.int8], str]:
+def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], str]:
     """Per session: does it ask for affinity, and its affinity code (index into AFFINITIES,
     -1 unknown); the source, "recorded" or "assumed". A session's affinity is that of its first
-    request; a session whose file does not say is judged (assumed to ask for affinity)."""
+    request; a session whose file does not say is judged (assumed to ask for affinity). The
+    reader (reports.requestfile) has refused any value that is not one of AFFINITIES."""
     aff = requests.affinity
     known = [a for a in aff.names if a in AFFINITIES]
     if not known or not (aff.codes >= 0).any():
         unknown = np.full(frame.n_sessions, -1, dtype=np.int8)
         return np.ones(frame.n_sessions, dtype=np.bool_), unknown, "assumed"
-    unknown_names = sorted(set(aff.names) - set(AFFINITIES))
-    if unknown_names:
-        raise CorruptInput(f"{path}: affinity {unknown_names[0]!r} is none of "
-                           f"{', '.join(AFFINITIES)}")
     remap = np.array([AFFINITIES.index(a) for a in aff.names] + [-1], dtype=np.int8)
     per_session = remap[aff.codes[frame.first_row]]
     judged = per_session != AFFINITIES.index("none")
@@ -475,7 +451,7 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     containers = container_names(run)
     index = {name: i for i, name in enumerate(containers)}
     frame = make_frame(requests, len(containers))
-    judged, affinity, affinity_source = judge(requests, frame, run.request_path)
+    judged, affinity, affinity_source = judge(requests, frame)
     if config.judge_controls:
         judged = np.ones_like(judged)
     ok = successful(frame, judged)
@@ -491,13 +467,11 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     failed = errors_of(frame, phase)
     per_session = session_table(frame, ok, forced, matched, remapped, failed, requests,
                                 containers, judged, affinity)
-    latency, cdfs = latencies(frame, ok, requests)
+    latency = latencies(frame, ok, requests)
     summary = build_summary(run, frame, ok, members, changes, epoch, within, forced, phase,
                             failed, per_session, latency, containers, start, end, config,
                             affinity_source)
     return Analysis(summary, per_session.table, timeline(frame, members, run, config),
-                    swimlane(frame, requests.session.names, per_session, config, start, end),
-                    cdfs, containers,
                     Rows(requests, frame, ok, epoch, within, forced, phase, failed, judged))
 
 
@@ -576,7 +550,7 @@ def main_containers(p_sess: Ints, p_cont: Ints, counts: Ints, n_sessions: int
     return main, best
 
 
-def by_code(codes: NDArray[np.integer], names: list[str]) -> pd.Categorical[str]:
+def by_code(codes: NDArray[np.integer], names: Sequence[str]) -> pd.Categorical[str]:
     """Codes into `names` as a pandas Categorical (-1 = NaN): a groupby key that pandas
     groups by its codes, with no hashing of strings."""
     return pd.Categorical.from_codes(np.asarray(codes), categories=pd.Index(list(names)),
@@ -902,22 +876,19 @@ def balance(ok: Ok, members: Membership, epoch: Ints, within: Bools, containers:
                                                                       strict=True)})
 
 
-def latency_of(values: Floats, owned: bool = False) -> tuple[Latency, Floats | None]:
-    """Figures and CDF quantiles of latencies; `owned` values may be sorted in place."""
+def latency_of(values: Floats, owned: bool = False) -> Latency:
+    """Figures of latencies; `owned` values may be sorted in place."""
     if not len(values):
-        return Latency(), None
+        return Latency()
     ordered = values if owned else values.copy()
     ordered.sort()
     p50, p95, p99 = (float(x) for x in quantiles_sorted(ordered, [0.5, 0.95, 0.99]))
-    figures = Latency(len(ordered), float(ordered.mean()), p50, p95, p99, float(ordered[-1]))
-    return figures, quantiles_sorted(ordered, CDF_POINTS)
+    return Latency(len(ordered), float(ordered.mean()), p50, p95, p99, float(ordered[-1]))
 
 
-def latencies(frame: Frame, ok: Ok, requests: Requests
-              ) -> tuple[dict[str, Latency], dict[str, Floats]]:
+def latencies(frame: Frame, ok: Ok, requests: Requests) -> dict[str, Latency]:
     """Latency by state (all, a session's first, repeat, first after a switch, errors) and
-    by cache hit/miss when recorded: figures, and CDF quantiles for the chart. One sorted copy
-    at a time."""
+    by cache hit/miss when recorded. One sorted copy at a time."""
     repeat = ~ok.first & ~ok.switch
     picks: dict[str, tuple[Floats, Bools | None]] = {
         "all": (frame.rt, None), "first": (ok.rt, ok.first), "repeat": (ok.rt, repeat),
@@ -928,14 +899,12 @@ def latencies(frame: Frame, ok: Ok, requests: Requests
         if label in names:
             picks[f"cache {label}"] = (frame.rt,
                                        (requests.cache.codes == names.index(label)) & frame.ok)
-    figures, cdfs = {}, {}
+    figures = {}
     for state in list(picks):
         values, mask = picks.pop(state)
-        figures[state], cdf = latency_of(values if mask is None else values[mask],
-                                         owned=mask is not None)
-        if cdf is not None:
-            cdfs[state] = cdf
-    return figures, cdfs
+        figures[state] = latency_of(values if mask is None else values[mask],
+                                    owned=mask is not None)
+    return figures
 
 
 def cache_summary(requests: Requests, by_state: dict[str, Latency]) -> CacheSummary | None:
@@ -1048,58 +1017,3 @@ def users_per_bin(run: Run, origin: float, bin_s: float, bins: int) -> Floats | 
         if 0 <= i < bins:
             users[i] = count
     return users
-
-
-def swimlane(frame: Frame, session_names: list[str], per: SessionStats, config: ReportConfig,
-             start: float, end: float) -> Swimlane:
-    bins = config.swimlane_bins
-    bin_s = max((end - start) / bins, 1e-9)
-    chosen = pick_lanes(frame, per, config.swimlane_sessions)
-    lanes = []
-    last_row = np.append(frame.first_row[1:], len(frame.ts))
-    for s in chosen:
-        rows = slice(int(frame.first_row[s]), int(last_row[s]))
-        which = np.minimum(((frame.ts[rows] - start) / bin_s).astype(np.int64), bins - 1)
-        lanes.append(Lane(session_names[s], lane_segments(which, frame.cont[rows],
-                                                          frame.ok[rows])))
-    return Swimlane(start, bin_s, bins, lanes, frame.n_sessions)
-
-
-def pick_lanes(frame: Frame, per: SessionStats, limit: int) -> list[int]:
-    """Up to `limit` sessions: half of them with a switch if there are any, spread evenly over
-    the run, then ordered by main container and start so that moves stand out."""
-    moved = per.switches > 0
-    movers, others = np.flatnonzero(moved), np.flatnonzero(~moved)
-    take_movers = min(len(movers), limit // 2 if len(others) > limit // 2 else limit)
-    chosen = np.concatenate((spread(movers, take_movers), spread(others, limit - take_movers)))
-    order = np.lexsort((frame.ts[frame.first_row[chosen]], per.main[chosen]))
-    return [int(x) for x in chosen[order]]
-
-
-def spread(items: Ints, count: int) -> Ints:
-    if count <= 0 or not len(items):
-        return items[:0]
-    if count >= len(items):
-        return items
-    return items[np.linspace(0, len(items) - 1, count).round().astype(np.int64)]
-
-
-def lane_segments(which: Ints, cont: NDArray[np.int32], ok: Bools
-                  ) -> list[tuple[int, int, int]]:
-    """Per bin the container of the session's last successful request there (ERRORS_ONLY when
-    it had only failures), run-length encoded; a segment lasts until the next one begins."""
-    colour: dict[int, int] = dict.fromkeys(np.unique(which[~ok]).tolist(), ERRORS_ONLY)
-    good = which[ok]
-    if len(good):
-        last = ends_of_runs(good)
-        colour.update(zip(good[last].tolist(), cont[ok][last].tolist(), strict=True))
-    segments: list[tuple[int, int, int]] = []
-    for b in sorted(colour):
-        c = colour[b]
-        if segments and segments[-1][2] == c:
-            segments[-1] = (segments[-1][0], b + 1, c)
-        else:
-            if segments:
-                segments[-1] = (segments[-1][0], b, segments[-1][2])
-            segments.append((b, b + 1, c))
-    return segments

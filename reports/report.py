@@ -30,11 +30,6 @@ def default_comparison_prefix(a: str, b: str) -> str:
     return f"{normalize_prefix(a)}_vs_{Path(normalize_prefix(b)).name}"
 
 
-def run_analysis(prefix: str, config: ReportConfig, events: Path | None = None) -> Analysis:
-    """The analysis behind `reports.load_run` (the library the CLI is a layer over)."""
-    return api.load_run(prefix, events, config=config).analysis
-
-
 def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
                   out: str | None = None) -> tuple[Analysis, dict[Path, bytes]]:
     run = api.load_run(prefix, events, config=config)

@@ -21,7 +21,6 @@ ERROR_CLASSES: tuple[str, ...] = (
 LATENCY_STATES: tuple[str, ...] = ("all", "first", "repeat", "after_switch", "errors")
 TTFT_STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
 VERDICTS: tuple[str, ...] = ("passed", "failed", "not judged")
-AFFINITIES: tuple[str, ...] = ("session", "strict", "none")
 
 Interval = list[float] | None
 
