@@ -19,9 +19,9 @@ from collections.abc import Callable, Collection, Sequence
 from hashlib import blake2b
 from typing import Generic, Protocol, TypeVar
 
-from modal_app.local.rendezvous import rank as rendezvous_rank
+from modal_app.local.rendezvous import pick
 
-Ranking = Callable[[str, Sequence[str]], list[str]]
+Owner = Callable[[str, Sequence[str]], str]
 
 
 def key_hash(key: str) -> int:
@@ -38,7 +38,7 @@ def modulo_rank(key: str, replicas: Sequence[str]) -> list[str]:
     return ordered[start:] + ordered[:start]
 
 
-RANKINGS: dict[str, Ranking] = {"rendezvous": rendezvous_rank, "modulo": modulo_rank}
+OWNERS: dict[str, Owner] = {"rendezvous": pick, "modulo": lambda key, ids: modulo_rank(key, ids)[0]}
 
 
 class Routable(Protocol):
@@ -56,7 +56,7 @@ class RoutingTable(Generic[R]):
     Owners of sessions are cached per view: one hash ranking per session and view."""
 
     def __init__(self, policy: str = "rendezvous", cache_size: int = 200_000) -> None:
-        self.ranking = RANKINGS[policy]
+        self.owner = OWNERS[policy]
         self.live: tuple[R, ...] = ()
         self._by_id: dict[str, R] = {}
         self._owner: dict[str, R] = {}
@@ -73,7 +73,7 @@ class RoutingTable(Generic[R]):
             if not tried:
                 return self._owner_of(session)
             ids = [i for i in self._by_id if self._by_id[i] not in tried]
-            return self._by_id[self.ranking(session, ids)[0]] if ids else None
+            return self._by_id[self.owner(session, ids)] if ids else None
         candidates = [r for r in self.live if r not in tried] if tried else self.live
         if not candidates:
             return None
@@ -85,7 +85,7 @@ class RoutingTable(Generic[R]):
         if owner is None:
             if not self._by_id:
                 return None
-            owner = self._by_id[self.ranking(session, list(self._by_id))[0]]
+            owner = self._by_id[self.owner(session, list(self._by_id))]
             if len(self._owner) >= self._cache_size:
                 self._owner.clear()
             self._owner[session] = owner

@@ -199,7 +199,7 @@ class Router:
             self._fail_local(client, request, 410, "session ended", None,
                              reason="container gone")
             return False
-        request.tried.append(replica)
+        request.tried += (replica,)
         self.finish(request)
         following = self.table.choose(request.session, request.tried)
         if following is None:

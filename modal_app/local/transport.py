@@ -119,7 +119,7 @@ class Request:
         self.authorization = authorization
         self.strict: Session | None = None
         self.replica: Replica | None = None  # the replica it counts against (in flight)
-        self.tried: list[Replica] = []  # replicas that refused it
+        self.tried: tuple[Replica, ...] = ()  # replicas that refused it (rarely any)
 
     def bearer(self) -> str | None:
         value = self.proxy.get(b"modal-authorization", b"").decode("latin-1").strip()
@@ -228,7 +228,7 @@ class Client(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset()
-        self.request_started = self.hub.loop.time()
+        self.request_started = self.last_active  # data_received has just read the clock
 
     def _count(self, n: int) -> None:
         self.header_bytes += n
@@ -608,12 +608,10 @@ class Pool:
         self.idle: dict[Replica, list[Upstream]] = {}
 
     def take(self, replica: Replica) -> Upstream | None:
+        """The most recently used idle connection; `Upstream.send` checks it is still usable
+        (the router then closes it and takes the next)."""
         conns = self.idle.get(replica)
-        while conns:
-            conn = conns.pop()
-            if conn.usable():
-                return conn
-        return None
+        return conns.pop() if conns else None
 
     def put(self, conn: Upstream, live: Callable[[Replica], bool]) -> None:
         if live(conn.replica) and conn.usable():
@@ -638,9 +636,11 @@ class Pool:
 
     def expire(self, now: float) -> None:
         for replica, conns in list(self.idle.items()):
-            keep = [c for c in conns if c.usable() and now - c.idle_since < self.idle_s]
-            for conn in conns:
-                if conn not in keep:
+            keep = []
+            for conn in conns:  # one pass: kept in order, the others closed
+                if conn.usable() and now - conn.idle_since < self.idle_s:
+                    keep.append(conn)
+                else:
                     conn.close()
             if keep:
                 self.idle[replica] = keep
