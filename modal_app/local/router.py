@@ -107,7 +107,7 @@ class Router:
             return
         limit = self.config.max_concurrency
         if over_limit(replica.in_flight, limit):
-            self.finish(request)
+            request.strict = None  # never leased: nothing to count back
             client.respond_local(429, {
                 "error": "too many requests",
                 "detail": f"{limit} requests already in flight on {replica.container_id}"})
@@ -138,6 +138,8 @@ class Router:
     def _lease(self, request: Request, replica: Replica) -> None:
         replica.in_flight += 1
         request.replica = replica
+        if request.strict is not None and self.strict is not None:
+            self.strict.begin(request.strict)
 
     def finish(self, request: Request) -> None:
         """The request is over (answered, failed or abandoned): it no longer counts."""

@@ -176,14 +176,17 @@ class StrictSessions:
         raise SessionError(404, "unknown sessions call")
 
     def route(self, bearer: str | None) -> Session:
-        """The live session of a request's token, its request counted in flight."""
+        """The live session of a request's token (counted in flight by `begin` once the
+        request has its replica)."""
         session = self.table.lookup(bearer)
         if session.replica.state == EXITED:
             self.table.container_gone(session.replica)
             session = self.table.lookup(bearer)
         session.last_active = self.clock()
-        session.in_flight += 1
         return session
+
+    def begin(self, session: Session) -> None:
+        session.in_flight += 1
 
     def finish(self, session: Session) -> None:
         session.in_flight -= 1
