@@ -208,18 +208,27 @@ def test_sticky_hits_reach_the_first_token_sooner_and_the_control_misses(
 
 def test_a_kill_during_a_run_records_cut_streams(tmp_path: Path) -> None:
     """A replica SIGKILLed while streams are open: those rows are "stream cut", the rest whole."""
+    # 16 users over 2 replicas: the chance that the killed one holds no session is 2**-16
     with emulator(2, "--token-ms", "20") as emu:
-        args = ["-f", STICKY, "StickyUser", "--headless", "-u", "8", "-r", "8", "-t", "4s",
+        args = ["-f", STICKY, "StickyUser", "--headless", "-u", "16", "-r", "16", "-t", "4s",
                 "--host", emu.url, "--stream-tokens", "50", "--prompt-tokens", "0",
                 "--churn", "2s:kill=1", "--exit-code-on-error", "0",
-                "--max-multi-container-sessions", "8"]
+                "--max-multi-container-sessions", "16"]
         with locust_process(*args, tmp=tmp_path) as run:
             result = finish(run, timeout=90)
     assert result.code == 0, result.output[-3000:]
-    failed = [r for r in result.rows.select(["error", "tokens", "status"]).to_pylist()
-              if r["error"] is not None]
+    events = [json.loads(line) for line in
+              Path(f"{run.prefix}_events.jsonl").read_text().splitlines()]
+    kills = [e for e in events if e["event"] == "removed" and e["cause"] == "kill"]
+    assert len(kills) == 1, (events, result.output[-3000:])
+    killed, at = kills[0]["container_id"], kills[0]["ts"]
+    rows = result.rows.select(["ts", "container_id", "error", "tokens", "status"]).to_pylist()
+    # the precondition: streams were open on the killed replica when it died
+    assert any(r["container_id"] == killed and r["ts"] < at for r in rows), (killed, at)
+    failed = [r for r in rows if r["error"] is not None]
     cut = [r for r in failed if r["error"].startswith("stream cut: ")]
     assert cut, f"the kill cut no stream: {failed}"
-    assert all(r["status"] == 200 and r["tokens"] < 50 for r in cut), cut
+    assert all(r["status"] == 200 and r["tokens"] < 50 and r["container_id"] == killed
+               for r in cut), cut
     # anything else failed at the kill as an HTTP error of the proxy, never as a whole stream
     assert all(r["status"] in (502, 503) for r in failed if r not in cut), failed
