@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--replicas must be 1..32, --users >= 1 and --pace-rps > 0")
     if not 0 < args.settle <= 10 or args.seconds < 3 * args.settle + 3:
         p.error("--settle must be in (0, 10] and --seconds at least 3 x --settle + 3 (each "
-                "third needs settled time)")
+                "third of the load needs settled time)")
     return args
 
 
@@ -147,7 +147,7 @@ def drive(target: Target, prefix: Path, args: argparse.Namespace) -> None:
         if (event := target.add()) is not None:
             events.append(event)
         kill_at = max(2 * args.seconds / 3, time.monotonic() - t0 + args.settle + 0.5)
-        if kill_at + args.settle + 1 > args.seconds:
+        if kill_at + args.settle + 0.5 > args.seconds:
             raise RuntimeError(f"the added replica took {time.monotonic() - t0:.1f}s to join: "
                                "no time left to judge a kill (give more --seconds)")
         sleep_until(t0 + kill_at, proc)

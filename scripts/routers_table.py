@@ -2,8 +2,8 @@
 against what the router promises, and written as one text table, one CSV and one HTML page.
 
 Every figure comes from the report (`reports.load_run`: `summary()`, `changes`, `requests`),
-except the killed replica's share on -1, derived here from the report's own counts of that
-change (see `Move`).
+but two, computed here from the report's own columns until the report carries them: the
+killed replica's share of the sessions on -1, and the errors around the kill (see `read`).
 """
 
 from __future__ import annotations
@@ -78,11 +78,14 @@ def read(router: Router, prefix: Path, settle_s: float) -> Figures:
         return figures
     plus, minus = added.iloc[0], removed.iloc[0]
     figures.plus = move(plus, float(plus["expected_fraction"]))
-    # On -1 every session of the killed replica had to move and no other: the killed
-    # replica's share of the change's sessions is its remapped ones that are not collateral.
+    # Computed here; the report will carry it: on -1 every session of the killed replica had
+    # to move and no other, so the killed replica's share of the change's sessions is the
+    # remapped ones that are not collateral.
     if minus["sessions"]:
         share = (int(minus["remapped"]) - int(minus["collateral"])) / int(minus["sessions"])
         figures.minus = move(minus, share)
+    # Computed here; the report will carry it: the counted errors of the requests the report
+    # puts in the kill's change phase (overlapping it or its margin after).
     requests = run.requests
     near_kill = (requests.counted_error & (requests.phase == "change")
                  & (requests.end >= float(minus["at"])))
@@ -163,18 +166,41 @@ def text_table(rows: list[Figures]) -> str:
     lines = ["  ".join(c.ljust(w) if i < 2 or i == len(widths) - 1 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
              for r in table]
-    notes = [f"  {f.router.name}: {reason}" for f in rows
-             for reason in ([f.problem] if f.problem else f.reasons)]
+    notes = [f"  {f.router.name}: {why(f)}" for f in rows if why(f)]
     return "\n".join(lines + notes)
 
 
+CSV_COLUMNS = ("router", "promise", "session_stickiness", "settled_stickiness", "flaps",
+               "plus_moved", "plus_ideal", "plus_collateral", "minus_moved", "minus_ideal",
+               "minus_collateral", "sessions_max_over_mean", "sessions_max_over_mean_uniform",
+               "requests_max_over_mean", "errors_at_kill", "error_rate", "rps", "p50_ms",
+               "p95_ms", "kept", "why", "prefix")
+
+
+def csv_row(f: Figures) -> list[Any]:
+    def change(m: Move | None) -> list[Any]:
+        return [None, None, None] if m is None else [m.moved, m.ideal, m.collateral]
+
+    return [f.router.name, f.router.promise, f.get("session_stickiness"),
+            f.get("settled_stickiness"), f.get("flaps"), *change(f.plus), *change(f.minus),
+            f.get("balance", "max_over_mean"), f.get("balance", "expected_max_over_mean"),
+            f.get("balance", "requests_max_over_mean"), f.kill_errors, f.get("error_rate"),
+            f.rate, f.get("latency", "all", "p50_ms"), f.get("latency", "all", "p95_ms"),
+            int(f.kept), why(f), f.prefix]
+
+
+def why(f: Figures) -> str:
+    return "; ".join([f.problem] if f.problem else f.reasons)
+
+
 def write_csv(rows: list[Figures], path: Path) -> None:
-    with path.open("w", newline="") as out:
+    """The table's figures as numbers (fractions in [0, 1]; empty: nothing to measure)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow([*COLUMNS, "prefix", "why"])
-        for f in rows:
-            writer.writerow([*cells(f), f.prefix, "; ".join([f.problem] if f.problem
-                                                             else f.reasons)])
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(csv_row(f) for f in rows)
+    tmp.replace(path)
 
 
 # -- HTML --------------------------------------------------------------------------------------
@@ -214,8 +240,8 @@ def html_page(rows: list[Figures], scenario: str, path: Path) -> None:
         tds = [f'<td class="name">{html.escape(row[0])}</td>',
                f'<td class="left">{html.escape(row[1])}</td>',
                *(f"<td>{html.escape(c)}</td>" for c in row[2:-1])]
-        why = "; ".join([f.problem] if f.problem else f.reasons)
-        verdict = html.escape(row[-1] + (f": {why}" if why else ""))
+        reason = why(f)
+        verdict = html.escape(row[-1] + (f": {reason}" if reason else ""))
         tds.append(f'<td class="left {"kept" if f.kept else "failed"}">{verdict}</td>')
         tds.append(f'<td class="left"><code>{html.escape(f.prefix)}</code></td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
