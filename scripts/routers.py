@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -201,11 +202,16 @@ def topped_up(replicas: Replicas, live: list[Replica], count: int) -> list[Repli
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupted)  # stop what was started, as on Ctrl-C
     try:
         return shoot_out(args)
     except KeyboardInterrupt:
         print("routers: interrupted; every process it started was stopped", file=sys.stderr)
         return 130
+
+
+def interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def shoot_out(args: argparse.Namespace) -> int:
