@@ -41,6 +41,7 @@ class Figures:
     summary: dict[str, Any] = field(default_factory=dict)
     plus: Move | None = None
     minus: Move | None = None
+    add_errors: int | None = None
     kill_errors: int | None = None
     reasons: list[str] = field(default_factory=list)  # why the promise was not kept
 
@@ -85,11 +86,13 @@ def read(router: Router, prefix: Path, settle_s: float) -> Figures:
         share = (int(minus["remapped"]) - int(minus["collateral"])) / int(minus["sessions"])
         figures.minus = move(minus, share)
     # Computed here; the report will carry it: the counted errors of the requests the report
-    # puts in the kill's change phase (overlapping it or its margin after).
+    # puts in each change's phase (overlapping the change or its margin after; a request
+    # belongs to the last change that began before its answer).
     requests = run.requests
-    near_kill = (requests.counted_error & (requests.phase == "change")
-                 & (requests.end >= float(minus["at"])))
-    figures.kill_errors = int(near_kill.sum())
+    near = requests.counted_error & (requests.phase == "change")
+    after_kill = requests.end >= float(minus["at"])
+    figures.add_errors = int((near & ~after_kill).sum())
+    figures.kill_errors = int((near & after_kill).sum())
     figures.reasons = judge(figures)
     return figures
 
@@ -134,10 +137,9 @@ def num(x: float | None, spec: str = ".2f") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-COLUMNS = ("router", "promise", "session stickiness", "settled stickiness", "flaps",
-           "+1 moved (ideal)", "+1 collateral", "-1 moved (killed's share)", "-1 collateral",
-           "sessions max/mean (uniform)", "requests max/mean", "errors at kill", "req/s",
-           "p50 ms", "p95 ms", "verdict")
+COLUMNS = ("router", "promise", "stickiness", "settled", "flaps", "+1 moved (ideal)", "+1 coll.",
+           "-1 moved (ideal)", "-1 coll.", "skew sessions (uniform)", "skew requests",
+           "errors +1/-1", "req/s", "p50 ms", "p95 ms", "verdict")
 
 
 def cells(f: Figures) -> list[str]:
@@ -155,7 +157,7 @@ def cells(f: Figures) -> list[str]:
             *moved(f.minus),
             f"{num(f.get('balance', 'max_over_mean'))} "
             f"({num(f.get('balance', 'expected_max_over_mean'))})",
-            num(f.get("balance", "requests_max_over_mean")), str(f.kill_errors),
+            num(f.get("balance", "requests_max_over_mean")), f"{f.add_errors}/{f.kill_errors}",
             num(f.rate, ".1f"), num(f.get("latency", "all", "p50_ms"), ".1f"),
             num(f.get("latency", "all", "p95_ms"), ".1f"), verdict]
 
@@ -173,8 +175,8 @@ def text_table(rows: list[Figures]) -> str:
 CSV_COLUMNS = ("router", "promise", "session_stickiness", "settled_stickiness", "flaps",
                "plus_moved", "plus_ideal", "plus_collateral", "minus_moved", "minus_ideal",
                "minus_collateral", "sessions_max_over_mean", "sessions_max_over_mean_uniform",
-               "requests_max_over_mean", "errors_at_kill", "error_rate", "rps", "p50_ms",
-               "p95_ms", "kept", "why", "prefix")
+               "requests_max_over_mean", "errors_at_add", "errors_at_kill", "error_rate", "rps",
+               "p50_ms", "p95_ms", "kept", "why", "prefix")
 
 
 def csv_row(f: Figures) -> list[Any]:
@@ -184,7 +186,8 @@ def csv_row(f: Figures) -> list[Any]:
     return [f.router.name, f.router.promise, f.get("session_stickiness"),
             f.get("settled_stickiness"), f.get("flaps"), *change(f.plus), *change(f.minus),
             f.get("balance", "max_over_mean"), f.get("balance", "expected_max_over_mean"),
-            f.get("balance", "requests_max_over_mean"), f.kill_errors, f.get("error_rate"),
+            f.get("balance", "requests_max_over_mean"), f.add_errors, f.kill_errors,
+            f.get("error_rate"),
             f.rate, f.get("latency", "all", "p50_ms"), f.get("latency", "all", "p95_ms"),
             int(f.kept), why(f), f.prefix]
 
@@ -212,7 +215,7 @@ PAGE = """<!doctype html>
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
-th {{ background: #f3f3f3; }}
+th {{ background: #f3f3f3; text-align: center; }}
 td.name, td.left {{ text-align: left; }}
 td.kept {{ background: #e3f5e1; }} td.failed {{ background: #fbe3e1; }}
 </style></head><body>
