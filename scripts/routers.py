@@ -232,8 +232,11 @@ def shoot_out(args: argparse.Namespace) -> int:
         live: list[Replica] = []
         for router, binary in legs:
             print(f"routers: {router.name}: {router.title} ...", flush=True)
+            leg_started = time.monotonic()
             figures, live = run_leg(router, binary, replicas, live, args)
             rows.append(figures)
+            print(f"routers: {router.name}: {figures.problem or 'measured'} "
+                  f"({time.monotonic() - leg_started:.0f}s)", flush=True)
     scenario = (f"{args.replicas} replicas, {args.users} StickyUsers at {args.pace_rps:g} "
                 f"req/s each, {args.seconds:g}s per router: +1 replica at a third, a SIGKILL "
                 f"at two thirds; settle {args.settle:g}s")
@@ -243,7 +246,8 @@ def shoot_out(args: argparse.Namespace) -> int:
         html_page(rows, scenario, args.out / "routers.html")
         print(f"\n  {args.out / 'routers.html'}\n  {args.out / 'routers.csv'}")
     print(f"routers: done in {time.monotonic() - started:.0f}s")
-    problems = [f"{f.router.name} did not keep its promise" for f in rows if not f.kept]
+    problems = [f"{f.router.name} was not measured ({f.problem})" if f.problem
+                else f"{f.router.name} did not keep its promise" for f in rows if not f.kept]
     if not rows:
         problems.append("no router ran")
     if FLOOR in args.chosen and not any(f.router.name == FLOOR.name for f in rows):

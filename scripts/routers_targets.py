@@ -25,15 +25,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psutil
 from benchlib import Replica, emulator, haproxy, http_json, stop_process, wait_answers
 
 SESSION_HEADER = "Modal-Session-Id"
+T = TypeVar("T")
 Event = dict[str, Any]
 
 
@@ -292,10 +293,13 @@ class NginxMembers:
 def nginx_members(binary: str, live: list[Replica], hashing: str) -> Iterator[NginxMembers]:
     """nginx in front of `live`; `hashing`: the upstream's balancing line ("" for round-robin)."""
     with tempfile.TemporaryDirectory(prefix="routers-nginx-") as tmp:
-        members = NginxMembers(binary, Path(tmp), free_port(), hashing)
-        members.write(live)
-        proc = started([*members.args(), "-g", "daemon off;"], Path(tmp) / "error.log",
-                       members.url, "nginx")
+        def start() -> tuple[NginxMembers, subprocess.Popen[bytes]]:
+            members = NginxMembers(binary, Path(tmp), free_port(), hashing)
+            members.write(live)
+            return members, started([*members.args(), "-g", "daemon off;"],
+                                    Path(tmp) / "error.log", members.url, "nginx")
+
+        members, proc = on_free_ports(start)
         members.process = proc
         try:
             yield members
@@ -326,20 +330,37 @@ def caddy_config(port: int, admin_port: int, live: list[Replica]) -> dict[str, A
 
 
 @contextlib.contextmanager
-def caddy_members(binary: str, live: list[Replica], spare: Replica) -> Iterator[CaddyMembers]:
+def caddy_members(binary: str, live: list[Replica]) -> Iterator[CaddyMembers]:
     with tempfile.TemporaryDirectory(prefix="routers-caddy-") as tmp:
         directory = Path(tmp)
-        port, admin_port = free_port(), free_port()
-        config = directory / "caddy.json"
-        config.write_text(json.dumps(caddy_config(port, admin_port, live)))
         env = {"HOME": tmp, "XDG_DATA_HOME": tmp, "XDG_CONFIG_HOME": tmp,
                "PATH": "/usr/bin:/bin"}
-        proc = started([binary, "run", "--config", str(config)], directory / "caddy.log",
-                       f"http://127.0.0.1:{port}", "caddy", env=env, cwd=directory)
+
+        def start() -> tuple[CaddyMembers, subprocess.Popen[bytes]]:
+            port, admin_port = free_port(), free_port()
+            config = directory / "caddy.json"
+            config.write_text(json.dumps(caddy_config(port, admin_port, live)))
+            proc = started([binary, "run", "--config", str(config)], directory / "caddy.log",
+                           f"http://127.0.0.1:{port}", "caddy", env=env, cwd=directory)
+            return CaddyMembers(f"http://127.0.0.1:{port}",
+                                f"http://127.0.0.1:{admin_port}"), proc
+
+        members, proc = on_free_ports(start)
         try:
-            yield CaddyMembers(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}")
+            yield members
         finally:
             stop_process(proc)
+
+
+def on_free_ports(start: Callable[[], T], attempts: int = 3) -> T:
+    """`start()`, again with new ports when another process took one first."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except RuntimeError as exc:
+            if "in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def started(cmd: list[str], log: Path, url: str, name: str, env: dict[str, str] | None = None,
@@ -350,6 +371,9 @@ def started(cmd: list[str], log: Path, url: str, name: str, env: dict[str, str] 
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
         wait_answers(url, proc, name=name)
+        time.sleep(0.05)
+        if proc.poll() is not None:  # another server answered on the port it could not bind
+            raise RuntimeError(f"{name} exited")
     except RuntimeError:
         stop_process(proc)
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
@@ -369,7 +393,7 @@ def external_target(router: Router, binary: str, live: list[Replica], spare: Rep
     elif router.name == NGINX.name:
         members = nginx_members(binary, live, "hash $http_modal_session_id consistent")
     elif router.name == CADDY.name:
-        members = caddy_members(binary, live, spare)
+        members = caddy_members(binary, live)
     else:
         raise ValueError(f"no router {router.name!r}")
     with members as running:

@@ -32,8 +32,8 @@ def shoot_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     if MISSING:
         pytest.skip(f"no {', '.join(sorted(set(MISSING)))}: apt-get install haproxy nginx caddy")
     out = tmp_path_factory.mktemp("routers")
-    done = subprocess.run([sys.executable, "scripts/routers.py", "--seconds", "8", "--settle",
-                           "1", "--users", "40", "--pace-rps", "4", "--out", str(out)],
+    done = subprocess.run([sys.executable, "scripts/routers.py", "--seconds", "7", "--settle",
+                           "0.75", "--users", "40", "--pace-rps", "4", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=170)
     return done, out
 
