@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/routers", description=__doc__.splitlines()[0])
     add = p.add_argument
     add("--replicas", type=int, default=4, help="replicas before the scale-up (default 4)")
-    add("--seconds", type=float, default=18.0,
+    add("--seconds", type=int, default=18,
         help="load time per router (default 18): a replica is added at a third, one killed at "
              "two thirds")
     add("--users", type=int, default=100, help="Locust users, one session each (default 100)")
@@ -101,7 +101,7 @@ def locust(url: str, prefix: Path, args: argparse.Namespace
     goes to PREFIX.log; it is stopped by its own id when the block ends early."""
     cmd = [sys.executable, "-m", "locust", "-f", "locustfiles/sticky.py", "StickyUser",
            "--headless", "-u", str(args.users), "-r", str(10 * args.users), "-t",
-           f"{args.seconds:g}s", "--host", url, "--csv", str(prefix), "--pace-rps",
+           f"{args.seconds}s", "--host", url, "--csv", str(prefix), "--pace-rps",
            f"{args.pace_rps:g}", "--max-multi-container-sessions", str(args.users),
            "--exit-code-on-error", "0", "--only-summary", "--loglevel", "INFO"]
     log = prefix.with_name(prefix.name + ".log")
@@ -238,7 +238,7 @@ def shoot_out(args: argparse.Namespace) -> int:
             print(f"routers: {router.name}: {figures.problem or 'measured'} "
                   f"({time.monotonic() - leg_started:.0f}s)", flush=True)
     scenario = (f"{args.replicas} replicas, {args.users} StickyUsers at {args.pace_rps:g} "
-                f"req/s each, {args.seconds:g}s per router: +1 replica at a third, a SIGKILL "
+                f"req/s each, {args.seconds}s per router: +1 replica at a third, a SIGKILL "
                 f"at two thirds; settle {args.settle:g}s")
     print(f"\nrouters: {scenario}\n{text_table(rows)}" if rows else "routers: no router ran")
     if rows:
