@@ -135,33 +135,37 @@ def sleep_until(deadline: float, proc: subprocess.Popen[str]) -> None:
 
 def drive(target: Target, prefix: Path, args: argparse.Namespace) -> None:
     """The scenario through `target`: load, +1 at a third, a kill at two thirds (later when
-    the +1 took long to become live, so that it has settled first). Raises RuntimeError."""
+    the +1 took long to become live, so that it has settled first). Raises RuntimeError. The
+    changes made are written to PREFIX_events.jsonl whatever happens (the emulator's run gets
+    its own log from the harness)."""
     snapshot: Event = {"ts": round(time.time(), 6), "event": "snapshot", "live": target.live()}
     events: list[Event] = []
-    with locust(target.url, prefix, args) as (proc, started):
-        deadline = time.monotonic() + 60
-        while not started.wait(0.05):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Locust did not start its users (see {prefix}.log)")
-        t0 = time.monotonic()
-        sleep_until(t0 + args.seconds / 3, proc)
-        if (event := target.add()) is not None:
-            events.append(event)
-        kill_at = max(2 * args.seconds / 3, time.monotonic() - t0 + args.settle + 0.5)
-        if kill_at + args.settle + 0.5 > args.seconds:
-            raise RuntimeError(f"the added replica took {time.monotonic() - t0:.1f}s to join: "
-                               "no time left to judge a kill (give more --seconds)")
-        sleep_until(t0 + kill_at, proc)
-        if (event := target.kill()) is not None:
-            events.append(event)
-        code = proc.wait(args.seconds + 120)
+    try:
+        with locust(target.url, prefix, args) as (proc, started):
+            deadline = time.monotonic() + 60
+            while not started.wait(0.05):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Locust did not start its users (see {prefix}.log)")
+            t0 = time.monotonic()
+            sleep_until(t0 + args.seconds / 3, proc)
+            if (event := target.add()) is not None:
+                events.append(event)
+            kill_at = max(2 * args.seconds / 3, time.monotonic() - t0 + args.settle + 0.5)
+            if kill_at + args.settle + 0.5 > args.seconds:
+                raise RuntimeError(f"the added replica took {time.monotonic() - t0:.1f}s to "
+                                   "join: no time left to judge a kill (give more --seconds)")
+            sleep_until(t0 + kill_at, proc)
+            if (event := target.kill()) is not None:
+                events.append(event)
+            code = proc.wait(args.seconds + 120)
+    finally:
+        if not target.logs_itself:
+            path = Path(f"{prefix}_events.jsonl")
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(e) + "\n" for e in (snapshot, *events)))
+            tmp.replace(path)
     if code != 0:
         raise RuntimeError(f"Locust exited {code} (see {prefix}.log)")
-    if not target.logs_itself:
-        path = Path(f"{prefix}_events.jsonl")
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in (snapshot, *events)))
-        tmp.replace(path)
 
 
 def clear(out: Path, name: str) -> None:
