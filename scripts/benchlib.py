@@ -124,20 +124,30 @@ class Replicas:
 
     def start(self, count: int, timeout: float = 30.0) -> list[Replica]:
         """`count` replicas started side by side; returns once each answers POST /."""
-        new = []
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            cid = new_container_id()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "modal_app.local.replica", "--fd", str(sock.fileno())],
-                cwd=ROOT, pass_fds=(sock.fileno(),), stderr=subprocess.PIPE,
-                env={**os.environ, "MODAL_TASK_ID": cid})
-            new.append(Replica(cid, sock.getsockname()[1], proc))
-            self.started.append(new[-1])
-            sock.close()
-        for r in new:
-            wait_answers(f"http://{r.address}", r.process, timeout, name=f"replica {r.port}")
+        new: list[Replica] = []
+        with contextlib.ExitStack() as stack:
+            logs = []
+            for _ in range(count):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", 0))
+                cid = new_container_id()
+                # its output to an unlinked file: a pipe nobody reads could fill up and stall it
+                logs.append(stack.enter_context(tempfile.TemporaryFile()))
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "modal_app.local.replica", "--fd",
+                     str(sock.fileno())], cwd=ROOT, pass_fds=(sock.fileno(),), stderr=logs[-1],
+                    env={**os.environ, "MODAL_TASK_ID": cid})
+                new.append(Replica(cid, sock.getsockname()[1], proc))
+                self.started.append(new[-1])
+                sock.close()
+            for r, log in zip(new, logs, strict=True):
+                try:
+                    wait_answers(f"http://{r.address}", r.process, timeout, name="replica")
+                except RuntimeError:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace").strip()[-500:]
+                    raise RuntimeError(f"replica {r.container_id} did not start: {tail}"
+                                       ) from None
         return new
 
     def close(self) -> None:
