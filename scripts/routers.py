@@ -139,7 +139,6 @@ def drive(target: Target, prefix: Path, args: argparse.Namespace) -> None:
     changes made are written to PREFIX_events.jsonl whatever happens (the emulator's run gets
     its own log from the harness)."""
     snapshot: Event = {"ts": round(time.time(), 6), "event": "snapshot", "live": target.live()}
-    events: list[Event] = []
     try:
         with locust(target.url, prefix, args) as (proc, started):
             deadline = time.monotonic() + 60
@@ -148,21 +147,19 @@ def drive(target: Target, prefix: Path, args: argparse.Namespace) -> None:
                     raise RuntimeError(f"Locust did not start its users (see {prefix}.log)")
             t0 = time.monotonic()
             sleep_until(t0 + args.seconds / 3, proc)
-            if (event := target.add()) is not None:
-                events.append(event)
+            target.add()
             kill_at = max(2 * args.seconds / 3, time.monotonic() - t0 + args.settle + 0.5)
             if kill_at + args.settle + 0.5 > args.seconds:
                 raise RuntimeError(f"the added replica took {time.monotonic() - t0:.1f}s to "
                                    "join: no time left to judge a kill (give more --seconds)")
             sleep_until(t0 + kill_at, proc)
-            if (event := target.kill()) is not None:
-                events.append(event)
+            target.kill()
             code = proc.wait(args.seconds + 120)
     finally:
         if not target.logs_itself:
             path = Path(f"{prefix}_events.jsonl")
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(e) + "\n" for e in (snapshot, *events)))
+            tmp.write_text("".join(json.dumps(e) + "\n" for e in (snapshot, *target.events)))
             tmp.replace(path)
     if code != 0:
         raise RuntimeError(f"Locust exited {code} (see {prefix}.log)")

@@ -108,10 +108,11 @@ class Target(Protocol):
 
     url: str
     logs_itself: bool  # the emulator: the harness writes its event log
+    events: list[Event]  # the changes made, each logged the moment it was made
 
     def live(self) -> list[str]: ...
-    def add(self) -> Event | None: ...
-    def kill(self) -> Event | None: ...
+    def add(self) -> None: ...
+    def kill(self) -> None: ...
 
 
 # -- the emulator ------------------------------------------------------------------------------
@@ -123,12 +124,13 @@ class EmulatorTarget:
     def __init__(self, url: str, replicas: int) -> None:
         self.url, self.replicas = url, replicas
         self.initial = self.live()
+        self.events: list[Event] = []
 
     def live(self) -> list[str]:
         rows = http_json(self.url + "/_emulator/replicas")
         return [r["container_id"] for r in rows if r["state"] == "live"]
 
-    def add(self) -> Event | None:
+    def add(self) -> None:
         """Scale up by one and wait until the new replica is live (it starts then)."""
         http_json(self.url + "/_emulator/scale", {"replicas": self.replicas + 1})
         deadline = time.monotonic() + 30
@@ -136,12 +138,10 @@ class EmulatorTarget:
             if time.monotonic() > deadline:
                 raise RuntimeError("the emulator's new replica was not live within 30 s")
             time.sleep(0.05)
-        return None
 
-    def kill(self) -> Event | None:
+    def kill(self) -> None:
         victim = next(c for c in self.live() if c in self.initial)
         http_json(f"{self.url}/_emulator/replicas/{victim}/kill", {"replace": False})
-        return None
 
 
 @contextlib.contextmanager
@@ -169,25 +169,29 @@ class ExternalTarget:
     def __init__(self, router: Members, live: list[Replica], spare: Replica) -> None:
         self.router, self.url = router, router.url
         self.members, self.spare = list(live), spare
+        self.events: list[Event] = []
 
     def live(self) -> list[str]:
         return [r.container_id for r in self.members]
 
-    def event(self, ts: float, kind: str, replica: Replica, cause: str) -> Event:
-        return {"ts": round(ts, 6), "event": kind, "container_id": replica.container_id,
-                "cause": cause, "live": self.live()}
+    def log(self, ts: float, kind: str, replica: Replica, cause: str) -> None:
+        self.events.append({"ts": round(ts, 6), "event": kind,
+                            "container_id": replica.container_id, "cause": cause,
+                            "live": self.live()})
 
-    def add(self) -> Event:
+    def add(self) -> None:
+        """The spare joins once the router has it (the moment logged)."""
         self.router.update([*self.members, self.spare])
         self.members.append(self.spare)
-        return self.event(time.time(), "added", self.spare, "scale")
+        self.log(time.time(), "added", self.spare, "scale")
 
-    def kill(self) -> Event:
+    def kill(self) -> None:
+        """SIGKILL the oldest replica (the moment logged), then tell the router."""
         victim = self.members[0]
         at = victim.kill()
         self.members.remove(victim)
+        self.log(at, "removed", victim, "kill")
         self.router.update(self.members)
-        return self.event(at, "removed", victim, "kill")
 
 
 class HAProxyMembers:
