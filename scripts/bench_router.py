@@ -22,14 +22,9 @@ import argparse
 import contextlib
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,73 +32,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import emulator, replica, run_locust
+from benchlib import emulator, haproxy, replica, run_locust
 
 LOCUSTFILE = "locustfiles/plain.py"
-
-
-def haproxy_config(fd: int, ports: list[int], threads: int) -> str:
-    servers = "\n".join(f"    server r{i} 127.0.0.1:{port}" for i, port in enumerate(ports))
-    return f"""global
-    maxconn 4096
-    nbthread {threads}
-defaults
-    mode http
-    option http-keep-alive
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend bench
-    bind fd@{fd}
-    default_backend replicas
-backend replicas
-    balance hdr(Modal-Session-Id)
-    hash-type consistent
-{servers}
-"""
-
-
-@contextlib.contextmanager
-def haproxy(binary: str, ports: list[int], threads: int) -> Iterator[tuple[str, int]]:
-    """HAProxy in the foreground on a socket the OS bound; stopped by its own id."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)
-    port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "haproxy.cfg"
-        config.write_text(haproxy_config(sock.fileno(), ports, threads))
-        proc = subprocess.Popen([binary, "-db", "-f", str(config)], pass_fds=(sock.fileno(),),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        sock.close()
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_answers(url, proc)
-            yield url, proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_answers(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        request = urllib.request.Request(url + "/", data=b"{}", method="POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"haproxy did not answer: {err[-500:]}")
-        time.sleep(0.1)
 
 
 def replica_ports(url: str) -> list[int]:
