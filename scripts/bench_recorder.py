@@ -314,6 +314,9 @@ def main() -> None:
     listener = next(iter(parts.values()))
     print(f"listener against {bare_cpu:.0f} us of Locust's own CPU: ratio "
           f"{bare_cpu / (bare_cpu + listener):.3f} at full CPU")
+    metered = parts["listener, whole, with live metrics (--metrics-port)"]
+    print(f"listener with live metrics against {bare_cpu:.0f} us of Locust's own CPU: ratio "
+          f"{bare_cpu / (bare_cpu + metered):.3f} at full CPU")
     if args.json:
         print(json.dumps({"ratio": ratio, "recorder_rps": [s.rps for s in recorded],
                           "bare_rps": [p.rps for p in bare], "parts_us": parts}))

@@ -11,6 +11,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +20,7 @@ from modal_app.local.launch import stop_process
 from tests.locustfiles.conftest import finish, free_port, headless, locust_process, processes
 
 PROMETHEUS = Path("/usr/bin/prometheus")
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "sticky-dashboard.json"
 
 
 @contextlib.contextmanager
@@ -46,20 +48,54 @@ def prometheus(target_port: int, tmp: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"prometheus did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
+        # its discovery hands the target over up to 5 s after start: wait for a first scrape
+        # (failed: Locust is not up yet), so that none of the run is missed
+        while not scraped_once(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"prometheus never scraped:\n{log.read_text()[-2000:]}")
+            time.sleep(0.2)
         yield url
     finally:
         stop_process(proc)
 
 
+def scraped_once(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=5) as answer:
+        targets = json.loads(answer.read())["data"]["activeTargets"]
+    return bool(targets) and not targets[0]["lastScrape"].startswith("0001")
+
+
+def query_raw(url: str, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+    """An instant query (at a time, else now): the result vector."""
+    params = {"query": promql, **({} if at is None else {"time": f"{at:.3f}"})}
+    with urllib.request.urlopen(f"{url}/api/v1/query?{urllib.parse.urlencode(params)}",
+                                timeout=10) as answer:
+        data = json.loads(answer.read())
+    assert data["status"] == "success", (promql, data)
+    result: list[dict[str, Any]] = data["data"]["result"]
+    return result
+
+
 def query(url: str, promql: str) -> dict[str, float]:
     """An instant query; user_class (or "") -> value."""
-    with urllib.request.urlopen(
-            f"{url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}",
-            timeout=10) as answer:
-        data = json.loads(answer.read())
-    assert data["status"] == "success", data
     return {r["metric"].get("user_class", ""): float(r["value"][1])
-            for r in data["data"]["result"]}
+            for r in query_raw(url, promql)}
+
+
+def check_dashboard(url: str) -> None:
+    """Every query of the Grafana dashboard runs on this Prometheus and, but for TTFT and
+    errors (no stream, no error in this run), finds data, at the time of the last scrape
+    (Locust has exited: at 'now' its series are stale)."""
+    at = max(float(t) for r in query_raw(url, "sticky_live_containers[5m]")
+             for t, _value in r["values"])
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    for expr in exprs:
+        promql = expr.replace("$__rate_interval", "5s").replace("$user_class", ".*")
+        result = query_raw(url, promql, at)
+        if "first_token" not in expr and 'error!="none"' not in expr:
+            assert result, f"no data for the dashboard's {expr}"
 
 
 def last(url: str, metric: str) -> dict[str, float]:
@@ -87,6 +123,7 @@ def test_prometheus_scrapes_stickiness_of_a_sticky_and_a_control_class(
         sessions = last(prom, "sticky_sessions")
         multi = last(prom, "sticky_multi_container_sessions")
         switches = last(prom, "sticky_switches_total")
+        check_dashboard(prom)
     assert sessions == {"StickyUser": 5.0, "NonStickyUser": 5.0}
     assert "StickyUser (sends Modal-Session-Id; judged): 5 sessions" in result.output
     assert multi["StickyUser"] == 0
