@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -156,3 +157,17 @@ def test_master_counts_every_workers_requests(target: str, tmp_path: Path) -> No
     assert found[("sticky_sessions", frozenset({("user_class", "StickyUser")}))] == 10
     assert found[("sticky_multi_container_sessions",
                   frozenset({("user_class", "StickyUser")}))] == 0
+
+
+def test_a_port_taken_is_one_line_and_exit_2(target: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        args = headless(target, "StickyUser", extra=("--metrics-port", str(port)))
+        with locust_process(*args, tmp=tmp_path) as run:
+            code = run.wait(60)
+    assert code == 2
+    lines = [line for line in run.output().splitlines() if "--metrics-port" in line]
+    assert len(lines) == 1 and f"cannot serve metrics on 127.0.0.1:{port}" in lines[0], lines
+    assert "Traceback" not in run.output()
