@@ -143,6 +143,9 @@ def main() -> None:
     print(f"slope: {mb_per_min:+.3f} MB/min after the warm-up (aim < {AIM_MB_PER_MIN:g}): "
           f"{verdict}; {mb_per_min * 2**20 / 60 / (requests / span):+.3f} bytes per "
           "request")
+    late = [p for p in samples if p[0] >= args.minutes / 2]
+    if len(late) >= 3:  # growth that goes on, or a warm-up that ended late
+        print(f"slope over the second half alone: {slope(late):+.3f} MB/min")
 
 
 if __name__ == "__main__":
