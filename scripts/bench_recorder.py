@@ -192,6 +192,17 @@ def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
             observe(ids[i % 50], "StickyUser", 200, "ta-1", "hit", None, 3.0, None, "session")
 
     costs["live metrics (--metrics-port): counts per row"] = per_call_us(metrics, n)
+    from prometheus_client import generate_latest
+
+    from locustfiles.livemetrics import LiveMetrics
+
+    scraped = LiveMetrics()
+    for i in range(20_000):  # 2 classes, 4 containers, 2 cache states, spread latencies
+        scraped.counts.observe(ids[i % 50], f"Class{i % 2}", 200, f"ta-{i % 4}",
+                               ("hit", "miss")[i % 3 == 0], None, (i % 97) * 0.7, None, "session")
+    costs["live metrics: a scrape (1/s), per request at 1,000 req/s"] = (
+        per_call_us(lambda k: [generate_latest(scraped.registry) for _ in range(k)], 200)
+        / 1000)
 
     buffer = RowBuffer()
 
