@@ -108,7 +108,7 @@ class SessionUser(FastHttpUser):
     headers: dict[str, str]
     body: dict[str, float | str]
     stream_body: dict[str, int | str] | None = None
-    _context: dict[str, str]
+    _context: dict[str, str] = {}  # noqa: RUF012 (read-only: replaced, never changed)
     _pacer: Callable[[Any], float] | None = None
     _settings: affinity_options.Affinity = affinity_options.Affinity()
     _conversation: conversation.Conversation | None = None
@@ -169,7 +169,7 @@ class SessionUser(FastHttpUser):
         self.update_context()
 
     def context(self) -> dict[str, str]:
-        return getattr(self, "_context", {})
+        return self._context  # per request: no getattr default, no new dict
 
     def wait_time(self) -> float:
         """--pace-rps X: constant throughput, X requests/s per user; else no wait."""

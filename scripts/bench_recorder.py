@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""What recording costs: StickyUser with the recorder on against a bare FastHttpUser.
+"""The whole user's cost: StickyUser as shipped against a bare FastHttpUser, and the listener's.
 
 The same load (50 users, each POSTing `{}` with its own Modal-Session-Id) runs straight at one
 replica, alternated round by round in one run: `locustfiles/sticky.py StickyUser` with `--csv`
 (every request parsed, counted per session and written to the request file) and
 `locustfiles/plain.py` (PlainUser: the same requests, nothing recorded), both with `--csv`
-so that Locust's own statistics CSVs weigh the same on both sides. It prints both
-rates, their ratio per round and the median (aim: 0.97 or more at 5,000 requests/s or more;
-1.0 would be a recorder that costs nothing).
+so that Locust's own statistics CSVs weigh the same on both sides. StickyUser is the user as
+shipped: its headers, body, context, answer parsing, recording and the affinity and conversation
+options at their defaults. The order alternates (A B, B A, ...) so that a drift of the shared
+machine's load weighs on both sides. It prints both rates, their ratio per round and the
+median, the whole-user ratio (aim: 0.97 or more at 5,000 requests/s or more; 1.0 would be a
+user class that costs nothing), and the load average before and after.
 
 The machine's rate comes first: the bare FastHttpUser's requests/s, and a fixed pure-Python
 workload's rate, so that a slow machine (where Locust's own cost hides the recorder's) cannot
@@ -216,8 +219,9 @@ def main() -> None:
     args = parser.parse_args()
     recorded: list[Measured] = []
     bare: list[Measured] = []
-    print(f"machine: {os.cpu_count()} CPUs, {python_rate():.1f} M simple Python ops/s",
-          flush=True)
+    load_before = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, {python_rate():.1f} M simple Python ops/s, load "
+          f"average {load_before[0]:.1f} (1 min), {load_before[1]:.1f} (5 min)", flush=True)
     stream = ("--stream-tokens", str(args.stream_tokens)) if args.stream_tokens > 0 else ()
     no_delays = {"WHOAMI_TOKEN_MS": "0", "WHOAMI_PREFILL_MS_PER_TOKEN": "0"}
     if stream:
@@ -225,12 +229,20 @@ def main() -> None:
     with replica(env=no_delays) as url, \
             tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         for n in range(1, args.rounds + 1):
-            sticky = measure("locustfiles/sticky.py", url, args.users, args.seconds, *stream,
-                             "--csv", str(Path(tmp) / f"round{n}"), user_class="StickyUser")
+            def sticky_leg(n: int = n) -> Measured:
+                return measure("locustfiles/sticky.py", url, args.users, args.seconds, *stream,
+                               "--csv", str(Path(tmp) / f"round{n}"), user_class="StickyUser")
+
             # --csv on both sides: Locust's own stats CSVs cost the same on each, so the
-            # difference is the recorder's alone (PlainUser records no request file)
-            plain = measure("locustfiles/plain.py", url, args.users, args.seconds, *stream,
-                            "--csv", str(Path(tmp) / f"plain{n}"))
+            # difference is the user class's alone (PlainUser records no request file)
+            def plain_leg(n: int = n) -> Measured:
+                return measure("locustfiles/plain.py", url, args.users, args.seconds, *stream,
+                               "--csv", str(Path(tmp) / f"plain{n}"))
+
+            if n % 2:
+                sticky, plain = sticky_leg(), plain_leg()
+            else:
+                plain, sticky = plain_leg(), sticky_leg()
             recorded.append(sticky)
             bare.append(plain)
             print(f"round {n}: StickyUser + recorder {sticky.rps:6.0f} req/s "
@@ -248,7 +260,11 @@ def main() -> None:
           f"Locust's CPU per request: {speed}")
     cpu_difference = statistics.median(
         s.cpu_us - p.cpu_us for s, p in zip(recorded, bare, strict=True))
-    print(f"median: recorder {statistics.median(s.rps for s in recorded):.0f} req/s, bare "
+    load_after = os.getloadavg()
+    print(f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (1 min); the "
+          "machine is shared: a busy machine widens the rounds' spread")
+    print(f"whole-user ratio (median): StickyUser as shipped "
+          f"{statistics.median(s.rps for s in recorded):.0f} req/s, bare FastHttpUser "
           f"{bare_rps:.0f} req/s, ratio {ratio:.3f} (aim {AIM}); CPU per request "
           f"{statistics.median(s.cpu_us for s in recorded):.0f} vs {bare_cpu:.0f} us "
           f"(difference {cpu_difference:+.1f} us)")
@@ -256,8 +272,8 @@ def main() -> None:
     for name, cost in parts.items():
         print(f"  {cost:6.2f}  {name}")
     listener = next(iter(parts.values()))
-    print(f"listener against {bare_cpu:.0f} us of Locust's own CPU: ratio "
-          f"{bare_cpu / (bare_cpu + listener):.3f} at full CPU")
+    print(f"the listener's own cost: {listener:.2f} us against {bare_cpu:.0f} us of Locust's own "
+          f"CPU per request: ratio {bare_cpu / (bare_cpu + listener):.3f} at full CPU")
     if args.json:
         print(json.dumps({"ratio": ratio, "recorder_rps": [s.rps for s in recorded],
                           "bare_rps": [p.rps for p in bare], "parts_us": parts}))
