@@ -273,7 +273,8 @@ def cost_line(sticky: dict[str, Any], control: dict[str, Any], streaming: bool) 
             f"{ratio(ours.get('busy_max_over_mean'))} instead of "
             f"{ratio(theirs.get('busy_max_over_mean'))} (uniform hashing "
             f"{ratio(ours.get('expected_max_over_mean'))}), hottest replica "
-            f"{pct(hot.get('busy_share'))} of busy time with p95 {ms(hot.get('latency_p95_ms'))}"
+            f"{pct(hot.get('busy_share'))} of busy time with latency p95 "
+            f"{ms(hot.get('latency_p95_ms'))}"
             f"; after the {WARMUP_S:g} s warm-up {what} p95 {ms(steady.get('p95_ms'))} instead "
             f"of {ms(other.get('p95_ms'))}, p99 {ms(steady.get('p99_ms'))} instead of "
             f"{ms(other.get('p99_ms'))}")
