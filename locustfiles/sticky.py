@@ -148,7 +148,8 @@ class SessionUser(FastHttpUser):
             self.client.cookiejar.clear()
         tokens = 0
         if self.stream_body is not None:
-            tokens = streaming.generate(self.client, self.stream_body, self.headers).tokens
+            tokens = streaming.generate(self.client, self.stream_body, self.headers,
+                                        instance_header=self._settings.instance_header).tokens
         else:
             self.client.post("/", json=self.body, headers=self.headers)
         chat = self._conversation
@@ -186,7 +187,8 @@ class SessionUser(FastHttpUser):
         if self._chat:
             self.converse()
         elif self.stream_body is not None:
-            streaming.generate(self.client, self.stream_body, self.headers)
+            streaming.generate(self.client, self.stream_body, self.headers,
+                               instance_header=self._settings.instance_header)
         else:
             self.client.post("/", json=self.body, headers=self.headers)
 

@@ -42,14 +42,15 @@ def cookie_router() -> Iterator[str]:
 def test_cookie_affinity_read_from_a_response_header_passes(cookie_router: str,
                                                            tmp_path: Path) -> None:
     args = headless(cookie_router, "StickyUser", "NonStickyUser", seconds=3,
-                    extra=(*ROUTED, "--turns", "3-5"))
+                    extra=(*ROUTED, "--turns", "3-5", "--stream-tokens", "2"))
     with locust_process(*args, tmp=tmp_path) as run:
         result = finish(run)
     assert result.code == 0, result.output[-3000:]
     assert "PASS" in result.output
     rows = result.rows
     seen = {c for c in rows.column("container_id").to_pylist() if c is not None}
-    assert seen == {"r0", "r1", "r2"}  # HAProxy's server names, from X-Served-By
+    assert seen == {"r0", "r1", "r2"}  # HAProxy's server names, from X-Served-By (streams)
+    assert rows.column("error").null_count == rows.num_rows
     sticky = containers_per_session(rows, "StickyUser")
     control = containers_per_session(rows, "NonStickyUser")
     assert sticky and max(sticky.values()) == 1
@@ -174,3 +175,38 @@ def test_bad_names_are_refused() -> None:
     form: Any = argparse.Namespace(session_cookie="a;b", turns="2")
     assert options.bad_setting(form) == "--session-cookie must be a header or cookie name, " \
                                         "not 'a;b'"
+
+
+def test_a_chat_grows_its_prompt_by_each_answer_and_starts_anew(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """StickyUser's turns in-process, with the stream replaced by one that answers 5 tokens:
+    the prompt grows by 5 each turn; after 3 turns a new session id, cache key and prompt."""
+    from locust.env import Environment
+
+    from locustfiles import sticky
+    from locustfiles.streaming import StreamStats
+
+    sent: list[tuple[str, int, str]] = []
+
+    def generate(client: Any, body: dict[str, Any], headers: dict[str, str],
+                 **_kwargs: Any) -> StreamStats:
+        sent.append((str(body["cache_key"]), int(body["prompt_tokens"]), headers["X-Session"]))
+        return StreamStats(tokens=5)
+
+    monkeypatch.setattr(sticky.streaming, "generate", generate)
+    parsed = argparse.Namespace(stream_tokens=5, prompt_tokens=100, cache_key=True,
+                                turns="3", session_header="X-Session", session_cookie="",
+                                instance_header="", instance_field="CONTAINER_ID",
+                                pace_rps=0, work_ms=0)
+    environment = Environment(user_classes=[sticky.StickyUser], host="http://127.0.0.1:9",
+                              parsed_options=parsed)
+    user = sticky.StickyUser(environment)
+    user.on_start()
+    for _ in range(4):
+        user.whoami()
+    first, second = sent[0][0], sent[3][0]
+    assert [s[1] for s in sent] == [100, 105, 110, 100]
+    assert first.endswith(".0") and second == first[:-1] + "1"
+    assert [s[0] for s in sent[:3]] == [first] * 3 and sent[3][2] == second  # header follows
+    assert user.context() == {"session_id": second, "user_class": "StickyUser",
+                              "affinity": "session"}
