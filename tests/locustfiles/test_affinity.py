@@ -194,12 +194,12 @@ def test_a_chat_grows_its_prompt_by_each_answer_and_starts_anew(
         return StreamStats(tokens=5)
 
     monkeypatch.setattr(sticky.streaming, "generate", generate)
+    monkeypatch.setattr(sticky.StickyUser, "host", "http://127.0.0.1:9")  # never connected
     parsed = argparse.Namespace(stream_tokens=5, prompt_tokens=100, cache_key=True,
                                 turns="3", session_header="X-Session", session_cookie="",
                                 instance_header="", instance_field="CONTAINER_ID",
                                 pace_rps=0, work_ms=0)
-    environment = Environment(user_classes=[sticky.StickyUser], host="http://127.0.0.1:9",
-                              parsed_options=parsed)
+    environment = Environment(user_classes=[sticky.StickyUser], parsed_options=parsed)
     user = sticky.StickyUser(environment)
     user.on_start()
     for _ in range(4):
