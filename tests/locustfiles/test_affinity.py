@@ -210,3 +210,14 @@ def test_a_chat_grows_its_prompt_by_each_answer_and_starts_anew(
     assert [s[0] for s in sent[:3]] == [first] * 3 and sent[3][2] == second  # header follows
     assert user.context() == {"session_id": second, "user_class": "StickyUser",
                               "affinity": "session"}
+
+
+def test_the_web_forms_bad_settings_are_one_line() -> None:
+    from locustfiles.sticky import bad_option
+
+    form = argparse.Namespace(turns="5-2", session_header="Modal-Session-Id")
+    assert bad_option(form) == ("--turns must be N or A-B with 1 <= A <= B <= 1000000, "
+                                "not '5-2'")
+    assert bad_option(argparse.Namespace(instance_header="X Served")) == (
+        "--instance-header must be a header or cookie name, not 'X Served'")
+    assert bad_option(argparse.Namespace(turns="4-12", session_cookie="SERVERID")) is None
