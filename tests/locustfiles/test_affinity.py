@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,8 @@ from geventhttpclient.header import Headers
 from locustfiles import affinity as options
 from locustfiles.conversation import Conversation, Turns, parse_turns, turns_type, user_of
 from locustfiles.sticky import affinity
+from reports.__main__ import main as report_main
 from tests.locustfiles.conftest import (
-    ROOT,
     containers_per_session,
     finish,
     headless,
@@ -39,8 +37,8 @@ def cookie_router() -> Iterator[str]:
 
 
 @needs_haproxy
-def test_cookie_affinity_read_from_a_response_header_passes(cookie_router: str,
-                                                           tmp_path: Path) -> None:
+def test_cookie_affinity_read_from_a_response_header_passes(
+        cookie_router: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = headless(cookie_router, "StickyUser", "NonStickyUser", seconds=3,
                     extra=(*ROUTED, "--turns", "3-5", "--stream-tokens", "2"))
     with locust_process(*args, tmp=tmp_path) as run:
@@ -61,18 +59,19 @@ def test_cookie_affinity_read_from_a_response_header_passes(cookie_router: str,
     meta = json.loads(Path(f"{run.prefix}_run.json").read_text())
     assert meta["session_cookie"] == COOKIE and meta["instance_header"] == SERVED_BY
     assert meta["turns"] == "3-5"
-    report = subprocess.run([sys.executable, "-m", "reports", str(run.prefix),
-                             "--min-stickiness", "0.99", "--require-judged", "--warmup", "1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert report.returncode == 0, report.stderr
-    assert "session by cookie SERVERID; instance id from the header X-Served-By" in report.stdout
-    assert "per user; turns 3-5" in report.stdout
+    code = report_main([str(run.prefix), "--min-stickiness", "0.99", "--require-judged",
+                        "--warmup", "1"])  # python -m reports, in this process
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "session by cookie SERVERID; instance id from the header X-Served-By" in out.out
+    assert "per user; turns 3-5" in out.out
     summary = json.loads(Path(f"{run.prefix}_summary.json").read_text())
     assert {r["container_id"] for r in summary["costs"]["per_replica"]} == {"r0", "r1", "r2"}
 
 
 @needs_haproxy
-def test_the_router_without_its_cookie_is_caught_as_not_sticky(tmp_path: Path) -> None:
+def test_the_router_without_its_cookie_is_caught_as_not_sticky(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with haproxy_cookie(3, cookie=False) as url, locust_process(
             *headless(url, "StickyUser", seconds=2, extra=ROUTED), tmp=tmp_path) as run:
         result = finish(run)
@@ -80,11 +79,8 @@ def test_the_router_without_its_cookie_is_caught_as_not_sticky(tmp_path: Path) -
     assert "FAIL" in result.output
     sticky = containers_per_session(result.rows, "StickyUser")
     assert sum(n > 1 for n in sticky.values()) == len(sticky)
-    report = subprocess.run([sys.executable, "-m", "reports", str(run.prefix),
-                             "--min-stickiness", "0.99"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
-    assert report.returncode == 1
-    assert "gate --min-stickiness failed" in report.stderr
+    assert report_main([str(run.prefix), "--min-stickiness", "0.99"]) == 1
+    assert "gate --min-stickiness failed" in capsys.readouterr().err
 
 
 @needs_haproxy
