@@ -60,11 +60,9 @@ def cost_summary(raw: RawRun, warmup_s: float = 0.0) -> dict[str, Any]:
     n = len(names)
     requests = np.bincount(cont, minlength=n)
     busy = np.bincount(cont, weights=r.response_time_ms[answered], minlength=n)
-    sess = r.session.codes[answered].astype(np.int64)
-    pairs = np.unique(sess * max(n, 1) + cont)
-    sessions = np.bincount(pairs % max(n, 1), minlength=n)
+    sessions, total_sessions = session_counts(r.session.codes[answered], cont,
+                                              len(r.session.names), n)
     live = np.flatnonzero(requests > 0)
-    total_sessions = len(np.unique(sess))
     per: list[dict[str, Any]] = []
     rt, ttft = r.response_time_ms, r.ttft_ms
     streaming = bool(np.isfinite(ttft).any())
@@ -103,6 +101,20 @@ def cost_summary(raw: RawRun, warmup_s: float = 0.0) -> dict[str, Any]:
         **sessions_per_user(raw),
     }
     return out
+
+
+def session_counts(sess: NDArray[Any], cont: NDArray[np.int64], n_sessions: int,
+                   n_containers: int, max_flags: int = 50_000_000) -> tuple[NDArray[Any], int]:
+    """Distinct sessions per replica, and in all: a flag per (session, replica) pair, no sort
+    (10 M rows stay cheap), or a sort of the pairs when the flags would take too much memory."""
+    width = max(n_containers, 1)
+    if n_sessions * width <= max_flags:
+        seen = np.zeros((n_sessions, width), dtype=np.bool_)
+        seen[sess, cont] = True
+        return seen.sum(axis=0)[:n_containers], int(seen.any(axis=1).sum())
+    pairs = np.unique(sess.astype(np.int64) * width + cont)
+    return (np.bincount(pairs % width, minlength=n_containers),
+            len(np.unique(pairs // width)))
 
 
 def share(part: float, whole: float) -> float | None:

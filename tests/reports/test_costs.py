@@ -8,6 +8,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reports import api, costs, html
@@ -79,3 +80,12 @@ def test_without_conversations_each_session_is_a_user(tmp_path: Path) -> None:
 def test_a_negative_warmup_is_refused() -> None:
     with pytest.raises(ValueError, match="warmup_s"):
         ReportConfig(warmup_s=-1)
+
+
+def test_session_counts_agree_with_flags_or_a_sort() -> None:
+    sess = np.array([0, 0, 1, 2, 2, 2, 4])
+    cont = np.array([0, 1, 1, 0, 0, 2, 2])
+    flags = costs.session_counts(sess, cont, 5, 3)
+    sorted_ = costs.session_counts(sess, cont, 5, 3, max_flags=0)
+    assert flags[0].tolist() == sorted_[0].tolist() == [2, 2, 2]
+    assert flags[1] == sorted_[1] == 4
