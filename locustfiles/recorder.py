@@ -58,8 +58,9 @@ from locust.event import Events
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
 
-from locustfiles import ending
+from locustfiles import affinity, ending
 from locustfiles import summary as summary_mod
+from locustfiles.affinity import InstanceReader
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE
 from locustfiles.rowbuffer import BATCH_ROWS, DENSE, RowBuffer
 from locustfiles.shipping import PAYLOAD, Intake, Outbox, ship_last
@@ -106,6 +107,7 @@ class Recorder:
         self.clock = clock
         self.stickiness = Stickiness()
         self.bodies = Bodies()
+        self.instance: InstanceReader | None = None  # --instance-header/--instance-field
         self.environment: Environment | None = None
         self.role = "local"  # "local", "master" or "worker"
         self.writer: RequestFileWriter | None = None
@@ -130,6 +132,7 @@ class Recorder:
     def register(self, environment: Environment) -> None:
         self.environment = environment
         events, runner = environment.events, environment.runner
+        self.instance = affinity.reader_for(environment)
         classes: list[Any] = [*(environment.available_user_classes or {}).values(),
                                *environment.user_classes]
         # judged by their attribute only when their users record no affinity (summary.py)
@@ -157,6 +160,7 @@ class Recorder:
             prefix = getattr(environment.parsed_options, "csv_prefix", None)
             if prefix:
                 self.open_file(prefix)
+                affinity.record(environment, prefix)
         if environment.web_ui is not None:
             from locustfiles import webui
 
@@ -191,14 +195,17 @@ class Recorder:
             stream = ctx.get("stream")
             if stream is not None:
                 container, cache = stream.get("container_id"), stream.get("cache")
+                if self.instance is not None:
+                    container = self.instance.stream(response, container)
                 extra: tuple[Any, ...] | None = (
                     stream.get("ttfb_ms"), stream.get("ttft_ms"), stream.get("tokens"),
                     stream.get("max_gap_ms"))
             else:
                 container = cache = extra = None
                 if 200 <= status < 300:
-                    content = getattr(response, "content", None)
-                    container, cache, body_error = self.bodies.parse(content)
+                    container, cache, body_error = (
+                        self.bodies.parse(getattr(response, "content", None))
+                        if self.instance is None else self.instance.read(response))
                     if body_error is not None and error is None:
                         error = body_error
             session_id, affinity = ctx.get("session_id"), ctx.get("affinity")
@@ -251,6 +258,7 @@ class Recorder:
 
     def on_worker_test_start(self, **_kwargs: Any) -> None:
         self.outbox.stopped = False
+        self.instance = affinity.reader_for(self.environment)  # the master's options
 
     def on_worker_test_stop(self, **_kwargs: Any) -> None:
         self.outbox.stopped = True
@@ -297,6 +305,10 @@ class Recorder:
         """A new test or the web UI's Reset Stats: the summary restarts, as Locust's stats do."""
         self.stickiness.reset()
         self.run_recorded = 0
+        self.instance = affinity.reader_for(self.environment)  # the web form's options
+        prefix = getattr(getattr(self.environment, "parsed_options", None), "csv_prefix", None)
+        if self.writer is not None and prefix:
+            affinity.record(self.environment, prefix)
 
     def _tick(self) -> None:
         while not self.closed:

@@ -47,7 +47,8 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.user.wait_time import constant_throughput
 
-from locustfiles import streaming
+from locustfiles import affinity as affinity_options
+from locustfiles import conversation, streaming
 from locustfiles.livemetrics import install as install_live_metrics
 from locustfiles.membership import install as install_membership
 from locustfiles.modal_sessions import STRICT_HEADER, proxy_headers
@@ -65,13 +66,15 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-def affinity(headers: Mapping[str, str]) -> str:
+def affinity(headers: Mapping[str, str], session_header: str = SESSION_HEADER,
+             cookie: bool = False) -> str:
     """What a request asks of the router, from the headers it carries: "strict" (a strict
-    session's bearer token), "session" (Modal-Session-Id) or "none" (a control)."""
+    session's bearer token), "session" (the session header, Modal-Session-Id by default, or
+    `cookie`: the user keeps the router's affinity cookie) or "none" (a control)."""
     names = {name.lower(): value for name, value in headers.items()}
     if names.get(STRICT_HEADER.lower(), "").startswith("Bearer "):
         return "strict"
-    if names.get(SESSION_HEADER.lower()):
+    if cookie or names.get(session_header.lower()):
         return "session"
     return "none"
 
@@ -106,13 +109,24 @@ class SessionUser(FastHttpUser):
     headers: dict[str, str]
     body: dict[str, float | str]
     stream_body: dict[str, int | str] | None = None
-    _context: dict[str, str]
+    _context: dict[str, str] = {}  # noqa: RUF012 (read-only: replaced, never changed)
     _pacer: Callable[[Any], float] | None = None
+    _settings: affinity_options.Affinity = affinity_options.Affinity()
+    _conversation: conversation.Conversation | None = None
+    _chat: bool = False  # turns or cookies: the task takes the conversation's path
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
+        self._settings = settings = affinity_options.of(options)
         self.session_id = new_session_id()
-        self.headers = {SESSION_HEADER: self.session_id} if self.sends_session_id else {}
+        turns = conversation.turns_of(options)
+        if turns is not None and not getattr(self, "starts_sessions", False):
+            self._conversation = conversation.Conversation(
+                turns, self.session_id, int(getattr(options, "prompt_tokens", 0) or 0))
+            self.session_id = self._conversation.session_id()
+        self._chat = self._conversation is not None or bool(settings.session_cookie)
+        self.headers = ({settings.session_header: self.session_id}
+                        if self.sends_session_id and not settings.session_cookie else {})
         self.headers.update(proxy_headers())
         self.body = request_body(options, self.session_id)
         self.stream_body = streaming.request_body(options, self.session_id)
@@ -122,11 +136,42 @@ class SessionUser(FastHttpUser):
 
     def update_context(self) -> None:
         """The record of who sends, and what it asks for: call it whenever headers change."""
+        settings = self._settings
+        cookie = bool(settings.session_cookie) and self.sends_session_id
         self._context = {"session_id": self.session_id, "user_class": type(self).__name__,
-                         "affinity": affinity(self.headers)}
+                         "affinity": affinity(self.headers, settings.session_header, cookie)}
+
+    def converse(self) -> None:
+        """One turn of a conversation (--turns) or under cookie affinity (--session-cookie):
+        the control drops the router's cookies first; the last turn starts a new session."""
+        cookie = bool(self._settings.session_cookie)
+        if cookie and not self.sends_session_id:
+            self.client.cookiejar.clear()
+        tokens = 0
+        if self.stream_body is not None:
+            tokens = streaming.generate(self.client, self.stream_body, self.headers,
+                                        instance_header=self._settings.instance_header).tokens
+        else:
+            self.client.post("/", json=self.body, headers=self.headers)
+        chat = self._conversation
+        if chat is None:
+            return
+        if not chat.turn():
+            if self.stream_body is not None:  # the next prompt carries this answer too
+                self.stream_body["prompt_tokens"] = int(self.stream_body["prompt_tokens"]) + tokens
+            return
+        self.session_id = chat.session_id()
+        if self._settings.session_header in self.headers:
+            self.headers[self._settings.session_header] = self.session_id
+        if cookie:
+            self.client.cookiejar.clear()
+        options = self.environment.parsed_options
+        self.body = request_body(options, self.session_id)
+        self.stream_body = streaming.request_body(options, self.session_id)
+        self.update_context()
 
     def context(self) -> dict[str, str]:
-        return getattr(self, "_context", {})
+        return self._context  # per request: no getattr default, no new dict
 
     def wait_time(self) -> float:
         """--pace-rps X: constant throughput, X requests/s per user; else no wait."""
@@ -140,8 +185,11 @@ class SessionUser(FastHttpUser):
 
     @task
     def whoami(self) -> None:
-        if self.stream_body is not None:
-            streaming.generate(self.client, self.stream_body, self.headers)
+        if self._chat:
+            self.converse()
+        elif self.stream_body is not None:
+            streaming.generate(self.client, self.stream_body, self.headers,
+                               instance_header=self._settings.instance_header)
         else:
             self.client.post("/", json=self.body, headers=self.headers)
 
@@ -203,6 +251,8 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="Pace each user at this many requests/s (constant throughput); the offered load "
              "is users x this. 0 (default): no wait, each user sends as soon as it has an answer")
     streaming.add_arguments(parser)
+    affinity_options.add_arguments(parser)
+    conversation.add_arguments(parser)
 
 
 # ## Waiting for the target
@@ -265,6 +315,8 @@ def bad_option(options: Any) -> str | None:
               ("stream_tokens", int, 0, streaming.MAX_TOKENS),
               ("prompt_tokens", int, 0, streaming.MAX_PROMPT_TOKENS),
               ("work_ms", float, 0.0, 60_000.0))
+    if (problem := affinity_options.bad_setting(options) or conversation.bad_setting(options)):
+        return problem
     for name, kind, low, high in checks:
         value = getattr(options, name, None)
         try:

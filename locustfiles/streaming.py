@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from locustfiles.affinity import header_value
 from reports.columns import BODY_PREFIX as BODY
 from reports.columns import STREAM_CUT_PREFIX as CUT
 from reports.columns import STREAM_SHORT_PREFIX as SHORT
@@ -156,8 +157,10 @@ def read_stream(readline: Callable[[], bytes], stats: StreamStats, start: float,
 
 
 def generate(client: Any, body: dict[str, Any], headers: dict[str, str], *,
-             name: str = GENERATE) -> StreamStats:
+             name: str = GENERATE, instance_header: str = "") -> StreamStats:
     """One streaming request with Locust's FastHttpSession (`FastHttpUser.client`).
+    With `instance_header` (--instance-header) that response header names the instance, and
+    the stream need not (locustfiles/affinity.py).
 
     The request event fires once, when the `with` block ends, with the total time, the bytes
     read and `context["stream"]`; the failure, if any, is the stream's own.
@@ -171,6 +174,8 @@ def generate(client: Any, body: dict[str, Any], headers: dict[str, str], *,
         failure = None
         if 200 <= status < 300 and response._response is not None:
             raw_response = response._response
+            if instance_header:
+                stats.container_id = header_value(response.headers, instance_header)
             failure = read_stream(lambda: raw_response.readline(b"\n"), stats, start,
                                   int(body.get("max_tokens", 0)))
             meta = response.request_meta

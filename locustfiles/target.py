@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from locustfiles import affinity
 from locustfiles.modal_sessions import (
     STRICT_HEADER,
     SessionError,
@@ -79,12 +80,18 @@ class Prober(Protocol):
     def __call__(self, url: str, timeout: float) -> Probe: ...
 
 
-def post_whoami(url: str, headers: Mapping[str, str], timeout: float) -> Probe:
-    """POST `{}` to the target's root, as the load does (and as the seed's wait_available)."""
+def post_whoami(url: str, headers: Mapping[str, str], timeout: float,
+                settings: affinity.Affinity | None = None) -> Probe:
+    """POST `{}` to the target's root, as the load does (and as the seed's wait_available);
+    the instance id is read where `settings` say (--instance-header/--instance-field)."""
     request = urllib.request.Request(url.rstrip("/") + "/", data=b"{}", method="POST",
                                      headers={"Content-Type": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
+            if settings is not None:
+                instance, why = affinity.probe_answer(settings, response.status,
+                                                      response.read(), dict(response.headers))
+                return Probe(response.status, instance, why)
             return answer(response.status, response.read())
     except urllib.error.HTTPError as e:
         return Probe(e.code, None, error_text(e.read()))
@@ -116,12 +123,14 @@ def error_text(body: bytes) -> str:
 class HeaderProbe:
     """The run's headers on a plain request (proxy credentials when set)."""
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
+    def __init__(self, headers: Mapping[str, str],
+                 settings: affinity.Affinity | None = None) -> None:
         self.headers = dict(headers)
         self.credentials = "Modal-Key" in self.headers
+        self.settings = settings
 
     def __call__(self, url: str, timeout: float) -> Probe:
-        return post_whoami(url, self.headers, timeout)
+        return post_whoami(url, self.headers, timeout, self.settings)
 
 
 class SessionProbe:
@@ -151,7 +160,7 @@ def probe_for(host: str, user_classes: Iterable[type], options: Any) -> Prober:
     """The probe that sends what these user classes send."""
     if any(getattr(c, "starts_sessions", False) for c in user_classes):
         return SessionProbe(sessions_for(host, getattr(options, "modal_app", "") or ""))
-    return HeaderProbe(proxy_headers())
+    return HeaderProbe(proxy_headers(), affinity.of(options))
 
 
 def wait_until_ready(url: str, config: WaitConfig, *,
@@ -170,6 +179,8 @@ def wait_until_ready(url: str, config: WaitConfig, *,
         result = probe(url, config.probe_timeout_s)
         if result.ready:
             return clock() - start
+        if result.error.startswith(affinity.NO_INSTANCE):  # a wrong setting: waiting won't help
+            raise TargetNotReady(f"target {url}: {result.error}")
         if result.status in REFUSED:
             raise TargetRefused(refused_message(url, result, getattr(probe, "credentials", False)))
         waited = clock() - start

@@ -12,7 +12,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from reports import report
+from reports import costs, report
 from reports.config import Gates, ReportConfig
 from reports.errors import ReportInputError
 from reports.output import write_all
@@ -44,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
     add("--infer-margin", type=float, default=2.0, dest="infer_margin_s", metavar="S",
         help="with no event log: containers first/last seen this close to the run's start/end "
              "were there all along (default 2 s)")
+    add("--warmup", type=float, default=0.0, dest="warmup_s", metavar="S",
+        help="set the run's first S seconds apart from the cost section's latency and TTFT "
+             "figures (the warm-up every conversation pays); never from verdicts or gates "
+             "(default 0)")
     add("--swimlane-sessions", type=int, default=120, metavar="N",
         help="sessions shown in the swimlane (default 120)")
     g = p.add_argument_group(
@@ -84,7 +88,8 @@ def config_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> ReportC
         return ReportConfig(change_window_s=args.change_window_s,
                             change_margin_s=args.change_margin_s, settle_s=args.settle_s,
                             infer_margin_s=args.infer_margin_s,
-                            swimlane_sessions=args.swimlane_sessions, gates=gates)
+                            swimlane_sessions=args.swimlane_sessions, gates=gates,
+                            warmup_s=args.warmup_s)
     except ValueError as exc:
         p.error(str(exc))
         raise  # unreachable: p.error exits
@@ -136,7 +141,7 @@ def comparison(a: str, b: str, config: ReportConfig, out: str | None,
     print("A: " + headline(first.summary))
     print("B: " + headline(second.summary))
     wanted = ("session_stickiness", "settled_stickiness", "same_container_rate",
-              "error_rate", "latency_all_p95", "ttft_all_p50")
+              "error_rate", "latency_all_p95", "ttft_all_p50", *costs.CONSOLE)
     for row in rows:
         if row.metric in wanted:
             diff = row.difference
@@ -189,6 +194,7 @@ def headline(s: Summary) -> str:
             f"{percent(c.expected_fraction, 1)}, collateral {c.collateral}")
     if s.membership_changes == [] and s.epochs_source == "inferred":
         lines.append("  no membership change (inferred: no event log)")
+    lines.extend(costs.headline(s.costs))
     for r in s.gates:
         lines.append(f"  gate --{r.gate}: {r.verdict.upper()}: {r.reason}")
     return "\n".join(lines)

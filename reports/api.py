@@ -26,6 +26,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from reports import comparison as comparing
+from reports import costs
 from reports import gates as gating
 from reports.columns import AFFINITIES
 from reports.config import Gates, ReportConfig
@@ -237,6 +238,7 @@ def load_run(prefix: str, events: Path | None = None, *, settle_s: float | None 
 def analysed(raw: RawRun, config: ReportConfig) -> Run:
     """Every figure of a run that was read, its gates judged."""
     analysis = analyze(raw, config)
+    analysis.summary.costs = costs.cost_summary(raw, config.warmup_s)
     analysis.summary.gates = gating.evaluate(analysis.summary, config.gates)
     analysis.summary.verdicts = gating.verdicts(analysis.summary)
     return Run(raw.prefix, config, analysis, raw)

@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reports import html
+from reports import costs, html
 from reports.summary import ERROR_CLASSES, TTFT_STATES, Summary
 
 Getter = Callable[[Summary], float | int | None]
@@ -97,6 +97,7 @@ FIGURES: list[tuple[str, str, Getter]] = [
     *((f"ttft_{state}_{f}", "ms", ttft_state(state, f"{f}_ms"))
       for state in TTFT_STATES for f in ("p50", "p95", "p99")),
     *((f"inter_token_gap_{f}", "ms", gap(f"{f}_ms")) for f in ("p50", "p95", "p99")),
+    *costs.FIGURES,
 ]
 
 
@@ -127,6 +128,10 @@ def formatted(table: list[Row]) -> list[tuple[str, str, str, str]]:
             diff = row.difference
             out.append((row.metric, html.pct(row.a, 2), html.pct(row.b, 2),
                         "n/a" if diff is None else f"{diff * 100:+.2f} pp"))
+        elif row.kind == "ratio":  # max/mean and the like (reports/costs.py)
+            diff = row.difference
+            out.append((row.metric, html.num(row.a), html.num(row.b),
+                        "n/a" if diff is None else f"{diff:+.3g}"))
         elif row.kind == "ms":
             diff = row.difference
             out.append((row.metric, html.ms(row.a), html.ms(row.b),

@@ -66,9 +66,13 @@ class ReportConfig:
     # The timeline has at most this many points (seconds are merged beyond).
     timeline_points: int = 600
     gates: Gates = field(default_factory=Gates)
+    # The first S seconds of the run are set apart from the cost section's latency figures
+    # (reports/costs.py), never from a verdict or a gate.
+    warmup_s: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("change_window_s", "change_margin_s", "infer_margin_s", "settle_s"):
+        for name in ("change_window_s", "change_margin_s", "infer_margin_s", "settle_s",
+                     "warmup_s"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0")

@@ -26,7 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from reports import charts
+from reports import charts, costs
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -468,6 +468,8 @@ def render_report(run: RunLike, timeline_points: int = 600) -> str:
                 text=[summary["affinity_note"]] if summary.get("affinity_note") else []),
         Section(f"Epochs ({summary.get('epochs_source', 'n/a')})",
                 tables=[epochs_table(summary)]),
+        *(Section("What stickiness costs: load per replica", tables=[Table(head, rows)],
+                  text=text) for head, rows, text in filter(None, [costs.page(summary)])),
     ]
     return render("report.html.j2", title=f"Stickiness report: {summary.get('prefix', '')}",
                   meta=meta(summary), notes=summary.get("notes") or [],

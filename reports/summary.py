@@ -222,6 +222,7 @@ class Summary:
     gates: list[GateResult] = field(default_factory=list)
     verdicts: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    costs: dict[str, Any] | None = None  # what stickiness costs: reports/costs.py
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

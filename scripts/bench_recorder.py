@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
-"""What recording costs: StickyUser with the recorder on against a bare FastHttpUser.
+"""The whole user's cost: StickyUser as shipped against a bare FastHttpUser, and the listener's.
 
 The same load (50 users, each POSTing `{}` with its own Modal-Session-Id) runs straight at one
 replica, alternated round by round in one run: `locustfiles/sticky.py StickyUser` with `--csv`
 (every request parsed, counted per session and written to the request file) and
 `locustfiles/plain.py` (PlainUser: the same requests, nothing recorded), both with `--csv`
-so that Locust's own statistics CSVs weigh the same on both sides. It prints both
-rates, their ratio per round and the median (aim: 0.97 or more at 5,000 requests/s or more;
-1.0 would be a recorder that costs nothing).
+so that Locust's own statistics CSVs weigh the same on both sides. StickyUser is the user as
+shipped: its headers, body, context, answer parsing, recording and the affinity and conversation
+options at their defaults. The order alternates (A B, B A, ...) so that a drift of the shared
+machine's load weighs on both sides. It prints both rates, their ratio per round and the
+median, the whole-user ratio (aim: 0.97 or more at 5,000 requests/s or more; 1.0 would be a
+user class that costs nothing), and the load average before and after. On a shared machine the
+rates swing with other processes, so each round also runs both sides for 1 s: the CPU per
+request with the fixed costs apart (start-up, probe, the request file's end) is the difference
+of CPU over the difference of requests, and its ratio is the whole-user CPU ratio, which other
+processes change little.
 
 The machine's rate comes first: the bare FastHttpUser's requests/s, and a fixed pure-Python
 workload's rate, so that a slow machine (where Locust's own cost hides the recorder's) cannot
@@ -65,6 +72,16 @@ class Measured:
     rps: float
     failures: int
     cpu_us: float  # the locust process's CPU time per request, microseconds
+    requests: int = 0
+    cpu_s: float = 0.0  # the locust process's CPU time, start-up and end included
+
+
+def cpu_slope_us(long: Measured, short: Measured) -> float | None:
+    """CPU per request with the fixed costs apart (start-up, probe, the file's end): the
+    difference of two runs' CPU over the difference of their requests. CPU time, unlike a
+    rate, is little changed by other processes on a shared machine."""
+    extra = long.requests - short.requests
+    return 1e6 * (long.cpu_s - short.cpu_s) / extra if extra > 0 else None
 
 
 def measure(locustfile: str, url: str, users: int, seconds: int, *extra: str,
@@ -73,7 +90,8 @@ def measure(locustfile: str, url: str, users: int, seconds: int, *extra: str,
     result = run_locust(locustfile, url, users, seconds, *extra, user_class=user_class)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Measured(result.rps, result.failures, 1e6 * cpu / max(result.requests, 1))
+    return Measured(result.rps, result.failures, 1e6 * cpu / max(result.requests, 1),
+                    result.requests, cpu)
 
 
 def python_rate() -> float:
@@ -89,8 +107,9 @@ def python_rate() -> float:
 
 
 @contextlib.contextmanager
-def scraping(on: bool) -> Iterator[tuple[str, ...]]:
-    """With `on`: Locust's metrics options, and a thread scraping them once a second."""
+def scraping(on: bool, require: bool = True) -> Iterator[tuple[str, ...]]:
+    """With `on`: Locust's metrics options, and a thread scraping them once a second (with
+    `require`, a run never scraped is an error)."""
     if not on:
         yield ()
         return
@@ -114,7 +133,7 @@ def scraping(on: bool) -> Iterator[tuple[str, ...]]:
     finally:
         done.set()
         thread.join()
-    if not scrapes[0]:
+    if require and not scrapes[0]:
         raise RuntimeError(f"the metrics on port {port} were never scraped")
 
 
@@ -280,8 +299,10 @@ def main() -> None:
     args = parser.parse_args()
     recorded: list[Measured] = []
     bare: list[Measured] = []
-    print(f"machine: {os.cpu_count()} CPUs, {python_rate():.1f} M simple Python ops/s",
-          flush=True)
+    slopes: list[tuple[float, float]] = []  # (StickyUser, bare) CPU us per request
+    load_before = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, {python_rate():.1f} M simple Python ops/s, load "
+          f"average {load_before[0]:.1f} (1 min), {load_before[1]:.1f} (5 min)", flush=True)
     stream = ("--stream-tokens", str(args.stream_tokens)) if args.stream_tokens > 0 else ()
     no_delays = {"WHOAMI_TOKEN_MS": "0", "WHOAMI_PREFILL_MS_PER_TOKEN": "0"}
     if stream:
@@ -289,16 +310,34 @@ def main() -> None:
     with replica(env=no_delays) as url, \
             tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         for n in range(1, args.rounds + 1):
-            with scraping(args.metrics) as live:
-                sticky = measure("locustfiles/sticky.py", url, args.users, args.seconds,
-                                 *stream, *live, "--csv", str(Path(tmp) / f"round{n}"),
-                                 user_class="StickyUser")
+            def sticky_leg(n: int = n) -> Measured:
+                with scraping(args.metrics) as live:
+                    return measure("locustfiles/sticky.py", url, args.users, args.seconds,
+                                   *stream, *live, "--csv", str(Path(tmp) / f"round{n}"),
+                                   user_class="StickyUser")
+
             # --csv on both sides: Locust's own stats CSVs cost the same on each, so the
-            # difference is the recorder's alone (PlainUser records no request file)
-            plain = measure("locustfiles/plain.py", url, args.users, args.seconds, *stream,
-                            "--csv", str(Path(tmp) / f"plain{n}"))
+            # difference is the user class's alone (PlainUser records no request file)
+            def plain_leg(n: int = n) -> Measured:
+                return measure("locustfiles/plain.py", url, args.users, args.seconds, *stream,
+                               "--csv", str(Path(tmp) / f"plain{n}"))
+
+            if n % 2:
+                sticky, plain = sticky_leg(), plain_leg()
+            else:
+                plain, sticky = plain_leg(), sticky_leg()
             recorded.append(sticky)
             bare.append(plain)
+            # a 1 s run of each: the fixed costs, to set apart from the per-request CPU
+            with scraping(args.metrics, require=False) as live:
+                short_sticky = measure("locustfiles/sticky.py", url, args.users, 1, *stream,
+                                       *live, "--csv", str(Path(tmp) / f"short{n}"),
+                                       user_class="StickyUser")
+            short_plain = measure("locustfiles/plain.py", url, args.users, 1, *stream,
+                                  "--csv", str(Path(tmp) / f"shortplain{n}"))
+            a, b = cpu_slope_us(sticky, short_sticky), cpu_slope_us(plain, short_plain)
+            if a is not None and b is not None:
+                slopes.append((a, b))
             what = "recorder + metrics" if args.metrics else "recorder"
             print(f"round {n}: StickyUser + {what} {sticky.rps:6.0f} req/s "
                   f"({sticky.cpu_us:.0f} us CPU/req, {sticky.failures} failures) | "
@@ -315,21 +354,32 @@ def main() -> None:
           f"Locust's CPU per request: {speed}")
     cpu_difference = statistics.median(
         s.cpu_us - p.cpu_us for s, p in zip(recorded, bare, strict=True))
-    print(f"median: recorder {statistics.median(s.rps for s in recorded):.0f} req/s, bare "
+    load_after = os.getloadavg()
+    print(f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (1 min); the "
+          "machine is shared: a busy machine widens the rounds' spread")
+    print(f"whole-user ratio (median): StickyUser as shipped "
+          f"{statistics.median(s.rps for s in recorded):.0f} req/s, bare FastHttpUser "
           f"{bare_rps:.0f} req/s, ratio {ratio:.3f} (aim {AIM}); CPU per request "
           f"{statistics.median(s.cpu_us for s in recorded):.0f} vs {bare_cpu:.0f} us "
           f"(difference {cpu_difference:+.1f} us)")
+    if slopes:
+        a = statistics.median(s[0] for s in slopes)
+        b = statistics.median(s[1] for s in slopes)
+        print(f"whole-user CPU ratio (median, fixed costs apart): StickyUser {a:.1f} us per "
+              f"request, bare {b:.1f} us: ratio {b / a:.3f} (aim {AIM}); rounds "
+              + ", ".join(f"{y / x:.3f}" for x, y in slopes))
     print("the recorder's parts, alone in this process (us per request):")
     for name, cost in parts.items():
         print(f"  {cost:6.2f}  {name}")
     listener = next(iter(parts.values()))
-    print(f"listener against {bare_cpu:.0f} us of Locust's own CPU: ratio "
-          f"{bare_cpu / (bare_cpu + listener):.3f} at full CPU")
+    print(f"the listener's own cost: {listener:.2f} us against {bare_cpu:.0f} us of Locust's own "
+          f"CPU per request: ratio {bare_cpu / (bare_cpu + listener):.3f} at full CPU")
     metered = parts["listener, whole, with live metrics (--metrics-port)"]
-    print(f"listener with live metrics against {bare_cpu:.0f} us of Locust's own CPU: ratio "
+    print(f"with live metrics: {metered:.2f} us against {bare_cpu:.0f} us: ratio "
           f"{bare_cpu / (bare_cpu + metered):.3f} at full CPU")
     if args.json:
-        print(json.dumps({"ratio": ratio, "recorder_rps": [s.rps for s in recorded],
+        print(json.dumps({"ratio": ratio, "cpu_slopes_us": slopes,
+                          "recorder_rps": [s.rps for s in recorded],
                           "bare_rps": [p.rps for p in bare], "parts_us": parts}))
 
 

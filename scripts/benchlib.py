@@ -166,11 +166,18 @@ class Replicas:
 
 def haproxy_config(fd: int, ports: list[int], threads: int, *,
                    balance: str = "hdr(Modal-Session-Id)", hash_type: str = "consistent",
-                   disabled: Collection[int] = (), stats_socket: Path | None = None) -> str:
+                   disabled: Collection[int] = (), stats_socket: Path | None = None,
+                   cookie: str = "", served_by: str = "") -> str:
     """Servers r0, r1, ... on `ports`; those whose index is in `disabled` start in maintenance
-    (the runtime API enables them: `set server replicas/rK state ready`)."""
+    (the runtime API enables them: `set server replicas/rK state ready`). `cookie`: cookie
+    affinity (`cookie NAME insert indirect nocache`, each server's value its name);
+    `served_by`: a response header naming the server that answered (`%s`)."""
     servers = "\n".join(f"    server r{i} 127.0.0.1:{port}{' disabled' * (i in disabled)}"
-                        for i, port in enumerate(ports))
+                        f"{f' cookie r{i}' * bool(cookie)}" for i, port in enumerate(ports))
+    if cookie:
+        servers = f"    cookie {cookie} insert indirect nocache\n{servers}"
+    if served_by:
+        servers = f"    http-response set-header {served_by} %s\n{servers}"
     stats = f"    stats socket {stats_socket} mode 600 level admin\n" if stats_socket else ""
     hashing = f"    hash-type {hash_type}\n" if hash_type else ""
     return f"""global

@@ -124,8 +124,12 @@ def run_locust(url: str, leg: Leg, prefix: Path, args: argparse.Namespace) -> in
     return proc.returncode
 
 
+WARMUP_S = 1.0  # set apart from the cost lines' latency figures (report --warmup), not verdicts
+
+
 def run_report(*prefixes: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reports", *map(str, prefixes)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "reports", *map(str, prefixes), "--warmup",
+                           f"{WARMUP_S:g}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -238,7 +242,42 @@ def latency_headline(sticky: dict[str, Any], control: dict[str, Any], rate: floa
     ours, theirs = sticky["latency"]["all"]["p50_ms"], control["latency"]["all"]["p50_ms"]
     return (f"stickiness buys, at {rate:.0f} req/s each: median latency {ms(ours)} instead of "
             f"{ms(theirs)}{change(ours, theirs)}, cache hits {pct(hit_rate(sticky))} instead "
-            f"of {pct(hit_rate(control))}")
+            f"of {pct(hit_rate(control))}; {tails(sticky, control, 'latency')}")
+
+
+def tails(sticky: dict[str, Any], control: dict[str, Any], key: str) -> str:
+    """'p95 X ms instead of Y ms, p99 ...': the tails beside the median (a sticky run's
+    warm-up misses and a hot replica show there first)."""
+    ours, theirs = ((s.get(key) or {}).get("all") or {} for s in (sticky, control))
+    words = []
+    for p in ("p95", "p99"):
+        a, b = ours.get(f"{p}_ms"), theirs.get(f"{p}_ms")
+        words.append(f"{p} {ms(a)} instead of {ms(b)}"
+                     f"{change(a, b) if a is not None and b is not None else ''}")
+    return ", ".join(words)
+
+
+def cost_line(sticky: dict[str, Any], control: dict[str, Any], streaming: bool) -> str:
+    """What stickiness costs, beside what it buys: load skew over the replicas, the hottest
+    replica, and the tail once the warm-up is set apart (reports/costs.py)."""
+    ours, theirs = sticky.get("costs") or {}, control.get("costs") or {}
+    hot = ours.get("hottest") or {}
+
+    def ratio(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.2f}"
+
+    key = "ttft_steady" if streaming else "latency_steady"
+    what = "TTFT" if streaming else "latency"
+    steady, other = ours.get(key) or {}, theirs.get(key) or {}
+    return (f"stickiness costs: busy time max/mean over the replicas "
+            f"{ratio(ours.get('busy_max_over_mean'))} instead of "
+            f"{ratio(theirs.get('busy_max_over_mean'))} (uniform hashing "
+            f"{ratio(ours.get('expected_max_over_mean'))}), hottest replica "
+            f"{pct(hot.get('busy_share'))} of busy time with latency p95 "
+            f"{ms(hot.get('latency_p95_ms'))}"
+            f"; after the {WARMUP_S:g} s warm-up {what} p95 {ms(steady.get('p95_ms'))} instead "
+            f"of {ms(other.get('p95_ms'))}, p99 {ms(steady.get('p99_ms'))} instead of "
+            f"{ms(other.get('p99_ms'))}")
 
 
 def ttft_p50(summary: dict[str, Any]) -> float | None:
@@ -252,7 +291,7 @@ def ttft_headline(sticky: dict[str, Any], control: dict[str, Any], rate: float) 
         return None
     return (f"stickiness buys, at {rate:.0f} streams/s each: TTFT p50 {ms(ours)} instead of "
             f"{ms(theirs)}{change(ours, theirs)}, cache hit rate {pct(hit_rate(sticky))} "
-            f"instead of {pct(hit_rate(control))}")
+            f"instead of {pct(hit_rate(control))}; TTFT {tails(sticky, control, 'ttft')}")
 
 
 # ## The demo
@@ -331,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             problems.append("the streaming comparison has no TTFT")
             continue
         print(f"  {headline}")
+        print(f"  {cost_line(sticky, control, pair[0].streaming)}")
     for leg in (LEGS[0], LEGS[2]):
         problems += sticky_problems(summaries[leg.name], leg)
         if codes[leg.name] != 0:

@@ -85,7 +85,8 @@ def test_tab_is_live_and_a_stop_from_the_ui_loses_nothing(target: str, tmp_path:
         open_tab(page, run, url)
         options = page.evaluate("Object.keys(window.templateArgs.extra_options)")
         assert {"work_ms", "wait_timeout", "max_multi_container_sessions", "pace_rps",
-                "stream_tokens", "prompt_tokens", "cache_key"} <= set(options)
+                "stream_tokens", "prompt_tokens", "cache_key", "session_header",
+                "session_cookie", "instance_header", "instance_field", "turns"} <= set(options)
         first = wait_for_more_requests(page, 0)
         wait_for_more_requests(page, first)  # live: the numbers grow
         verdict = page.locator("tbody tr").first.locator("td").first.inner_text()

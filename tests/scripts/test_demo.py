@@ -56,6 +56,9 @@ def test_the_demo_compares_at_equal_load_and_passes(tmp_path: Path) -> None:
                           r"instead of ([\d.]+) ms", done.stdout)
     assert streaming, done.stdout
     assert float(streaming.group(2)) < float(streaming.group(3))  # hits skip the prefill
+    assert re.search(r"instead of [\d.]+%; p95 [\d.]+ ms instead of [\d.]+ ms.*, p99 ",
+                     done.stdout), done.stdout  # the tails, not only the median
+    assert done.stdout.count("stickiness costs: busy time max/mean over the replicas") == 2
     assert "demo: PASS" in done.stdout and str(out / "sticky_report.html") in done.stdout
 
 
