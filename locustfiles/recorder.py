@@ -117,6 +117,7 @@ class Recorder:
         self.run_recorded = 0  # since the last test start or stats reset, as Locust counts
         self.listener_errors = 0
         self.closed = False
+        self.metrics: Any = None  # live metrics (livemetrics.py) take every row when on
         self._buffer: RowBuffer | None = None  # where rows go: the writer's, or the outbox's
         self._limit = batch_rows  # rows in the buffer that make it flush (or ship)
         self._ticker: gevent.Greenlet | None = None
@@ -214,6 +215,9 @@ class Recorder:
                 self.recorded += 1
                 self.run_recorded += 1
                 self.stickiness.add(session_id, user_class, affinity, status, container, error)
+                if self.metrics is not None:
+                    self.metrics.observe(session_id, user_class, status, container, cache,
+                                         error, response_ms, extra, affinity)
             buffer = self._buffer
             if buffer is None:  # no --csv
                 return
@@ -281,6 +285,8 @@ class Recorder:
             add = self.stickiness.add
             for args in zip(*(dense[i] for i in COUNTED), errors, strict=True):
                 add(*args)
+            if self.metrics is not None:
+                self.metrics.observe_columns(dense, notes)
             self.recorded += n
             self.run_recorded += n
             if self.writer is not None:

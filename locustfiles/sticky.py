@@ -49,6 +49,7 @@ from locust.user.wait_time import constant_throughput
 
 from locustfiles import affinity as affinity_options
 from locustfiles import conversation, streaming
+from locustfiles.livemetrics import install as install_live_metrics
 from locustfiles.membership import install as install_membership
 from locustfiles.modal_sessions import STRICT_HEADER, proxy_headers
 from locustfiles.recorder import install
@@ -335,5 +336,7 @@ def _headless(environment: Environment) -> bool:
 GATE = TargetGate()
 events.init.add_listener(GATE.on_init)
 events.test_start.add_listener(GATE.on_test_start)
+LIVE_METRICS = install_live_metrics(events)  # before the recorder: its end runs after
 RECORDER = install(events)
+LIVE_METRICS.recorder = RECORDER
 MEMBERSHIP = install_membership(events)

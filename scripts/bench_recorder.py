@@ -29,6 +29,10 @@ Arrow batch on disk, per row). Times are CPU time of this process, best of 5.
     .venv/bin/python scripts/bench_recorder.py [--rounds 3] [--seconds 10] [--users 50]
     .venv/bin/python scripts/bench_recorder.py --stream-tokens 16   # streaming users
 
+With `--metrics` the StickyUser side also serves live Prometheus metrics (`--metrics-port`,
+locustfiles/livemetrics.py), scraped once a second by this script as Prometheus would: the
+ratio is then the recorder's and the metrics' cost together.
+
 With `--stream-tokens N` both sides stream instead: each user POSTs `/generate` for N tokens
 and reads the server-sent events (locustfiles/streaming.py), StickyUser recording
 `ttft_ms`, tokens and gaps, PlainUser recording nothing. The replica then runs with no
@@ -38,14 +42,18 @@ prefill or token delay, so that the rate measures the client's cost, not the rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +106,37 @@ def python_rate() -> float:
     return best
 
 
+@contextlib.contextmanager
+def scraping(on: bool, require: bool = True) -> Iterator[tuple[str, ...]]:
+    """With `on`: Locust's metrics options, and a thread scraping them once a second (with
+    `require`, a run never scraped is an error)."""
+    if not on:
+        yield ()
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = threading.Event()
+    scrapes = [0]
+
+    def scrape() -> None:
+        while not done.wait(1.0):
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                answer.read()
+                scrapes[0] += 1
+
+    thread = threading.Thread(target=scrape, daemon=True)
+    thread.start()
+    try:
+        yield "--metrics-port", str(port)
+    finally:
+        done.set()
+        thread.join()
+    if require and not scrapes[0]:
+        raise RuntimeError(f"the metrics on port {port} were never scraped")
+
+
 # ## The parts, in this process
 
 
@@ -142,6 +181,11 @@ def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
                        start_time=1e9, url="http://x/")
 
     costs["listener, whole (as Locust calls it, flushes included)"] = per_call_us(listener, n)
+    from locustfiles.livemetrics import Counts
+
+    recorder.metrics = Counts()
+    costs["listener, whole, with live metrics (--metrics-port)"] = per_call_us(listener, n)
+    recorder.metrics = None
     writer.close()
 
     bodies = Bodies()
@@ -159,6 +203,25 @@ def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
             add(ids[i % 50], "StickyUser", "session", 200, "ta-1", None)
 
     costs["per-session counters"] = per_call_us(counters, n)
+    live = Counts()
+
+    def metrics(k: int) -> None:
+        observe = live.observe
+        for i in range(k):
+            observe(ids[i % 50], "StickyUser", 200, "ta-1", "hit", None, 3.0, None, "session")
+
+    costs["live metrics (--metrics-port): counts per row"] = per_call_us(metrics, n)
+    from prometheus_client import generate_latest
+
+    from locustfiles.livemetrics import LiveMetrics
+
+    scraped = LiveMetrics()
+    for i in range(20_000):  # 2 classes, 4 containers, 2 cache states, spread latencies
+        scraped.counts.observe(ids[i % 50], f"Class{i % 2}", 200, f"ta-{i % 4}",
+                               ("hit", "miss")[i % 3 == 0], None, (i % 97) * 0.7, None, "session")
+    costs["live metrics: a scrape (1/s), per request at 1,000 req/s"] = (
+        per_call_us(lambda k: [generate_latest(scraped.registry) for _ in range(k)], 200)
+        / 1000)
 
     buffer = RowBuffer()
 
@@ -229,6 +292,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--metrics", action="store_true",
+                        help="StickyUser also serves live metrics, scraped every second")
     parser.add_argument("--stream-tokens", type=int, default=0, metavar="N",
                         help="both sides stream POST /generate for N tokens (default 0: POST /)")
     args = parser.parse_args()
@@ -246,8 +311,10 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         for n in range(1, args.rounds + 1):
             def sticky_leg(n: int = n) -> Measured:
-                return measure("locustfiles/sticky.py", url, args.users, args.seconds, *stream,
-                               "--csv", str(Path(tmp) / f"round{n}"), user_class="StickyUser")
+                with scraping(args.metrics) as live:
+                    return measure("locustfiles/sticky.py", url, args.users, args.seconds,
+                                   *stream, *live, "--csv", str(Path(tmp) / f"round{n}"),
+                                   user_class="StickyUser")
 
             # --csv on both sides: Locust's own stats CSVs cost the same on each, so the
             # difference is the user class's alone (PlainUser records no request file)
@@ -262,15 +329,17 @@ def main() -> None:
             recorded.append(sticky)
             bare.append(plain)
             # a 1 s run of each: the fixed costs, to set apart from the per-request CPU
-            short_sticky = measure("locustfiles/sticky.py", url, args.users, 1, *stream,
-                                   "--csv", str(Path(tmp) / f"short{n}"),
-                                   user_class="StickyUser")
+            with scraping(args.metrics, require=False) as live:
+                short_sticky = measure("locustfiles/sticky.py", url, args.users, 1, *stream,
+                                       *live, "--csv", str(Path(tmp) / f"short{n}"),
+                                       user_class="StickyUser")
             short_plain = measure("locustfiles/plain.py", url, args.users, 1, *stream,
                                   "--csv", str(Path(tmp) / f"shortplain{n}"))
             a, b = cpu_slope_us(sticky, short_sticky), cpu_slope_us(plain, short_plain)
             if a is not None and b is not None:
                 slopes.append((a, b))
-            print(f"round {n}: StickyUser + recorder {sticky.rps:6.0f} req/s "
+            what = "recorder + metrics" if args.metrics else "recorder"
+            print(f"round {n}: StickyUser + {what} {sticky.rps:6.0f} req/s "
                   f"({sticky.cpu_us:.0f} us CPU/req, {sticky.failures} failures) | "
                   f"bare FastHttpUser {plain.rps:6.0f} req/s ({plain.cpu_us:.0f} us CPU/req, "
                   f"{plain.failures} failures) | ratio {sticky.rps / plain.rps:.3f}", flush=True)
@@ -305,6 +374,9 @@ def main() -> None:
     listener = next(iter(parts.values()))
     print(f"the listener's own cost: {listener:.2f} us against {bare_cpu:.0f} us of Locust's own "
           f"CPU per request: ratio {bare_cpu / (bare_cpu + listener):.3f} at full CPU")
+    metered = parts["listener, whole, with live metrics (--metrics-port)"]
+    print(f"with live metrics: {metered:.2f} us against {bare_cpu:.0f} us: ratio "
+          f"{bare_cpu / (bare_cpu + metered):.3f} at full CPU")
     if args.json:
         print(json.dumps({"ratio": ratio, "cpu_slopes_us": slopes,
                           "recorder_rps": [s.rps for s in recorded],
