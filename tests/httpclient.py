@@ -54,6 +54,7 @@ def emulator_control(url: str, path: str, body: dict[str, Any] | None = None) ->
     POST with one; the decoded JSON answer."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url + "/_emulator" + path, data=data,
-                                     method="GET" if body is None else "POST")
+                                     method="GET" if body is None else "POST",
+                                     headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())

@@ -41,7 +41,9 @@ def test_auth_refuses_missing_and_wrong_credentials(creds: None) -> None:
         assert call(emu.url, "POST", "/", headers=only_key)[0] == 401
         good = {"Modal-Key": KEY, "Modal-Secret": SECRET}
         assert call(emu.url, "POST", "/", headers=good)[0] == 200
-        assert call(emu.url, "GET", "/_emulator/replicas")[0] == 200  # control API is open
+        # the control API needs the proxy credentials too
+        assert call(emu.url, "GET", "/_emulator/replicas")[0] == 401
+        assert call(emu.url, "GET", "/_emulator/replicas", headers=good)[0] == 200
         assert SECRET not in "".join(emu.output)
 
 
