@@ -98,7 +98,7 @@ def test_an_upgrade_gets_501_and_is_never_dispatched() -> None:
 
 
 def test_pipelined_bodies_stop_the_reading_at_the_connections_bound() -> None:
-    hub = FakeHub(EmulatorConfig(max_body_bytes=1000, max_buffered_bytes=10_000))
+    hub = FakeHub(EmulatorConfig(max_body_bytes=1000))
     client, wire = hub.connect()
     post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n" + b"a" * 800
     client.data_received(GET + post)  # one slow answer, one body queued behind it
