@@ -6,9 +6,11 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
 from modal_app.local.launch import Emulator, emulator
 from modal_app.local.rendezvous import pick, rank
@@ -18,29 +20,36 @@ from tests.modal_app.conftest import live_ids, read_events, replicas, wait_for
 SESSIONS = [f"user-{i}" for i in range(60)]
 
 
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Emulator]:
+    """3 replicas for the tests that change nothing (the others get their own, `emu`)."""
+    with emulator(3, "--no-replace") as e:
+        yield e
+
+
 def owners(url: str, sessions: list[str]) -> dict[str, str]:
     with Conn(url) as conn:
         return {s: conn.post(headers={"Modal-Session-Id": s})[1]["CONTAINER_ID"]
                 for s in sessions}
 
 
-def test_a_session_sees_one_container_on_rendezvous_owner(emu: Emulator) -> None:
-    live = live_ids(emu.url)
+def test_a_session_sees_one_container_on_rendezvous_owner(shared: Emulator) -> None:
+    live = live_ids(shared.url)
     assert len(live) == 3
-    with Conn(emu.url) as conn:
+    with Conn(shared.url) as conn:
         seen = {conn.post(headers={"Modal-Session-Id": "alice"})[1]["CONTAINER_ID"]
                 for _ in range(30)}
         # header names are case-insensitive
         seen |= {conn.post(headers={"MODAL-SESSION-ID": "alice"})[1]["CONTAINER_ID"]
                  for _ in range(10)}
     assert seen == {pick("alice", live)}
-    spread = owners(emu.url, SESSIONS)
+    spread = owners(shared.url, SESSIONS)
     assert spread == {s: pick(s, live) for s in SESSIONS}
     assert len(set(spread.values())) == 3
 
 
-def test_no_header_on_one_keepalive_connection_sees_several(emu: Emulator) -> None:
-    with Conn(emu.url) as conn:
+def test_no_header_on_one_keepalive_connection_sees_several(shared: Emulator) -> None:
+    with Conn(shared.url) as conn:
         seen = {conn.post()[1]["CONTAINER_ID"] for _ in range(60)}
     assert len(seen) >= 2
 
@@ -125,7 +134,7 @@ def test_a_refused_replica_leaves_and_the_request_goes_to_the_next_ranked(
         live = list(info)
         session = next(s for s in SESSIONS if pick(s, live) == live[0])
         victim = info[live[0]]
-        holder = threading.Thread(target=call, args=(emu.url, "POST", "/", {"work_ms": 3000}),
+        holder = threading.Thread(target=call, args=(emu.url, "POST", "/", {"work_ms": 2000}),
                                   kwargs={"headers": {"Modal-Session-Id": session}})
         holder.start()
         wait_for(lambda: any(r["in_flight"] for r in replicas(emu.url)), what="in flight")
@@ -147,15 +156,15 @@ def test_a_refused_replica_leaves_and_the_request_goes_to_the_next_ranked(
         assert causes[0] == "refused"
 
 
-def test_control_api_errors(emu: Emulator) -> None:
-    assert call(emu.url, "GET", "/_emulator/nope")[0] == 404
-    assert call(emu.url, "GET", "/_emulator/scale")[0] == 405
-    assert call(emu.url, "POST", "/_emulator/scale", {"replicas": -1})[0] == 422
-    assert call(emu.url, "POST", "/_emulator/scale", {"replicas": "3"})[0] == 422
-    with Conn(emu.url) as conn:
+def test_control_api_errors(shared: Emulator) -> None:
+    assert call(shared.url, "GET", "/_emulator/nope")[0] == 404
+    assert call(shared.url, "GET", "/_emulator/scale")[0] == 405
+    assert call(shared.url, "POST", "/_emulator/scale", {"replicas": -1})[0] == 422
+    assert call(shared.url, "POST", "/_emulator/scale", {"replicas": "3"})[0] == 422
+    with Conn(shared.url) as conn:
         assert conn.request("POST", "/_emulator/scale", raw=b"{nope")[0] == 400
-    assert call(emu.url, "POST", "/_emulator/replicas/ta-nope/kill")[0] == 404
-    assert len(live_ids(emu.url)) == 3
+    assert call(shared.url, "POST", "/_emulator/replicas/ta-nope/kill")[0] == 404
+    assert len(live_ids(shared.url)) == 3
 
 
 def test_event_log_records_every_change_with_the_live_set(tmp_path: Path) -> None:

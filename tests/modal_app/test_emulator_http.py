@@ -218,32 +218,6 @@ def test_a_replica_killed_mid_stream_cuts_the_stream() -> None:
         wait_for(lambda: victim not in live_ids(emu.url), what="the victim gone")
 
 
-def test_a_client_that_pipelines_without_reading_is_no_longer_read() -> None:
-    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # each gets a 503: no live replica
-    with emulator(0) as emu, connect(emu, timeout=3) as sock:
-        base = rss(emu)
-        sent = 0
-        with pytest.raises(TimeoutError):  # the router stopped reading: sendall blocks
-            for _ in range(2000):
-                sock.sendall(request * 1000)
-                sent += 1
-        assert sent < 2000
-        assert rss(emu) - base < 32 * MIB
-
-
-def test_the_header_clock_stops_while_the_router_does_not_read() -> None:
-    get = b"GET /hop HTTP/1.1\r\nHost: x\r\n"
-    with emulator(1, "--replica-app", TEST_APP, "--header-timeout", "1",
-                  "--max-pipeline", "2") as emu, connect(emu) as sock:
-        # a slow answer, a full queue (reading pauses), then half of one more request
-        sock.sendall(b"POST /hold?ms=3000 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-                     + (get + b"\r\n") * 3 + get)
-        time.sleep(2)  # longer than --header-timeout: no 408 while the router is not reading
-        sock.sendall(b"Connection: close\r\n\r\n")
-        raw = read_until_closed(sock)
-    assert raw.count(b"HTTP/1.1 200 OK") == 5, raw[:300]
-
-
 def test_an_http10_client_asking_for_keepalive_keeps_its_connection(emu: Emulator) -> None:
     with connect(emu) as sock:
         sock.sendall(b"GET /hop HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")

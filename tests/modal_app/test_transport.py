@@ -168,3 +168,37 @@ def test_a_replica_silent_mid_answer_is_cut_after_the_idle_timeout() -> None:
         hub.loop.now += 2
         client.check_timeouts(hub.loop.now)
     assert hub.stalls == [conn] and wire.reset
+
+
+def test_a_client_that_does_not_read_is_no_longer_read() -> None:
+    hub = FakeHub(EmulatorConfig(max_pipeline=16))
+    client, wire = hub.connect()
+    client.data_received(GET)
+    client.pause_writing()  # the client reads none of its answers
+    client.respond_local(503, {"error": "no live replica"})
+    client.data_received(GET * 20)  # what the kernel had already received
+    assert len(hub.dispatched) == 1  # no answer starts while it does not read
+    assert not wire.reading and len(client.queue) == 20
+    client.resume_writing()
+    for _ in range(5):
+        client.respond_local(503, {"error": "no live replica"})
+    assert wire.reading and len(client.queue) == 14 and len(hub.dispatched) == 7
+
+
+def test_the_header_clock_stops_while_the_router_does_not_read() -> None:
+    hub = FakeHub(EmulatorConfig(max_pipeline=2, header_timeout_s=1))
+    client, wire = hub.connect()
+    # one answer running, a full queue (reading pauses), then half of one more request
+    client.data_received(GET * 3 + b"GET /half HTTP/1.1\r\nHost: x\r\n")
+    assert not wire.reading
+    hub.loop.now += 5  # longer than the header timeout, while the router does not read
+    client.check_timeouts(hub.loop.now)
+    assert not wire.closed
+    client.respond_local(200, {})
+    assert wire.reading  # the clock starts again from here
+    hub.loop.now += 0.5
+    client.check_timeouts(hub.loop.now)
+    assert not wire.closed
+    hub.loop.now += 1
+    client.check_timeouts(hub.loop.now)
+    assert wire.closed  # 408 (not written: an answer is still due before it)
