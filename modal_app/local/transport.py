@@ -357,9 +357,12 @@ class Client(asyncio.Protocol):
             self.queued_bytes += len(body)
             self.body_parts = []
             self.body_bytes = 0
-        if self._must_wait():
-            self._pause()
-        if not self.in_flight and not self.writing_paused:
+        if self.in_flight or self.writing_paused or len(self.queue) > 1:  # it waits: bounds
+            if self._must_wait():
+                self._pause()
+            if not self.in_flight and not self.writing_paused:
+                self._next()
+        else:
             self._next()
 
     # -- reading: the pipeline's bounds ------------------------------------------------
@@ -476,9 +479,11 @@ class Client(asyncio.Protocol):
 
     def response_done(self) -> None:
         self.in_flight = False
-        self._release(self.current)
+        current = self.current
+        if current is not None and current.held:
+            self._release(current)
         self.last_active = self.hub.loop.time()
-        if self.current is None or not self.current.keep_alive:
+        if current is None or not current.keep_alive:
             self.close()
         elif self.queue:
             if not self.writing_paused:
