@@ -1,6 +1,6 @@
 """The router's HTTP behaviour, each documented answer, framing, streaming and flow control.
 
-Real emulator processes whose replicas serve the test-only app (test_emulator_app.py).
+Real emulator processes whose replicas serve the test-only app (tests/support/replica_app.py).
 """
 
 from __future__ import annotations
