@@ -314,8 +314,7 @@ class Client(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self.content_lengths and self.has_te:
             raise Rejected(400, "Content-Length together with Transfer-Encoding")
-        if (self.upgrade and b"upgrade" in self.connection) or (
-                self.parser.get_method() == b"CONNECT"):
+        if self.upgrade and b"upgrade" in self.connection:
             raise Rejected(501, "protocol upgrades are not supported")  # never dispatched
         self.request_started = None
         if self.expects_continue:
@@ -342,6 +341,8 @@ class Client(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         method = self.parser.get_method()
+        if method == b"CONNECT":  # llhttp treats it as an upgrade: refused before dispatch
+            raise Rejected(501, "protocol upgrades are not supported")
         named = self.connection
         lines = [line for lower, line in self.headers if lower not in named] if named else [
             line for _, line in self.headers]
