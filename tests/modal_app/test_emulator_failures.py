@@ -170,7 +170,7 @@ def test_stopping_a_replica_closes_its_idle_pooled_connections(tmp_path: Path) -
         assert established(pid) >= 2
         mark = tmp_path / "arrived.txt"
         holder = threading.Thread(target=call, args=(emu.url, "POST",
-                                                     f"/hold?ms=4000&mark={mark}"),
+                                                     f"/hold?ms=3000&mark={mark}"),
                                   kwargs={"headers": {"Modal-Session-Id": mine[0]}})
         holder.start()
         wait_for(lambda: marks(mark) == [victim], what="a request in flight on the victim")

@@ -182,8 +182,8 @@ def test_a_slow_reader_does_not_grow_the_router_memory(emu: Emulator) -> None:
         base = rss(emu)
         sock.sendall(b"GET /big?mib=100 HTTP/1.1\r\nHost: x\r\n\r\n")
         peak = base
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:  # read nothing for a while
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:  # read nothing for a while (loopback: GB/s)
             peak = max(peak, rss(emu))
             time.sleep(0.1)
         answer = response(sock)
