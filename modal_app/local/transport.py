@@ -185,6 +185,13 @@ class Hub(Protocol):
 class Client(asyncio.Protocol):
     """One client connection: parses requests and answers them in order."""
 
+    __slots__ = ("authorization", "body_bytes", "body_parts", "chunked", "close_after", "closed",
+                 "config", "connection", "content_lengths", "continue_pending", "corked",
+                 "current", "expects_continue", "has_te", "header_bytes", "headers", "hub",
+                 "in_flight", "last_active", "parser", "proxy", "queue", "queued_bytes",
+                 "reading_paused", "request_started", "session", "transport", "upgrade",
+                 "upstream", "url", "writing_paused")
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.config = hub.config
@@ -328,16 +335,15 @@ class Client(asyncio.Protocol):
         self.body_bytes += n
         if self.body_bytes > self.config.max_body_bytes:
             raise Rejected(413, "request body too large")
+        self.body_parts.append(body)
         hub = self.hub
         hub.held_bytes += n
-        self.body_parts.append(body)
-        if hub.held_bytes > self.config.max_buffered_bytes:
-            if not (self.in_flight or self.queue):  # the head of its pipeline: cannot wait
-                raise Rejected(503, "the router holds too many request bodies; retry shortly")
-            self._pause()  # waits for its own earlier answers, which need no reading
-        elif self.queued_bytes + self.body_bytes > self.config.max_body_bytes and (
-                self.in_flight or self.queue):
-            self._pause()
+        if self.in_flight or self.queue:  # behind earlier answers: it may wait for them
+            if (hub.held_bytes > self.config.max_buffered_bytes
+                    or self.queued_bytes + self.body_bytes > self.config.max_body_bytes):
+                self._pause()  # its own answers go on without reading: no deadlock
+        elif hub.held_bytes > self.config.max_buffered_bytes:  # the head: it cannot wait
+            raise Rejected(503, "the router holds too many request bodies; retry shortly")
 
     def on_message_complete(self) -> None:
         method = self.parser.get_method()
@@ -356,8 +362,7 @@ class Client(asyncio.Protocol):
         self.continue_pending = False  # the body came without it
         if body:
             self.queued_bytes += len(body)
-            self.body_parts = []
-            self.body_bytes = 0
+            self.body_bytes = 0  # now counted in the queue (body_parts are reset per message)
         if self.in_flight or self.writing_paused or len(self.queue) > 1:  # it waits: bounds
             if self._must_wait():
                 self._pause()
@@ -482,7 +487,8 @@ class Client(asyncio.Protocol):
         self.in_flight = False
         current = self.current
         if current is not None and current.held:
-            self._release(current)
+            self.hub.held_bytes -= current.held
+            current.held = 0
         self.last_active = self.hub.loop.time()
         if current is None or not current.keep_alive:
             self.close()
@@ -549,6 +555,10 @@ class Client(asyncio.Protocol):
 class Upstream(asyncio.Protocol):
     """One keep-alive connection to a replica; carries one request at a time."""
 
+    __slots__ = ("_chunked", "_head", "_length", "_named", "_reason", "_skip", "client",
+                 "closing", "hub", "idle_since", "parser", "quiet_since", "reads", "replica",
+                 "request", "responded", "seen_reads", "sent_at", "transport")
+
     def __init__(self, hub: Hub, replica: Replica) -> None:
         self.hub = hub
         self.replica = replica
@@ -589,8 +599,7 @@ class Upstream(asyncio.Protocol):
             return False
         self.client = client
         self.request = request
-        self.responded = False
-        self.seen_reads = -1
+        self.responded = False  # (`reads` moves at its first byte: the idle clock restarts)
         self.sent_at = self.hub.loop.time()
         self.hub.busy.add(self)
         client.upstream = self
