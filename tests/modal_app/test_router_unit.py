@@ -78,6 +78,35 @@ def test_a_request_moved_after_a_refusal_honours_max_concurrency() -> None:
     asyncio.run(scenario())
 
 
+def test_504_when_the_replica_does_not_start_answering_in_time() -> None:
+    async def scenario() -> tuple[bytes, FakeTransport, Router]:
+        router, _ = router_with(EmulatorConfig(upstream_timeout_s=300), "ta-a")
+        replica = router.table.live[0]
+        upstream_wire = FakeTransport()
+
+        async def connect(replica: Replica) -> Upstream:
+            conn = Upstream(router, replica)
+            conn.connection_made(upstream_wire)
+            return conn
+
+        router.pool.connect = connect  # type: ignore[method-assign]
+        client, wire = client_of(router)
+        client.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await settle()
+        (conn,) = router.busy
+        router.sweep()
+        assert not wire.data  # 300 s have not passed
+        conn.sent_at -= 301
+        router.sweep()
+        router.close()
+        assert replica.in_flight == 0 and upstream_wire.closed  # the lease ends with it
+        return bytes(wire.data), wire, router
+
+    data, wire, _ = asyncio.run(scenario())
+    assert data.startswith(b"HTTP/1.1 504 ") and b'"replica timeout"' in data
+    assert not wire.aborted  # nothing of an answer had gone out: a whole 504, no cut
+
+
 JSON = b"Content-Type: application/json\r\n"
 SCALE = b"POST /_emulator/scale HTTP/1.1\r\n"
 

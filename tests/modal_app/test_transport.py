@@ -202,3 +202,32 @@ def test_the_header_clock_stops_while_the_router_does_not_read() -> None:
     hub.loop.now += 1
     client.check_timeouts(hub.loop.now)
     assert wire.closed  # 408 (not written: an answer is still due before it)
+
+
+def test_408_when_the_headers_do_not_arrive_in_time() -> None:
+    hub = FakeHub(EmulatorConfig(header_timeout_s=10))
+    client, wire = hub.connect()
+    client.data_received(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
+    hub.loop.now += 9
+    client.check_timeouts(hub.loop.now)
+    assert not wire.closed
+    hub.loop.now += 2
+    client.check_timeouts(hub.loop.now)
+    assert wire.data.startswith(b"HTTP/1.1 408 ") and b"not received in time" in wire.data
+    assert wire.closed and not hub.dispatched
+
+
+def test_an_idle_keepalive_connection_is_closed_after_the_timeout() -> None:
+    hub = FakeHub(EmulatorConfig(keepalive_timeout_s=75))
+    client, wire = hub.connect()
+    client.data_received(GET)
+    hub.loop.now += 100  # an answer that takes long is not idleness
+    client.check_timeouts(hub.loop.now)
+    client.respond_local(200, {})
+    assert not wire.closed
+    hub.loop.now += 74
+    client.check_timeouts(hub.loop.now)
+    assert not wire.closed
+    hub.loop.now += 2
+    client.check_timeouts(hub.loop.now)
+    assert wire.closed and not wire.aborted  # a clean close: nothing was cut
