@@ -332,9 +332,9 @@ class Client(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         n = len(body)
-        self.body_bytes += n
-        if self.body_bytes > self.config.max_body_bytes:
+        if self.body_bytes + n > self.config.max_body_bytes:
             raise Rejected(413, "request body too large")
+        self.body_bytes += n  # counted in `held_bytes` too, until answered or dropped
         self.body_parts.append(body)
         hub = self.hub
         hub.held_bytes += n

@@ -231,3 +231,17 @@ def test_an_idle_keepalive_connection_is_closed_after_the_timeout() -> None:
     hub.loop.now += 2
     client.check_timeouts(hub.loop.now)
     assert wire.closed and not wire.aborted  # a clean close: nothing was cut
+
+
+def test_refused_and_abandoned_bodies_leave_no_count_behind() -> None:
+    hub = FakeHub(EmulatorConfig(max_body_bytes=1000))
+    client, wire = hub.connect()  # a chunked body over the limit: 413 in the middle of it
+    client.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"258\r\n" + b"a" * 600 + b"\r\n258\r\n" + b"a" * 600 + b"\r\n")
+    assert wire.data.startswith(b"HTTP/1.1 413 ") and wire.closed
+    client, wire = hub.connect()  # a client gone with a body in flight, one queued, one half
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 300\r\n\r\n" + b"a" * 300
+    client.data_received(post + post + post[:-100])
+    assert hub.held_bytes == 800
+    client.connection_lost(None)
+    assert hub.held_bytes == 0
