@@ -15,7 +15,7 @@ import pytest
 from modal_app.local.launch import Emulator, emulator
 from modal_app.local.rendezvous import pick, rank
 from tests.httpclient import Conn, call
-from tests.modal_app.conftest import live_ids, read_events, replicas, wait_for
+from tests.modal_app.conftest import TEST_APP, live_ids, read_events, replicas, wait_for
 
 SESSIONS = [f"user-{i}" for i in range(60)]
 
@@ -85,7 +85,7 @@ def test_killing_a_replica_moves_only_its_sessions(emu: Emulator, tmp_path: Path
 
 
 def test_a_killed_replica_is_replaced_with_a_new_id(tmp_path: Path) -> None:
-    with emulator(2, events=tmp_path / "ev.jsonl") as emu:
+    with emulator(2, "--replica-app", TEST_APP, events=tmp_path / "ev.jsonl") as emu:
         first = set(live_ids(emu.url))
         victim = sorted(first)[0]
         assert call(emu.url, "POST", f"/_emulator/replicas/{victim}/kill")[0] == 200
@@ -169,7 +169,7 @@ def test_control_api_errors(shared: Emulator) -> None:
 
 def test_event_log_records_every_change_with_the_live_set(tmp_path: Path) -> None:
     path = tmp_path / "ev.jsonl"
-    with emulator(2, "--no-replace", events=path) as emu:
+    with emulator(2, "--no-replace", "--replica-app", TEST_APP, events=path) as emu:
         call(emu.url, "POST", "/_emulator/scale", {"replicas": 3})
         wait_for(lambda: len(live_ids(emu.url)) == 3, what="3 live")
         victim = live_ids(emu.url)[0]
@@ -193,17 +193,17 @@ def gone(procs: list[psutil.Process]) -> bool:
 
 
 def test_no_process_is_left_behind_on_sigterm_even_after_a_crash() -> None:
-    with emulator(3, "--no-replace") as emu:
+    with emulator(2, "--no-replace", "--replica-app", TEST_APP) as emu:
         procs = children_of(emu)
         procs[0].kill()  # a replica crashes
-        wait_for(lambda: len(live_ids(emu.url)) == 2, what="crash noticed")
+        wait_for(lambda: len(live_ids(emu.url)) == 1, what="crash noticed")
         emu.process.send_signal(signal.SIGTERM)
         assert emu.process.wait(20) == 0
     wait_for(lambda: gone(procs), what="children to exit")
 
 
 def test_no_process_is_left_behind_on_ctrl_c() -> None:
-    with emulator(2) as emu:
+    with emulator(2, "--replica-app", TEST_APP) as emu:
         procs = children_of(emu)
         emu.process.send_signal(signal.SIGINT)
         assert emu.process.wait(20) == 0
@@ -211,7 +211,7 @@ def test_no_process_is_left_behind_on_ctrl_c() -> None:
 
 
 def test_replicas_die_with_a_sigkilled_emulator() -> None:
-    with emulator(2) as emu:
+    with emulator(2, "--replica-app", TEST_APP) as emu:
         procs = children_of(emu)
         emu.process.kill()
         emu.process.wait(10)

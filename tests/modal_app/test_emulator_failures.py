@@ -93,7 +93,8 @@ def settled_at(url: str, target: int) -> bool:
 def test_concurrent_scale_calls_and_kills_settle_exactly_at_the_target(
         tmp_path: Path, target: int) -> None:
     events = tmp_path / "events.jsonl"
-    with emulator(2, "--health-interval", "0.25", events=events) as emu:
+    with emulator(2, "--replica-app", TEST_APP, "--health-interval", "0.25",
+                  events=events) as emu:
         victims = live_ids(emu.url)
         calls: list[tuple[str, dict[str, int] | None]] = [
             ("/_emulator/scale", {"replicas": target}) for _ in range(4)]
