@@ -42,6 +42,8 @@ from locust.env import Environment
 from locust.event import Events
 from locust.runners import WorkerRunner
 
+from locustfiles.modal_sessions import proxy_headers
+
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("scale", "kill", "stop")
@@ -122,7 +124,8 @@ class Control:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"content-type": "application/json"}
+        # the proxy credentials too: an emulator run with --auth asks them of its control API
+        headers = {"content-type": "application/json", **proxy_headers()}
         token = os.environ.get(CONTROL_TOKEN_ENV)
         if token:  # an emulator run with a control token (never printed)
             headers["Authorization"] = f"Bearer {token}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -51,9 +52,14 @@ def call(url: str, method: str, path: str, body: Any = None, **kw: Any) -> tuple
 
 def emulator_control(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """One call of the emulator's control API (`/_emulator` + path): GET without a body,
-    POST with one; the decoded JSON answer."""
+    POST with one; the decoded JSON answer. It sends what the control API asks: JSON, and the
+    proxy credentials of the environment (an emulator under --auth needs them)."""
     data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    key, secret = os.environ.get("MODAL_PROXY_KEY"), os.environ.get("MODAL_PROXY_SECRET")
+    if key and secret:
+        headers.update({"Modal-Key": key, "Modal-Secret": secret})
     request = urllib.request.Request(url + "/_emulator" + path, data=data,
-                                     method="GET" if body is None else "POST")
+                                     method="GET" if body is None else "POST", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())

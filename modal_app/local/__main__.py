@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from modal_app.local.auth import ProxyAuth
 from modal_app.local.config import CONTROL_TOKEN_ENV, POLICIES, REPLICA_APP, EmulatorConfig
@@ -19,8 +20,15 @@ from modal_app.local.supervisor import ReplicaSet, no_sessions
 from modal_app.local.transport import Client
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad command line is one line on stderr and exit status 2, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_args(argv: list[str] | None) -> EmulatorConfig:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m modal_app.local",
         description="Emulate Modal's HTTP Server proxy: N whoami replicas behind a router "
                     "that routes Modal-Session-Id by rendezvous hashing.")
@@ -30,7 +38,10 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
     add("--port", type=int, default=8000, help="port to bind, 0 for any free one (default 8000)")
     add("--events", type=Path, help="append membership changes to this JSON-lines file")
     add("--health-interval", type=float, default=1.0, dest="health_interval_s",
-        help="seconds between port checks of each replica (default 1)")
+        help="seconds between health checks (GET /health) of each replica (default 1)")
+    add("--health-timeout", type=float, default=2.0, dest="health_timeout_s",
+        help="a replica whose GET /health does not answer within this leaves the live set "
+             "(default 2)")
     add("--startup-timeout", type=float, default=30.0, dest="startup_timeout_s",
         help="seconds to wait for the first replicas (default 30)")
     add("--exit-grace-period", type=float, default=5.0, dest="exit_grace_period_s",
@@ -43,6 +54,9 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
         help="seconds an idle client connection stays open (default 75)")
     add("--upstream-timeout", type=float, default=300.0, dest="upstream_timeout_s",
         help="seconds a replica may take to start answering before a 504 (default 300)")
+    add("--response-idle-timeout", type=float, default=60.0, dest="response_idle_timeout_s",
+        help="seconds a replica may stay silent in the middle of an answer before the "
+             "client's connection is cut (default 60)")
     add("--connect-timeout", type=float, default=5.0, dest="connect_timeout_s",
         help="seconds to open a connection to a replica before a 504 (default 5)")
     add("--backlog", type=int, default=2048,
@@ -51,6 +65,8 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
         help="pipelined requests queued per connection before reading pauses (default 16)")
     add("--max-body-bytes", type=int, default=16 * 1024 * 1024,
         help="largest request body, 413 above (default 16 MiB)")
+    add("--max-buffered-bytes", type=int, default=256 * 1024 * 1024,
+        help="request body bytes all connections together may hold (default 256 MiB)")
     add("--policy", choices=POLICIES, default="rendezvous",
         help="how sessions map onto replicas: rendezvous (Modal's) or modulo (a deliberately "
              "non-rendezvous policy, for tests only)")

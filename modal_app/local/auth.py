@@ -5,10 +5,18 @@ request must carry `Modal-Key` and `Modal-Secret` equal to the environment varia
 `MODAL_PROXY_KEY` and `MODAL_PROXY_SECRET` of the emulator; otherwise 401. The values are
 compared in constant time, never logged, and never forwarded to a replica.
 
-The control API (`/_emulator/...`) is not behind the proxy credentials: it has its own token.
-With a token set (`--control-token` or `$MODAL_EMULATOR_CONTROL_TOKEN`), every control call
-must carry `Authorization: Bearer <token>`, else 401. Without one the control API is open, and
-the emulator refuses to start on an address other than loopback (see config.py).
+The control API (`/_emulator/...`) can kill replicas, so it refuses what a web page could make
+a browser on this machine send (cross-site request forgery, DNS rebinding), checked in this
+order (`ControlGuard`):
+- a Host header that does not name a loopback address (`localhost`, 127.0.0.0/8, `[::1]`) or
+  the `--host` address itself: 403;
+- an Origin header other than the emulator's own (`http://` + that Host): 403;
+- with a control token set (`--control-token` or `$MODAL_EMULATOR_CONTROL_TOKEN`), a call
+  without `Authorization: Bearer <token>`: 401; with `--auth`, a call without the proxy
+  credentials (`Modal-Key`, `Modal-Secret`): 401;
+- a POST whose Content-Type is not `application/json` (what no form can send without a CORS
+  preflight, which the emulator never allows): 415.
+Without a token the emulator refuses to start on an address other than loopback (config.py).
 
 `--max-concurrency N` (GA `max_concurrency`): a request that would be the N+1-th in flight on
 its replica gets 429. Requests count from the moment the router chooses their replica.
@@ -18,6 +26,8 @@ from __future__ import annotations
 
 import hmac
 import os
+
+from modal_app.local.config import is_loopback
 
 MISSING = "missing credentials for proxy authorization"
 INVALID = "invalid credentials for proxy authorization"
@@ -67,6 +77,47 @@ class ControlToken:
         given = scheme.lower() + b" " + token.strip()
         if not hmac.compare_digest(given, self._expected):
             return "invalid control token"
+        return None
+
+
+def host_name(host: bytes) -> str:
+    """The name part of a Host header (`127.0.0.1:8000`, `[::1]:8000`, `localhost`)."""
+    text = host.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    name, _, port = text.rpartition(":")
+    return name if name and port.isdigit() else text
+
+
+class ControlGuard:
+    """Who may call the control API (the rules above); `check` gives the refusal or None."""
+
+    def __init__(self, token: str | None, bind_host: str, proxy: ProxyAuth | None) -> None:
+        self.token = ControlToken(token)
+        self.bind_host = bind_host.lower()
+        self.proxy = proxy
+
+    def check(self, method: bytes, host: bytes | None, origin: bytes | None,
+              content_type: bytes | None, authorization: bytes | None,
+              key: bytes | None, secret: bytes | None) -> tuple[int, str] | None:
+        if host is None:
+            return 403, "the control API needs a Host header"
+        name = host_name(host)
+        if not (is_loopback(name) or name == self.bind_host):
+            return 403, "the control API answers only to a loopback Host (localhost, 127.0.0.1)"
+        if origin is not None and origin.strip().lower() != b"http://" + host.strip().lower():
+            return 403, "the control API refuses calls from another origin"
+        denied = self.token.check(authorization)
+        if denied:
+            return 401, denied
+        if self.proxy is not None:
+            denied = self.proxy.check(key, secret)
+            if denied:
+                return 401, denied
+        if method == b"POST":
+            media = (content_type or b"").split(b";", 1)[0].strip().lower()
+            if media != b"application/json":
+                return 415, "the control API accepts only Content-Type: application/json"
         return None
 
 

@@ -27,22 +27,27 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     events: Path | None = None
-    # A replica joins the live set once its port accepts a connection; every replica is
-    # re-checked this often (Modal's proxy checks once a second).
+    # Health: every replica gets `GET /health` this often (Modal's proxy checks once a second);
+    # it is live while it answers (any status below 500) within `health_timeout_s`.
     health_interval_s: float = 1.0
+    health_timeout_s: float = 2.0
     startup_timeout_s: float = 30.0
     # A stopped replica leaves the live set, waits this long at most for its in-flight
     # requests, then exits (Modal's exit_grace_period).
     exit_grace_period_s: float = 5.0
     # A replica that dies or is killed is replaced, as Modal keeps min_containers running.
     replace: bool = True
-    # A replica that dies before it ever answered is restarted after a delay that doubles at
-    # each such death in a row (from restart_backoff_s up to restart_backoff_max_s).
+    # Crash-loop backoff: the n-th death in a row is restarted after restart_backoff_s * 2^(n-1)
+    # (at most restart_backoff_max_s), except a first death of a replica that had answered,
+    # replaced at once. Deaths are in a row unless the replica lived restart_backoff_reset_s.
     restart_backoff_s: float = 0.5
     restart_backoff_max_s: float = 30.0
+    restart_backoff_reset_s: float = 10.0
     # Limits that protect the router from bad or slow clients.
     max_header_bytes: int = 32 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
+    # Request body bytes all client connections together may hold (see transport.py).
+    max_buffered_bytes: int = 256 * 1024 * 1024
     header_timeout_s: float = 10.0
     keepalive_timeout_s: float = 75.0
     # Pipelined requests queued on one client connection before the router stops reading it.
@@ -53,6 +58,8 @@ class EmulatorConfig:
     # (closed before the replica's own keep-alive timeout of 120 s closes them under us).
     connect_timeout_s: float = 5.0
     upstream_timeout_s: float = 300.0
+    # Once an answer started: the longest silence between two of its bytes before it is cut.
+    response_idle_timeout_s: float = 60.0
     pool_idle_s: float = 60.0
     # Routing: how sessions map onto live replicas ("modulo" is for tests only), and how late
     # the router learns of a membership change (0 = at once, as a perfect proxy).
@@ -93,7 +100,8 @@ class EmulatorConfig:
             raise ValueError(f"--port must be between 0 and 65535, not {self.port}")
         for name in ("health_interval_s", "startup_timeout_s", "header_timeout_s",
                      "keepalive_timeout_s", "upstream_timeout_s", "connect_timeout_s",
-                     "pool_idle_s", "restart_backoff_s", "restart_backoff_max_s"):
+                     "pool_idle_s", "restart_backoff_s", "restart_backoff_max_s",
+                     "restart_backoff_reset_s", "health_timeout_s", "response_idle_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.exit_grace_period_s < 0:
@@ -108,6 +116,8 @@ class EmulatorConfig:
             raise ValueError(f"--backlog must be between 1 and 65535, not {self.backlog}")
         if self.max_body_bytes < 0 or self.max_header_bytes < 1:
             raise ValueError("--max-body-bytes must not be negative")
+        if self.max_buffered_bytes < self.max_body_bytes:
+            raise ValueError("--max-buffered-bytes must be at least --max-body-bytes")
         if self.max_pipeline < 1:
             raise ValueError("--max-pipeline must be at least 1")
         if self.policy not in POLICIES:

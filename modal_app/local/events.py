@@ -1,12 +1,14 @@
 """The membership event log: one JSON object per line, appended and flushed at each change.
 
 Each membership line: `{"ts": <unix seconds>, "event": "added"|"removed", "container_id":
-"ta-...", "cause": "ready"|"scale"|"stop"|"kill"|"crash"|"exit"|"refused"|"health"|"shutdown",
-"live": [<container ids live after the change>]}`, written at the real time of the change
-(`--membership-delay-ms` delays only the router's view). Other lines carry no live set:
-`"control"` (a scale request), `"exited"` (a replica process died on its own: cause "crash",
-its return code) and `"backoff"` (a replica died before it ever answered; the next start waits
-`delay_s`, doubling with each `attempt` in a row).
+"ta-...", "cause": "ready"|"scale"|"stop"|"kill"|"crash"|"exit"|"refused"|"hung"|"unhealthy"|
+"shutdown", "live": [<container ids live after the change>]}`, written at the real time of the
+change (`--membership-delay-ms` delays only the router's view); one cause per removal, decided
+from what the process did (see supervisor.py). Other lines carry no live set: `"control"` (a
+scale request), `"exited"` (a replica process died on its own: cause "crash", its return
+code, always after the removal), `"backoff"` (repeated deaths: the next start waits `delay_s`,
+doubling with each `attempt` in a row) and `"cut"` (cause "idle": an answer cut after its
+replica stayed silent for `idle_timeout_s` in the middle of it).
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ Every request is routed on its own, never pinned to the client's connection (`po
 with a `Modal-Session-Id` to its session's owner, without one to the least-loaded live
 replica; with no live replica, 503 at once with a short JSON reason (no queueing). A request
 counts as in flight on its replica from the moment it is chosen, so the least-loaded choice
-and `--max-concurrency` (429, `auth.py`) hold under bursts. Strict sessions (`--sessioned`)
-are routed by `sessions.py`; the control API (`/_emulator/`, `control.py`) needs the control
-token when one is set (`auth.py`). Bytes move in `transport.py`.
+and `--max-concurrency` (429, `auth.py`) hold under bursts; every lease honours it, a request
+moved after a refusal included. Strict sessions (`--sessioned`) are routed by `sessions.py`;
+the control API (`/_emulator/`, `control.py`) is guarded by `auth.ControlGuard` (loopback
+Host, own Origin, JSON only, the control token and under `--auth` the proxy credentials).
+Bytes move in `transport.py`.
 
 The retry rule: a request is sent again only when it provably never left the router.
 - The connection was refused (connect() failed): the replica leaves the live set ("refused")
@@ -35,7 +37,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from modal_app.local.auth import ControlToken, ProxyAuth, over_limit
+from modal_app.local.auth import ControlGuard, ProxyAuth, over_limit
 from modal_app.local.config import EmulatorConfig
 from modal_app.local.policy import RoutingTable
 from modal_app.local.sessions import SessionError, StrictSessions
@@ -59,7 +61,7 @@ class Router:
                  ) -> None:
         self.config = config
         self.auth = auth
-        self.control_token = ControlToken(config.control_token)
+        self.guard = ControlGuard(config.control_token, config.host, auth)
         self.strict = strict
         self.replicas = replicas
         self.control = control
@@ -68,6 +70,7 @@ class Router:
         self.pool = Pool(self, config.connect_timeout_s, config.pool_idle_s)
         self.clients: set[Client] = set()
         self.busy: set[Upstream] = set()
+        self.held_bytes = 0  # request body bytes the client connections hold
         self.tasks: set[asyncio.Task[None]] = set()
         self.table.update(replicas.live)
         replicas.on_change(self.membership_changed)
@@ -80,7 +83,8 @@ class Router:
         task.add_done_callback(self.tasks.discard)
 
     def _sweep_interval(self) -> float:
-        return min(1.0, self.config.header_timeout_s / 4)
+        config = self.config
+        return min(1.0, config.header_timeout_s / 4, config.response_idle_timeout_s / 4)
 
     def membership_changed(self, live: tuple[Replica, ...]) -> None:
         self.pool.purge(is_live)
@@ -103,17 +107,21 @@ class Router:
                 client.respond_local(401, {"error": denied})
                 return
         replica = self._choose(client, request)
-        if replica is None:
-            return
-        limit = self.config.max_concurrency
-        if over_limit(replica.in_flight, limit):
-            request.strict = None  # never leased: nothing to count back
-            client.respond_local(429, {
-                "error": "too many requests",
-                "detail": f"{limit} requests already in flight on {replica.container_id}"})
+        if replica is None or self._full(client, request, replica):
             return
         self._lease(request, replica)
         self._send(client, request)
+
+    def _full(self, client: Client, request: Request, replica: Replica) -> bool:
+        """429 when one more request would exceed `--max-concurrency` on `replica`."""
+        limit = self.config.max_concurrency
+        if not over_limit(replica.in_flight, limit):
+            return False
+        request.strict = None  # never leased: nothing to count back
+        client.respond_local(429, {
+            "error": "too many requests",
+            "detail": f"{limit} requests already in flight on {replica.container_id}"})
+        return True
 
     def _choose(self, client: Client, request: Request) -> Replica | None:
         """The request's replica, or None after answering it here."""
@@ -208,6 +216,8 @@ class Router:
             client.respond_local(503, {"error": "no live replica",
                                        "detail": "every live replica refused the connection"})
             return False
+        if self._full(client, request, following):  # the limit holds for a moved request too
+            return False
         self._lease(request, following)
         return True
 
@@ -221,9 +231,12 @@ class Router:
         self.pool.put(conn, is_live)
 
     async def _control(self, client: Client, request: Request) -> None:
-        denied = self.control_token.check(request.authorization)
-        if denied:
-            client.respond_local(401, {"error": denied})
+        refused = self.guard.check(
+            request.method, request.header(b"host"), request.header(b"origin"),
+            request.header(b"content-type"), request.authorization,
+            request.proxy.get(b"modal-key"), request.proxy.get(b"modal-secret"))
+        if refused:
+            client.respond_local(refused[0], {"error": refused[1]})
             return
         try:
             status, payload = await self.control(request)
@@ -232,6 +245,14 @@ class Router:
         client.respond_local(status, payload)
 
     # -- timeouts ----------------------------------------------------------------------
+
+    def stalled(self, conn: Upstream) -> None:
+        """A replica sent nothing for `--response-idle-timeout` in the middle of an answer:
+        the client's connection is cut (RST), and the event log says so."""
+        idle = self.config.response_idle_timeout_s
+        self.replicas.events.write("cut", container_id=conn.replica.container_id,
+                                   cause="idle", idle_timeout_s=idle)
+        conn.fail(f"the replica sent nothing for {idle:g} s in the middle of its answer")
 
     def sweep(self) -> None:
         now = self.loop.time()

@@ -1,9 +1,22 @@
 """Replica processes: one class for one child, one for the group and its membership.
 
-A replica is `starting` (process up, port not answering yet), `live` (in the routing set),
-`retiring` (scaled down but holding strict sessions: serves them only, stops when they end),
-`draining` (out of the routing set, finishing its in-flight requests) or `exited`. Every change
-of the live set goes to the event log with the live set after it, and to the router.
+A replica is `starting` (process up, not answering its health check yet), `live` (in the
+routing set), `retiring` (scaled down but holding strict sessions: serves them only, stops when
+they end), `draining` (out of the routing set, finishing its in-flight requests) or `exited`.
+Every change of the live set goes to the event log with the live set after it, and to the
+router.
+
+Health: every `health_interval_s`, each starting or live replica gets `GET /health` on a fresh
+connection; it is live while it answers with a status below 500 within `health_timeout_s`.
+One cause per removal, decided from what the process did, in this order: its process died or
+is dying (`crash`, whoever noticed first: the reaper, the health check or a refused
+connection), its port refused (`refused`), no answer in time (`hung`: a stopped or wedged
+process), a 5xx or garbled answer (`unhealthy`).
+
+Crash-loop backoff: deaths of replicas that lived less than `restart_backoff_reset_s` follow
+each other "in a row", whenever they happen (at start-up or after many answers); the n-th in a
+row delays the next start by `restart_backoff_s * 2^(n-1)` (at most `restart_backoff_max_s`),
+except the first death of a replica that had answered, which is replaced at once.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ import socket
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modal_app.local.config import EmulatorConfig
@@ -24,6 +38,25 @@ from modal_app.local.events import EventLog
 
 STARTING, LIVE, RETIRING, DRAINING, EXITED = (
     "starting", "live", "retiring", "draining", "exited")
+# Health check results; all but OK are removal causes.
+OK, REFUSED, HUNG, UNHEALTHY = "ok", "refused", "hung", "unhealthy"
+HEALTH_REQUEST = b"GET /health HTTP/1.1\r\nHost: replica\r\nConnection: close\r\n\r\n"
+PF_EXITING = 0x4  # Linux task flag: set when the process starts dying, before its sockets close
+
+
+def has_died(pid: int) -> bool:
+    """True when the process exited or is exiting, reaped or not (Linux /proc; elsewhere
+    False, and the reaper alone tells)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True  # already reaped
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()
+    return fields[0] in ("Z", "X", "x") or bool(int(fields[6]) & PF_EXITING)
 
 
 def new_container_id() -> str:
@@ -42,7 +75,7 @@ class Replica:
     in_flight: int = 0
     process: asyncio.subprocess.Process | None = None
     started: float = 0.0
-    answered: bool = False  # its port accepted a connection at least once
+    answered: bool = False  # it passed a health check at least once
     drained: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -67,22 +100,40 @@ class Replica:
     def is_alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
+    def has_died(self) -> bool:
+        """Its process exited or is exiting, even if not reaped yet."""
+        if self.process is None:
+            return False
+        return self.process.returncode is not None or has_died(self.process.pid)
+
     def signal(self, sig: int) -> None:
         if self.is_alive():
             assert self.process is not None
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(sig)
 
-    async def port_answers(self, timeout: float = 1.0) -> bool:
+    async def probe(self, timeout: float) -> str:
+        """`GET /health` on a fresh connection: OK, REFUSED, HUNG or UNHEALTHY."""
+        writer = None
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), timeout)
-        except (TimeoutError, OSError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
+            async with asyncio.timeout(timeout):
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    return REFUSED
+                writer.write(HEALTH_REQUEST)
+                line = await reader.readline()
+        except TimeoutError:
+            return HUNG
+        except OSError:
+            return UNHEALTHY
+        finally:
+            if writer is not None:
+                writer.close()
+        parts = line.split(None, 2)
+        ok = len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit() and (
+            int(parts[1]) < 500)
+        return OK if ok else UNHEALTHY
 
     async def stop(self, grace: float) -> None:
         """Wait for in-flight requests (up to `grace` s), then SIGTERM, then SIGKILL."""
@@ -128,7 +179,7 @@ class ReplicaSet:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._reconciling = asyncio.Lock()
-        self._early_deaths = 0  # replicas in a row that died before they ever answered
+        self._deaths = 0  # deaths in a row (of replicas that lived < restart_backoff_reset_s)
         self._not_before = 0.0  # no start before this loop time (restart backoff)
         self._wakeup: asyncio.TimerHandle | None = None
 
@@ -145,7 +196,6 @@ class ReplicaSet:
             return
         if state == LIVE:
             self.live = (*self.live, replica)
-            self._early_deaths = 0
         else:
             self.live = tuple(r for r in self.live if r is not replica)
         self.events.write(
@@ -155,9 +205,10 @@ class ReplicaSet:
             listener(self.live)
 
     def mark_refused(self, replica: Replica) -> None:
-        """The router saw a refused connection: out of the live set until its port answers."""
+        """The router saw a refused connection: out of the live set until it is healthy again;
+        a crash when its process is dying (the reaper may not have seen it yet)."""
         if replica.state == LIVE:
-            self._set_state(replica, STARTING, "refused")
+            self._set_state(replica, STARTING, "crash" if replica.has_died() else REFUSED)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -181,7 +232,6 @@ class ReplicaSet:
         assert replica.process is not None
         await replica.process.wait()
         crashed = replica.state in (STARTING, LIVE, RETIRING)
-        never_answered = replica.state == STARTING and not replica.answered
         self._set_state(replica, EXITED, "crash" if crashed else "exit")
         self.replicas.pop(replica.container_id, None)
         if crashed:
@@ -189,18 +239,24 @@ class ReplicaSet:
                               returncode=replica.process.returncode)
             if not self.config.replace:
                 self.target = max(0, self.target - 1)
-            elif never_answered:
+            else:
                 self._back_off(replica)
         await self.reconcile()
 
     def _back_off(self, replica: Replica) -> None:
-        """A replica died before it ever answered: delay the next start, doubling each time."""
-        self._early_deaths += 1
-        delay = min(self.config.restart_backoff_max_s,
-                    self.config.restart_backoff_s * 2 ** (self._early_deaths - 1))
-        self._not_before = asyncio.get_running_loop().time() + delay
+        """A replica died on its own: count the deaths in a row and delay the next start."""
+        config = self.config
+        now = asyncio.get_running_loop().time()
+        if now - replica.started >= config.restart_backoff_reset_s:
+            self._deaths = 0  # it lived long enough: not a loop
+        self._deaths += 1
+        if self._deaths == 1 and replica.answered:
+            return  # a one-off death: replaced at once
+        delay = min(config.restart_backoff_max_s,
+                    config.restart_backoff_s * 2 ** (self._deaths - 1))
+        self._not_before = max(self._not_before, now + delay)
         self.events.write("backoff", container_id=replica.container_id, cause="crash",
-                          attempt=self._early_deaths, delay_s=round(delay, 3))
+                          attempt=self._deaths, delay_s=round(delay, 3))
 
     async def reconcile(self) -> None:
         """Start or stop replicas until `target` are starting or live."""
@@ -268,15 +324,22 @@ class ReplicaSet:
         await self.reconcile()
 
     async def check_health(self) -> None:
-        """One round: replicas whose port answers are live, the others are not."""
+        """One round: replicas that answer `GET /health` are live, the others are not."""
         candidates = [r for r in self.replicas.values() if r.state in (STARTING, LIVE)]
-        results = await asyncio.gather(*(r.port_answers() for r in candidates))
-        for replica, ok in zip(candidates, results, strict=True):
-            if replica.state not in (STARTING, LIVE) or not replica.is_alive():
+        timeout = self.config.health_timeout_s
+        results = await asyncio.gather(*(r.probe(timeout) for r in candidates))
+        for replica, result in zip(candidates, results, strict=True):
+            if replica.state not in (STARTING, LIVE):
                 continue
-            if ok:
+            if replica.has_died():  # the reaper decides: one cause, "crash"
+                if replica.state == LIVE:
+                    self._set_state(replica, STARTING, "crash")
+                continue
+            if result == OK:
                 replica.answered = True
-            self._set_state(replica, LIVE if ok else STARTING, "ready" if ok else "health")
+                self._set_state(replica, LIVE, "ready")
+            else:
+                self._set_state(replica, STARTING, result)
 
     async def health_loop(self) -> None:
         while not self._closing:

@@ -5,17 +5,23 @@ connection pool (upstream). The router (`router.py`) decides where a request goe
 module moves its bytes.
 
 Downstream (`Client`, one per client connection):
-- Requests are parsed with httptools (llhttp) and buffered whole (at most `max_body_bytes`),
-  then answered strictly in order. Pipelined requests wait in a queue of at most
-  `max_pipeline`; when it is full the router stops reading the connection until it drains.
-  The next queued request starts only once the client has read enough of the previous
-  answers (its write buffer is under `WRITE_HIGH`).
+- Requests are parsed with httptools (llhttp) and buffered whole (at most `max_body_bytes`,
+  copied at most once), then answered strictly in order. Pipelined requests wait in a queue;
+  the router stops reading the connection while the queue holds `max_pipeline` requests or
+  `max_body_bytes` of bodies, or while all connections together hold more than
+  `max_buffered_bytes` of request bodies (a connection whose next request is at the head of
+  its pipeline is never paused: over that total it gets 503). The next queued request starts
+  only once the client has read enough of the previous answers (its write buffer is under
+  `WRITE_HIGH`).
 - Malformed or oversized requests get a 4xx and the connection is closed: 400 for a bad
   request line, Content-Length or chunk, and for Content-Length together with
   Transfer-Encoding (RFC 9112 6.1); 431 for headers over `max_header_bytes`; 413 for a body
   (announced or received) over `max_body_bytes`; 408 for headers not complete within
   `header_timeout_s`. An idle keep-alive connection is closed after `keepalive_timeout_s`.
-- `Expect: 100-continue` is answered by the router (after the headers passed the checks).
+- `Expect: 100-continue` is answered by the router once the headers passed the checks and the
+  request is at the head of the pipeline (never between the bytes of an earlier answer).
+- A protocol upgrade (`Connection: upgrade` with `Upgrade`, or CONNECT) gets 501 before it
+  is dispatched: it never reaches a replica.
 - HTTP/1.0 clients get their answer with a Content-Length when the replica gave one, else
   close-delimited; the connection closes after it unless they asked for keep-alive.
 
@@ -29,15 +35,22 @@ Upstream (`Upstream`, one keep-alive connection to a replica, one request at a t
   from the replica that feeds it and resumes when the buffer drains below `WRITE_LOW`. A slow
   reader therefore costs the router at most one buffer, whatever the replica sends.
 
-Failure (see `router.py` for the retry rule): a connection lost before any byte of the answer
-reached the client gives a 502 with a JSON reason; once bytes went out, the client's
-connection is closed, so a cut stream is visible as one.
+An answer is complete only by its own framing: its Content-Length reached, its terminal chunk
+seen, or, with neither header, the replica's close. Failure (see `router.py` for the retry
+rule): a connection lost before any byte of the answer reached the client gives a 502 with a
+JSON reason; once bytes went out, the client's connection is reset (RST), so that every
+client, HTTP/1.0 ones reading to the close included, sees a cut stream as one. So is an answer
+whose replica sends nothing for `response_idle_timeout_s` (checked by the router's sweep from
+a counter of reads, no clock read per read).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import struct
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -57,6 +70,12 @@ if TYPE_CHECKING:
 MAX_IDLE_PER_REPLICA = 256
 WRITE_HIGH = 64 * 1024
 WRITE_LOW = 16 * 1024
+# SO_LINGER on, 0 s: close() then resets the connection (RST) instead of a clean FIN.
+LINGER_RESET = struct.pack("ii", 1, 0)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Bodies up to this size go out in one write with their head (one copy); larger ones are
+# handed to the transport as they are (no copy).
+SMALL_BODY = 64 * 1024
 SESSION_HEADER = b"modal-session-id"
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
@@ -71,7 +90,7 @@ PROXY_HEADERS = frozenset({
 })
 # Request headers the router looks at (the others pass on untouched).
 NOTED = PROXY_HEADERS | {SESSION_HEADER, b"content-length", b"transfer-encoding",
-                         b"connection", b"expect", b"authorization"}
+                         b"connection", b"expect", b"authorization", b"upgrade"}
 
 
 class Rejected(Exception):
@@ -102,8 +121,8 @@ def connection_tokens(value: bytes) -> set[bytes]:
 class Request:
     """One parsed request, and what the router attached to it on its way."""
 
-    __slots__ = ("authorization", "body", "head", "http10", "keep_alive", "method", "proxy",
-                 "replica", "session", "strict", "tried", "url")
+    __slots__ = ("authorization", "body", "head", "held", "http10", "keep_alive", "method",
+                 "proxy", "replica", "session", "strict", "tried", "url")
 
     def __init__(self, method: bytes, url: bytes, head: bytes, body: bytes,
                  session: str | None, keep_alive: bool, http10: bool,
@@ -120,14 +139,29 @@ class Request:
         self.strict: Session | None = None
         self.replica: Replica | None = None  # the replica it counts against (in flight)
         self.tried: tuple[Replica, ...] = ()  # replicas that refused it (rarely any)
+        self.held = len(body)  # body bytes counted in the hub's `held_bytes` until answered
 
     def bearer(self) -> str | None:
         value = self.proxy.get(b"modal-authorization", b"").decode("latin-1").strip()
         scheme, _, token = value.partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
 
-    def encode(self) -> bytes:
-        return b"%scontent-length: %d\r\n\r\n%s" % (self.head, len(self.body), self.body)
+    def write_to(self, transport: asyncio.Transport) -> None:
+        """The request on the wire; the body is copied only when small (into one write)."""
+        body = self.body
+        if len(body) <= SMALL_BODY:
+            transport.write(b"%scontent-length: %d\r\n\r\n%s" % (self.head, len(body), body))
+        else:
+            transport.writelines((b"%scontent-length: %d\r\n\r\n" % (self.head, len(body)),
+                                  body))
+
+    def header(self, name: bytes) -> bytes | None:
+        """One end-to-end header's value, read from the head (for rare requests only)."""
+        prefix = name + b":"
+        for line in self.head.split(b"\r\n")[1:]:
+            if line[:len(prefix)].lower() == prefix:
+                return line[len(prefix):].strip()
+        return None
 
 
 class Hub(Protocol):
@@ -137,6 +171,7 @@ class Hub(Protocol):
     loop: asyncio.AbstractEventLoop
     clients: set[Client]
     busy: set[Upstream]
+    held_bytes: int  # request body bytes all client connections hold
 
     def dispatch(self, client: Client, request: Request) -> None: ...
 
@@ -144,9 +179,18 @@ class Hub(Protocol):
 
     def release(self, conn: Upstream) -> None: ...
 
+    def stalled(self, conn: Upstream) -> None: ...
+
 
 class Client(asyncio.Protocol):
     """One client connection: parses requests and answers them in order."""
+
+    __slots__ = ("authorization", "body_bytes", "body_parts", "chunked", "close_after", "closed",
+                 "config", "connection", "content_lengths", "continue_pending", "corked",
+                 "current", "expects_continue", "has_te", "header_bytes", "headers", "hub",
+                 "in_flight", "last_active", "parser", "proxy", "queue", "queued_bytes",
+                 "reading_paused", "request_started", "session", "transport", "upgrade",
+                 "upstream", "url", "writing_paused")
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -163,6 +207,7 @@ class Client(asyncio.Protocol):
         self.writing_paused = False
         self.chunked = False  # framing of the response being written
         self.corked: list[bytes] | None = None  # writes held to go out as one
+        self.queued_bytes = 0  # body bytes of the queued requests
         self._reset()
         self.request_started: float | None = None
         self.last_active = hub.loop.time()
@@ -177,6 +222,8 @@ class Client(asyncio.Protocol):
         self.content_lengths = 0
         self.has_te = False
         self.expects_continue = False
+        self.continue_pending = False  # 100 Continue owed once the request heads the pipeline
+        self.upgrade = False
         self.connection: set[bytes] = set()
         self.authorization: bytes | None = None
         self.proxy: dict[bytes, bytes] = {}
@@ -191,6 +238,7 @@ class Client(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.hub.clients.discard(self)
+        self._release_all()
         upstream = self.upstream
         if upstream is not None:  # nobody reads the answer any more: stop producing it
             upstream.abandon()
@@ -267,37 +315,102 @@ class Client(asyncio.Protocol):
             self.expects_continue = True
         elif lower == b"authorization":
             self.authorization = value
+        elif lower == b"upgrade":
+            self.upgrade = True
 
     def on_headers_complete(self) -> None:
         if self.content_lengths and self.has_te:
             raise Rejected(400, "Content-Length together with Transfer-Encoding")
+        if self.upgrade and b"upgrade" in self.connection:
+            raise Rejected(501, "protocol upgrades are not supported")  # never dispatched
         self.request_started = None
-        if self.expects_continue and self.transport is not None:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.expects_continue:
+            if self.in_flight or self.queue:  # an earlier answer may be on the wire
+                self.continue_pending = True
+            elif self.transport is not None:
+                self.transport.write(CONTINUE)
 
     def on_body(self, body: bytes) -> None:
-        self.body_bytes += len(body)
-        if self.body_bytes > self.config.max_body_bytes:
+        n = len(body)
+        if self.body_bytes + n > self.config.max_body_bytes:
             raise Rejected(413, "request body too large")
+        self.body_bytes += n  # counted in `held_bytes` too, until answered or dropped
         self.body_parts.append(body)
+        hub = self.hub
+        hub.held_bytes += n
+        if self.in_flight or self.queue:  # behind earlier answers: it may wait for them
+            if (hub.held_bytes > self.config.max_buffered_bytes
+                    or self.queued_bytes + self.body_bytes > self.config.max_body_bytes):
+                self._pause()  # its own answers go on without reading: no deadlock
+        elif hub.held_bytes > self.config.max_buffered_bytes:  # the head: it cannot wait
+            raise Rejected(503, "the router holds too many request bodies; retry shortly")
 
     def on_message_complete(self) -> None:
         method = self.parser.get_method()
+        if method == b"CONNECT":  # llhttp treats it as an upgrade: refused before dispatch
+            raise Rejected(501, "protocol upgrades are not supported")
         named = self.connection
         lines = [line for lower, line in self.headers if lower not in named] if named else [
             line for _, line in self.headers]
         head = b"%s %s HTTP/1.1\r\n%s" % (method, self.url, b"".join(lines))
-        body = b"".join(self.body_parts) if self.body_parts else b""
+        parts = self.body_parts
+        body = (parts[0] if len(parts) == 1 else b"".join(parts)) if parts else b""
         http10 = self.parser.get_http_version() == "1.0"
         self.queue.append(Request(method, self.url, head, body, self.session,
                                   self.parser.should_keep_alive(), http10, self.proxy,
                                   self.authorization))
-        if len(self.queue) >= self.config.max_pipeline and not self.reading_paused:
+        self.continue_pending = False  # the body came without it
+        if body:
+            self.queued_bytes += len(body)
+            self.body_bytes = 0  # now counted in the queue (body_parts are reset per message)
+        if self.in_flight or self.writing_paused or len(self.queue) > 1:  # it waits: bounds
+            if self._must_wait():
+                self._pause()
+            if not self.in_flight and not self.writing_paused:
+                self._next()
+        else:
+            self._next()
+
+    # -- reading: the pipeline's bounds ------------------------------------------------
+
+    def _must_wait(self) -> bool:
+        """True while the connection may not be read: its queue is full, or its queued bodies
+        (or those of all connections) are over their bound while an earlier answer runs."""
+        if len(self.queue) >= self.config.max_pipeline:
+            return True
+        if not (self.in_flight or self.queue):
+            return False
+        return (self.queued_bytes + self.body_bytes > self.config.max_body_bytes
+                or self.hub.held_bytes > self.config.max_buffered_bytes)
+
+    def _pause(self) -> None:
+        if not self.reading_paused:
             self.reading_paused = True
             if self.transport is not None:
                 self.transport.pause_reading()
-        if not self.in_flight and not self.writing_paused:
-            self._next()
+
+    def _maybe_resume(self) -> None:
+        if self.reading_paused and not self._must_wait():
+            self.reading_paused = False
+            if self.request_started is not None:  # the header clock ran only while reading
+                self.request_started = self.hub.loop.time()
+            if self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    def _release(self, request: Request | None) -> None:
+        if request is not None and request.held:
+            self.hub.held_bytes -= request.held
+            request.held = 0
+
+    def _release_all(self) -> None:
+        """The connection is gone: its bodies, queued or half read, no longer count."""
+        self._release(self.current)
+        for request in self.queue:
+            self._release(request)
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.hub.held_bytes -= self.body_bytes
+        self.body_bytes = 0
 
     # -- answering ---------------------------------------------------------------------
 
@@ -305,14 +418,11 @@ class Client(asyncio.Protocol):
         if not self.queue or self.closed:
             return
         request = self.queue.popleft()
-        if self.reading_paused and len(self.queue) < self.config.max_pipeline:
-            self.reading_paused = False
-            if self.request_started is not None:  # the header clock ran only while reading
-                self.request_started = self.hub.loop.time()
-            if self.transport is not None:
-                self.transport.resume_reading()
+        self.queued_bytes -= request.held
         self.in_flight = True
         self.current = request
+        if self.reading_paused:
+            self._maybe_resume()
         self.hub.dispatch(self, request)
 
     def respond_local(self, status: int, payload: Any) -> None:
@@ -356,18 +466,41 @@ class Client(asyncio.Protocol):
         self.response_done()
 
     def cut(self) -> None:
-        """The answer broke off after part of it went out: close, so the client sees it."""
+        """The answer broke off after part of it went out: reset the connection (RST), so
+        that the client sees an error whatever the framing (a clean close would end an
+        HTTP/1.0 client's close-delimited body as if it were complete)."""
         self.upstream = None
         self.close_after = True
-        self.close()
+        self.corked = None  # the rest of a broken answer is not sent
+        transport = self.transport
+        if transport is not None and not self.closed:
+            self.closed = True
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+            transport.abort()
+        self.hub.clients.discard(self)
+        self._release_all()
 
     def response_done(self) -> None:
         self.in_flight = False
+        current = self.current
+        if current is not None and current.held:
+            self.hub.held_bytes -= current.held
+            current.held = 0
         self.last_active = self.hub.loop.time()
-        if self.current is None or not self.current.keep_alive:
+        if current is None or not current.keep_alive:
             self.close()
-        elif self.queue and not self.writing_paused:
-            self._next()  # else resume_writing goes on: a client that does not read waits
+        elif self.queue:
+            if not self.writing_paused:
+                self._next()  # else resume_writing goes on: a client that does not read waits
+        else:
+            if self.reading_paused:
+                self._maybe_resume()
+            if self.continue_pending and self.transport is not None and not self.closed:
+                self.continue_pending = False  # its request now heads the pipeline
+                self.write(CONTINUE)  # after the end of the answer before it (corked)
 
     def write(self, data: bytes) -> None:
         if self.corked is not None:
@@ -393,6 +526,16 @@ class Client(asyncio.Protocol):
         self.close()
 
     def check_timeouts(self, now: float) -> None:
+        upstream = self.upstream
+        if upstream is not None and upstream.responded:
+            # idle between the bytes of an answer: the replica's reads did not move since the
+            # last sweep (a client that does not read is not the replica's silence)
+            if upstream.reads != upstream.seen_reads or self.writing_paused:
+                upstream.seen_reads = upstream.reads
+                upstream.quiet_since = now
+            elif now - upstream.quiet_since > self.config.response_idle_timeout_s:
+                self.hub.stalled(upstream)
+                return
         if (self.request_started is not None and not self.reading_paused
                 and now - self.request_started > self.config.header_timeout_s):
             self.reject(408, "request headers not received in time")
@@ -406,10 +549,15 @@ class Client(asyncio.Protocol):
             self.closed = True
             self.transport.close()
         self.hub.clients.discard(self)
+        self._release_all()
 
 
 class Upstream(asyncio.Protocol):
     """One keep-alive connection to a replica; carries one request at a time."""
+
+    __slots__ = ("_chunked", "_head", "_length", "_named", "_reason", "_skip", "client",
+                 "closing", "hub", "idle_since", "parser", "quiet_since", "reads", "replica",
+                 "request", "responded", "seen_reads", "sent_at", "transport")
 
     def __init__(self, hub: Hub, replica: Replica) -> None:
         self.hub = hub
@@ -422,10 +570,14 @@ class Upstream(asyncio.Protocol):
         self.closing = False
         self.sent_at = 0.0
         self.idle_since = 0.0
+        self.reads = 0  # data_received calls; the sweep compares it to `seen_reads`
+        self.seen_reads = -1
+        self.quiet_since = 0.0
         self._head: list[bytes] = []
         self._named: set[bytes] = set()
         self._reason = b""
         self._length: int | None = None
+        self._chunked = False  # the answer is framed by chunks (a close does not end it)
         self._skip = False  # a 1xx interim answer, or a HEAD answer already finished
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -441,13 +593,13 @@ class Upstream(asyncio.Protocol):
         transport = self.transport
         if transport is None or not self.usable():
             return False
-        transport.write(request.encode())
+        request.write_to(transport)
         if transport.is_closing():  # the first send() failed: nothing went out
             self.closing = True
             return False
         self.client = client
         self.request = request
-        self.responded = False
+        self.responded = False  # (`reads` moves at its first byte: the idle clock restarts)
         self.sent_at = self.hub.loop.time()
         self.hub.busy.add(self)
         client.upstream = self
@@ -470,6 +622,7 @@ class Upstream(asyncio.Protocol):
         if client is None:  # bytes with no request: the replica misbehaves
             self.close()
             return
+        self.reads += 1
         client.cork()
         try:
             self.parser.feed_data(data)
@@ -485,6 +638,7 @@ class Upstream(asyncio.Protocol):
         self._named = set()
         self._reason = b""
         self._length = None
+        self._chunked = False
         self._skip = False
 
     def on_status(self, reason: bytes) -> None:
@@ -495,6 +649,8 @@ class Upstream(asyncio.Protocol):
         if lower in HOP_BY_HOP:
             if lower == b"connection":
                 self._named |= connection_tokens(value)
+            elif lower == b"transfer-encoding":
+                self._chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
             return
         if lower == b"content-length":
             self._length = int(value)
@@ -582,8 +738,8 @@ class Upstream(asyncio.Protocol):
         self.closing = True
         if self.client is None:
             return
-        if self.responded and self._length is None and not self.parser.should_keep_alive():
-            self._complete()  # a close-delimited answer ends with the connection
+        if self.responded and self._length is None and not self._chunked:
+            self._complete()  # a close-delimited answer (neither header) ends with the close
             return
         self.fail("the connection to the replica was lost before the answer was complete")
 

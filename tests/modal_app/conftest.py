@@ -41,8 +41,8 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "cond
         time.sleep(0.05)
 
 
-# The test-only upstream app (tests/modal_app/test_emulator_app.py) for the emulator's replicas.
-TEST_APP = "tests.modal_app.test_emulator_app:app"
+# The test-only upstream app (tests/support/replica_app.py) for the emulator's replicas.
+TEST_APP = "tests.support.replica_app:app"
 
 
 def address(url: str) -> tuple[str, int]:

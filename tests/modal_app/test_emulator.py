@@ -6,16 +6,25 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
 from modal_app.local.launch import Emulator, emulator
 from modal_app.local.rendezvous import pick, rank
 from tests.httpclient import Conn, call
-from tests.modal_app.conftest import live_ids, read_events, replicas, wait_for
+from tests.modal_app.conftest import TEST_APP, live_ids, read_events, replicas, wait_for
 
 SESSIONS = [f"user-{i}" for i in range(60)]
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Emulator]:
+    """3 replicas for the tests that change nothing (the others get their own, `emu`)."""
+    with emulator(3, "--no-replace") as e:
+        yield e
 
 
 def owners(url: str, sessions: list[str]) -> dict[str, str]:
@@ -24,23 +33,23 @@ def owners(url: str, sessions: list[str]) -> dict[str, str]:
                 for s in sessions}
 
 
-def test_a_session_sees_one_container_on_rendezvous_owner(emu: Emulator) -> None:
-    live = live_ids(emu.url)
+def test_a_session_sees_one_container_on_rendezvous_owner(shared: Emulator) -> None:
+    live = live_ids(shared.url)
     assert len(live) == 3
-    with Conn(emu.url) as conn:
+    with Conn(shared.url) as conn:
         seen = {conn.post(headers={"Modal-Session-Id": "alice"})[1]["CONTAINER_ID"]
                 for _ in range(30)}
         # header names are case-insensitive
         seen |= {conn.post(headers={"MODAL-SESSION-ID": "alice"})[1]["CONTAINER_ID"]
                  for _ in range(10)}
     assert seen == {pick("alice", live)}
-    spread = owners(emu.url, SESSIONS)
+    spread = owners(shared.url, SESSIONS)
     assert spread == {s: pick(s, live) for s in SESSIONS}
     assert len(set(spread.values())) == 3
 
 
-def test_no_header_on_one_keepalive_connection_sees_several(emu: Emulator) -> None:
-    with Conn(emu.url) as conn:
+def test_no_header_on_one_keepalive_connection_sees_several(shared: Emulator) -> None:
+    with Conn(shared.url) as conn:
         seen = {conn.post()[1]["CONTAINER_ID"] for _ in range(60)}
     assert len(seen) >= 2
 
@@ -76,7 +85,7 @@ def test_killing_a_replica_moves_only_its_sessions(emu: Emulator, tmp_path: Path
 
 
 def test_a_killed_replica_is_replaced_with_a_new_id(tmp_path: Path) -> None:
-    with emulator(2, events=tmp_path / "ev.jsonl") as emu:
+    with emulator(2, "--replica-app", TEST_APP, events=tmp_path / "ev.jsonl") as emu:
         first = set(live_ids(emu.url))
         victim = sorted(first)[0]
         assert call(emu.url, "POST", f"/_emulator/replicas/{victim}/kill")[0] == 200
@@ -125,7 +134,7 @@ def test_a_refused_replica_leaves_and_the_request_goes_to_the_next_ranked(
         live = list(info)
         session = next(s for s in SESSIONS if pick(s, live) == live[0])
         victim = info[live[0]]
-        holder = threading.Thread(target=call, args=(emu.url, "POST", "/", {"work_ms": 3000}),
+        holder = threading.Thread(target=call, args=(emu.url, "POST", "/", {"work_ms": 2000}),
                                   kwargs={"headers": {"Modal-Session-Id": session}})
         holder.start()
         wait_for(lambda: any(r["in_flight"] for r in replicas(emu.url)), what="in flight")
@@ -147,20 +156,20 @@ def test_a_refused_replica_leaves_and_the_request_goes_to_the_next_ranked(
         assert causes[0] == "refused"
 
 
-def test_control_api_errors(emu: Emulator) -> None:
-    assert call(emu.url, "GET", "/_emulator/nope")[0] == 404
-    assert call(emu.url, "GET", "/_emulator/scale")[0] == 405
-    assert call(emu.url, "POST", "/_emulator/scale", {"replicas": -1})[0] == 422
-    assert call(emu.url, "POST", "/_emulator/scale", {"replicas": "3"})[0] == 422
-    with Conn(emu.url) as conn:
+def test_control_api_errors(shared: Emulator) -> None:
+    assert call(shared.url, "GET", "/_emulator/nope")[0] == 404
+    assert call(shared.url, "GET", "/_emulator/scale")[0] == 405
+    assert call(shared.url, "POST", "/_emulator/scale", {"replicas": -1})[0] == 422
+    assert call(shared.url, "POST", "/_emulator/scale", {"replicas": "3"})[0] == 422
+    with Conn(shared.url) as conn:
         assert conn.request("POST", "/_emulator/scale", raw=b"{nope")[0] == 400
-    assert call(emu.url, "POST", "/_emulator/replicas/ta-nope/kill")[0] == 404
-    assert len(live_ids(emu.url)) == 3
+    assert call(shared.url, "POST", "/_emulator/replicas/ta-nope/kill")[0] == 404
+    assert len(live_ids(shared.url)) == 3
 
 
 def test_event_log_records_every_change_with_the_live_set(tmp_path: Path) -> None:
     path = tmp_path / "ev.jsonl"
-    with emulator(2, "--no-replace", events=path) as emu:
+    with emulator(2, "--no-replace", "--replica-app", TEST_APP, events=path) as emu:
         call(emu.url, "POST", "/_emulator/scale", {"replicas": 3})
         wait_for(lambda: len(live_ids(emu.url)) == 3, what="3 live")
         victim = live_ids(emu.url)[0]
@@ -184,17 +193,17 @@ def gone(procs: list[psutil.Process]) -> bool:
 
 
 def test_no_process_is_left_behind_on_sigterm_even_after_a_crash() -> None:
-    with emulator(3, "--no-replace") as emu:
+    with emulator(2, "--no-replace", "--replica-app", TEST_APP) as emu:
         procs = children_of(emu)
         procs[0].kill()  # a replica crashes
-        wait_for(lambda: len(live_ids(emu.url)) == 2, what="crash noticed")
+        wait_for(lambda: len(live_ids(emu.url)) == 1, what="crash noticed")
         emu.process.send_signal(signal.SIGTERM)
         assert emu.process.wait(20) == 0
     wait_for(lambda: gone(procs), what="children to exit")
 
 
 def test_no_process_is_left_behind_on_ctrl_c() -> None:
-    with emulator(2) as emu:
+    with emulator(2, "--replica-app", TEST_APP) as emu:
         procs = children_of(emu)
         emu.process.send_signal(signal.SIGINT)
         assert emu.process.wait(20) == 0
@@ -202,7 +211,7 @@ def test_no_process_is_left_behind_on_ctrl_c() -> None:
 
 
 def test_replicas_die_with_a_sigkilled_emulator() -> None:
-    with emulator(2) as emu:
+    with emulator(2, "--replica-app", TEST_APP) as emu:
         procs = children_of(emu)
         emu.process.kill()
         emu.process.wait(10)

@@ -1,6 +1,6 @@
 """The router's HTTP behaviour, each documented answer, framing, streaming and flow control.
 
-Real emulator processes whose replicas serve the test-only app (test_emulator_app.py).
+Real emulator processes whose replicas serve the test-only app (tests/support/replica_app.py).
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    with emulator(2, "--replica-app", TEST_APP, "--header-timeout", "1",
-                  "--keepalive-timeout", "2", "--upstream-timeout", "2",
-                  "--max-body-bytes", "100000") as e:
+    with emulator(2, "--replica-app", TEST_APP, "--max-body-bytes", "100000") as e:
         yield e
 
 
@@ -51,13 +49,6 @@ def status_of(raw: bytes) -> int:
     return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/1.1 ") else 0
 
 
-def test_408_when_headers_do_not_arrive_in_time(emu: Emulator) -> None:
-    with connect(emu) as sock:
-        sock.sendall(b"GET /hop HTTP/1.1\r\nHost: x\r\n")
-        raw = read_until_closed(sock)
-    assert status_of(raw) == 408 and b"not received in time" in raw
-
-
 def test_413_for_an_announced_body_over_the_limit(emu: Emulator) -> None:
     with connect(emu) as sock:
         sock.sendall(b"POST /headers HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
@@ -72,20 +63,6 @@ def test_413_for_a_chunked_body_over_the_limit(emu: Emulator) -> None:
                      + piece + piece)
         raw = read_until_closed(sock)
     assert status_of(raw) == 413
-
-
-def test_504_when_the_replica_answers_later_than_the_upstream_timeout(emu: Emulator) -> None:
-    status, body = call(emu.url, "POST", "/hold?ms=6000")
-    assert status == 504 and body["error"] == "replica timeout"
-    assert call(emu.url, "GET", "/hop")[0] == 200
-
-
-def test_an_idle_keepalive_connection_is_closed_after_the_timeout(emu: Emulator) -> None:
-    with connect(emu) as sock:
-        sock.sendall(b"GET /hop HTTP/1.1\r\nHost: x\r\n\r\n")
-        first = response(sock)
-        assert first.read() == b"hello" and not first.will_close
-        assert sock.recv(1) == b""  # the router closed it (--keepalive-timeout 2)
 
 
 def test_head_gets_headers_only_and_the_connection_goes_on(emu: Emulator) -> None:
@@ -182,8 +159,8 @@ def test_a_slow_reader_does_not_grow_the_router_memory(emu: Emulator) -> None:
         base = rss(emu)
         sock.sendall(b"GET /big?mib=100 HTTP/1.1\r\nHost: x\r\n\r\n")
         peak = base
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:  # read nothing for a while
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:  # read nothing for a while (loopback: GB/s)
             peak = max(peak, rss(emu))
             time.sleep(0.1)
         answer = response(sock)
@@ -213,35 +190,9 @@ def test_a_replica_killed_mid_stream_cuts_the_stream() -> None:
         victim = first["container"]
         assert victim in live_ids(emu.url)
         assert call(emu.url, "POST", f"/_emulator/replicas/{victim}/kill")[0] == 200
-        with pytest.raises(http.client.IncompleteRead):
+        with pytest.raises((http.client.IncompleteRead, ConnectionResetError)):
             answer.read()
         wait_for(lambda: victim not in live_ids(emu.url), what="the victim gone")
-
-
-def test_a_client_that_pipelines_without_reading_is_no_longer_read() -> None:
-    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # each gets a 503: no live replica
-    with emulator(0) as emu, connect(emu, timeout=3) as sock:
-        base = rss(emu)
-        sent = 0
-        with pytest.raises(TimeoutError):  # the router stopped reading: sendall blocks
-            for _ in range(2000):
-                sock.sendall(request * 1000)
-                sent += 1
-        assert sent < 2000
-        assert rss(emu) - base < 32 * MIB
-
-
-def test_the_header_clock_stops_while_the_router_does_not_read() -> None:
-    get = b"GET /hop HTTP/1.1\r\nHost: x\r\n"
-    with emulator(1, "--replica-app", TEST_APP, "--header-timeout", "1",
-                  "--max-pipeline", "2") as emu, connect(emu) as sock:
-        # a slow answer, a full queue (reading pauses), then half of one more request
-        sock.sendall(b"POST /hold?ms=3000 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-                     + (get + b"\r\n") * 3 + get)
-        time.sleep(2)  # longer than --header-timeout: no 408 while the router is not reading
-        sock.sendall(b"Connection: close\r\n\r\n")
-        raw = read_until_closed(sock)
-    assert raw.count(b"HTTP/1.1 200 OK") == 5, raw[:300]
 
 
 def test_an_http10_client_asking_for_keepalive_keeps_its_connection(emu: Emulator) -> None:

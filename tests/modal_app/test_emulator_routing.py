@@ -40,7 +40,7 @@ def burst(url: str, path: str, n: int) -> list[tuple[int, Any]]:
 
 def test_a_burst_spreads_evenly_over_the_least_loaded() -> None:
     with emulator(3, "--replica-app", TEST_APP) as emu:
-        answers = burst(emu.url, "/hold?ms=3000", 30)
+        answers = burst(emu.url, "/hold?ms=2000", 30)
     assert {status for status, _ in answers} == {200}
     counts = Counter(body["container"] for _, body in answers)
     assert len(counts) == 3 and max(counts.values()) - min(counts.values()) <= 2, counts
@@ -56,7 +56,7 @@ def test_max_concurrency_holds_under_a_burst() -> None:
 
 
 def test_the_router_learns_of_a_new_replica_only_after_the_membership_delay() -> None:
-    delay = 4.0
+    delay = 2.0
     with emulator(3, "--no-replace", "--membership-delay-ms", str(int(delay * 1000))) as emu:
         wait_for(lambda: call(emu.url, "POST", "/")[0] == 200, what="the router to learn")
         before = live_ids(emu.url)

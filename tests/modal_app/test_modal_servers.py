@@ -41,7 +41,9 @@ def test_auth_refuses_missing_and_wrong_credentials(creds: None) -> None:
         assert call(emu.url, "POST", "/", headers=only_key)[0] == 401
         good = {"Modal-Key": KEY, "Modal-Secret": SECRET}
         assert call(emu.url, "POST", "/", headers=good)[0] == 200
-        assert call(emu.url, "GET", "/_emulator/replicas")[0] == 200  # control API is open
+        # the control API needs the proxy credentials too
+        assert call(emu.url, "GET", "/_emulator/replicas")[0] == 401
+        assert call(emu.url, "GET", "/_emulator/replicas", headers=good)[0] == 200
         assert SECRET not in "".join(emu.output)
 
 
@@ -86,12 +88,20 @@ def terminate(url: str, token: str) -> int:
 
 @pytest.fixture()
 def sessioned() -> Any:
+    """A fresh strict-session emulator, for the tests that change its replicas."""
     with emulator(3, "--sessioned", "--no-replace") as emu:
         yield emu
 
 
-def test_a_session_token_pins_a_container_and_ends_with_terminate(sessioned: Emulator) -> None:
-    url = sessioned.url
+@pytest.fixture(scope="module")
+def sessions() -> Any:
+    """One strict-session emulator for the tests that only start, use and end sessions."""
+    with emulator(3, "--sessioned", "--no-replace") as emu:
+        yield emu
+
+
+def test_a_session_token_pins_a_container_and_ends_with_terminate(sessions: Emulator) -> None:
+    url = sessions.url
     token = start_session(url)
     seen = {use(url, token)[1]["CONTAINER_ID"] for _ in range(20)}
     assert len(seen) == 1
@@ -104,20 +114,23 @@ def test_a_session_token_pins_a_container_and_ends_with_terminate(sessioned: Emu
     assert terminate(url, token) == 404
 
 
-def test_the_same_idempotency_key_gives_the_same_session(sessioned: Emulator) -> None:
+def test_the_same_idempotency_key_gives_the_same_session(sessions: Emulator) -> None:
     headers = {**FUNCTION, "x-idempotency-key": "k-1"}
-    first = call(sessioned.url, "POST", "/_modal/sessions/start", headers=headers)
-    again = call(sessioned.url, "POST", "/_modal/sessions/start", headers=headers)
+    first = call(sessions.url, "POST", "/_modal/sessions/start", headers=headers)
+    again = call(sessions.url, "POST", "/_modal/sessions/start", headers=headers)
     assert first == again and first[0] == 200
 
 
-def test_an_idle_session_ends_after_its_timeout(sessioned: Emulator) -> None:
-    token = start_session(sessioned.url, idle=0.5)
-    assert use(sessioned.url, token)[0] == 200
-    assert sum(r["sessions"] for r in replicas(sessioned.url)) == 1
-    wait_for(lambda: sum(r["sessions"] for r in replicas(sessioned.url)) == 0,
-             what="the session to idle out")
-    assert use(sessioned.url, token) == (410, {"error": "session ended", "reason": "idle"})
+def test_an_idle_session_ends_after_its_timeout(sessions: Emulator) -> None:
+    def held() -> int:  # other tests' sessions live on (600 s)
+        return sum(r["sessions"] for r in replicas(sessions.url))
+
+    before = held()
+    token = start_session(sessions.url, idle=0.5)
+    assert use(sessions.url, token)[0] == 200
+    assert held() == before + 1
+    wait_for(lambda: held() == before, what="the session to idle out")
+    assert use(sessions.url, token) == (410, {"error": "session ended", "reason": "idle"})
 
 
 def test_a_session_keeps_its_container_across_a_scale_down(sessioned: Emulator) -> None:
@@ -177,14 +190,14 @@ def test_a_stream_needs_credentials_and_holds_its_slot_until_done(creds: None) -
         wait_for(lambda: call(emu.url, "POST", "/", headers=good)[0] == 200, what="the slot")
 
 
-def test_a_session_token_pins_its_streams(sessioned: Emulator) -> None:
-    token = start_session(sessioned.url)
+def test_a_session_token_pins_its_streams(sessions: Emulator) -> None:
+    token = start_session(sessions.url)
     auth = {"Modal-Authorization": f"Bearer {token}"}
-    first = {use(sessioned.url, token)[1]["CONTAINER_ID"]}
+    first = {use(sessions.url, token)[1]["CONTAINER_ID"]}
     for _ in range(5):
-        with open_stream(sessioned.url, {"max_tokens": 2}, auth) as stream:
+        with open_stream(sessions.url, {"max_tokens": 2}, auth) as stream:
             event = json.loads(stream.readline().removeprefix(b"data: "))
             assert stream.read().endswith(b"data: [DONE]\n\n")
         assert {event["CONTAINER_ID"]} == first
-    with open_stream(sessioned.url, {"max_tokens": 2}, {}) as stream:
+    with open_stream(sessions.url, {"max_tokens": 2}, {}) as stream:
         assert stream.status == 401

@@ -1,10 +1,17 @@
-"""A test-only upstream: the ASGI app the emulator's replicas serve in the transport tests.
+"""A test-only upstream that crashes, stalls and streams on demand: the ASGI app the emulator's
+replicas serve in the emulator's tests.
 
-    python -m modal_app.local --replica-app tests.modal_app.test_emulator_app:app
+    python -m modal_app.local --replica-app tests.support.replica_app:app
 
-No tests here; it is a module of its own so that a replica process imports nothing but it.
+A module of its own so that a replica process imports nothing but it.
+- GET  /health                   200 "ok" (the emulator's health check).
+- GET  /crash                    the process exits at once (status 3), the request unanswered.
 - GET  /chunks?n=10&gap_ms=100  n parts, one JSON line each {"i", "t" (time produced),
                                 "container"}, `gap_ms` apart, chunked (no Content-Length).
+       &crash_after=K            ... the process exits after K parts (a crash mid-stream);
+       &stall_after=K            ... after K parts the replica sends nothing more (until the
+                                 router drops the connection);
+       &close=1                  ... with `Connection: close` on the answer.
 - GET  /big?mib=100              that many MiB of b"x", as fast as the router takes them.
 - GET|HEAD /hop                  "hello" with hop-by-hop headers the router must drop.
 - GET  /headers                  the request headers the replica received, as JSON.
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -40,7 +48,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if route is None:
         await answer(send, 404, b"not found")
         return
-    await route(scope, query, send)
+    await route(scope, query, send, receive)
 
 
 async def drain(receive: Receive) -> None:
@@ -57,11 +65,22 @@ async def answer(send: Send, status: int, body: bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-async def chunks(scope: Scope, query: dict[str, str], send: Send) -> None:
+async def chunks(scope: Scope, query: dict[str, str], send: Send,
+             receive: Receive) -> None:
     n, gap = int(query.get("n", "10")), float(query.get("gap_ms", "100")) / 1000
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/x-ndjson")]})
+    crash_after = int(query.get("crash_after", "-1"))
+    stall_after = int(query.get("stall_after", "-1"))
+    headers = [(b"content-type", b"application/x-ndjson")]
+    if query.get("close") == "1":
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     for i in range(n):
+        if i == crash_after:
+            await asyncio.sleep(0.05)  # let the parts sent so far leave the process
+            os._exit(3)
+        if i == stall_after:
+            await receive()  # nothing more until the router drops the connection
+            return
         if i:
             await asyncio.sleep(gap)
         line = json.dumps({"i": i, "t": time.time(), "container": CONTAINER}) + "\n"
@@ -69,7 +88,8 @@ async def chunks(scope: Scope, query: dict[str, str], send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def big(scope: Scope, query: dict[str, str], send: Send) -> None:
+async def big(scope: Scope, query: dict[str, str], send: Send,
+             receive: Receive) -> None:
     piece = b"x" * (1 << 20)
     await send({"type": "http.response.start", "status": 200, "headers": []})
     for _ in range(int(query.get("mib", "100"))):
@@ -77,19 +97,22 @@ async def big(scope: Scope, query: dict[str, str], send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def hop(scope: Scope, query: dict[str, str], send: Send) -> None:
+async def hop(scope: Scope, query: dict[str, str], send: Send,
+             receive: Receive) -> None:
     await answer(send, 200, b"hello", [
         (b"connection", b"x-hop"), (b"x-hop", b"1"), (b"keep-alive", b"timeout=5"),
         (b"trailer", b"x-later"), (b"x-end", b"kept")])
 
 
-async def headers(scope: Scope, query: dict[str, str], send: Send) -> None:
+async def headers(scope: Scope, query: dict[str, str], send: Send,
+             receive: Receive) -> None:
     seen = {k.decode(): v.decode() for k, v in scope["headers"]}
     await answer(send, 200, json.dumps(seen).encode(),
                  [(b"content-type", b"application/json")])
 
 
-async def hold(scope: Scope, query: dict[str, str], send: Send) -> None:
+async def hold(scope: Scope, query: dict[str, str], send: Send,
+             receive: Receive) -> None:
     IN_FLIGHT[0] += 1
     concurrent = IN_FLIGHT[0]
     try:
@@ -103,4 +126,16 @@ async def hold(scope: Scope, query: dict[str, str], send: Send) -> None:
     await answer(send, 200, body, [(b"content-type", b"application/json")])
 
 
-ROUTES = {"/chunks": chunks, "/big": big, "/hop": hop, "/headers": headers, "/hold": hold}
+async def health(scope: Scope, query: dict[str, str], send: Send,
+             receive: Receive) -> None:
+    await answer(send, 200, b"ok")
+
+
+async def crash(scope: Scope, query: dict[str, str], send: Send,
+             receive: Receive) -> None:
+    sys.stderr.flush()
+    os._exit(3)
+
+
+ROUTES = {"/chunks": chunks, "/big": big, "/hop": hop, "/headers": headers, "/hold": hold,
+          "/health": health, "/crash": crash}
