@@ -239,6 +239,7 @@ def analysed(raw: RawRun, config: ReportConfig) -> Run:
     analysis = analyze(raw, config)
     analysis.summary.gates = gating.evaluate(analysis.summary, config.gates)
     analysis.summary.verdicts = gating.verdicts(analysis.summary)
+    analysis.summary.verdict = gating.overall(analysis.summary)
     return Run(raw.prefix, config, analysis, raw)
 
 

@@ -186,6 +186,9 @@ def gates_table(summary: Mapping[str, Any]) -> Table | None:
 
 def overall(summary: Mapping[str, Any]) -> Card | None:
     gates = summary.get("gates") or []
+    reasons = summary.get("not_judged") or []
+    if reasons:  # the run cannot back a verdict, whatever the gates say
+        return Card("verdict", "NOT JUDGED", "; ".join(reasons))
     if not gates:
         return None
     verdicts = [verdict(g) for g in gates]

@@ -140,6 +140,9 @@ class Run:
     events: list[Event] | None
     locust: LocustStats | None
     notes: list[str] = field(default_factory=list)  # what reading the request file noticed
+    # why the recording is incomplete (the run did not end normally, rows were lost): such a
+    # run is not judged unless the user accepts an incomplete recording
+    incomplete: list[str] = field(default_factory=list)
 
 
 # -- the request file --------------------------------------------------------------------------
@@ -165,8 +168,13 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
     event_list = read_events(events_path) if events_path.is_file() else None
     if event_list is not None and not event_list:
         event_list = None  # a log with no membership change says nothing about epochs
+    locust = read_locust_stats(prefix)
+    incomplete = [n for n in read.notes if n.startswith("run did not end normally")]
+    if locust is not None and locust.requests is not None and locust.requests > len(requests.ts):
+        incomplete.append(f"Locust counted {locust.requests} requests, the request file has "
+                          f"{len(requests.ts)}: rows were lost")
     return Run(prefix, path, requests, events_path if event_list is not None else None,
-               event_list, read_locust_stats(prefix), read.notes)
+               event_list, locust, read.notes, incomplete)
 
 
 def stream_columns(path: Path) -> list[str]:
