@@ -91,6 +91,10 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         env_var="LOCUST_MAX_MULTI_CONTAINER_SESSIONS", include_in_web_ui=True,
         help="Exit with code 3 when more sessions of the classes that ask for affinity than "
              "this saw more than one container (default 0: as strict as Modal's example)")
+    parser.add_argument(
+        "--no-judgement", action="store_true", default=False, env_var="LOCUST_NO_JUDGEMENT",
+        include_in_web_ui=True,
+        help="Ask for no verdict (a control-only baseline): NOT JUDGED then exits 0, not 4")
 
 
 # ## The plugin
@@ -190,6 +194,8 @@ class Recorder:
             stream = ctx.get("stream")
             if stream is not None:
                 container, cache = stream.get("container_id"), stream.get("cache")
+                if isinstance(container, str) and not container.strip():
+                    container = None  # a blank id names no container (a body error)
                 extra: tuple[Any, ...] | None = (
                     stream.get("ttfb_ms"), stream.get("ttft_ms"), stream.get("tokens"),
                     stream.get("max_gap_ms"))
@@ -361,8 +367,9 @@ class Recorder:
 
     def result(self, summary: summary_mod.Summary | None = None) -> ending.Verdict:
         failure = self.writer.failure if self.writer is not None else None
+        options = self.environment.parsed_options if self.environment else None
         return ending.verdict(self.summary() if summary is None else summary, self.max_multi(),
-                              failure)
+                              failure, bool(getattr(options, "no_judgement", False)))
 
     def verdict(self) -> str:
         """The stickiness check's one-line result."""
@@ -461,6 +468,8 @@ def parse_body(content: Any) -> tuple[str | None, str | None, str | None]:
     container = data.get("CONTAINER_ID") if isinstance(data, dict) else None
     if not isinstance(container, str):
         return None, None, BODY_PREFIX + "no CONTAINER_ID"
+    if not container.strip():
+        return None, None, BODY_PREFIX + "empty CONTAINER_ID"
     cache = data.get("cache")
     return container, cache if isinstance(cache, str) else None, None
 

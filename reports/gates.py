@@ -20,9 +20,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reports.config import Gates
+from reports.stats import wilson
 from reports.summary import GateResult, Summary
 
 PASSED, FAILED, NOT_JUDGED = "passed", "failed", "not judged"
+
+
+def control_as_sticky(one_container: int, repeat_sessions: int,
+                      judged_stickiness: float | None) -> bool:
+    """A control class (no session id) is as sticky as the judged classes: its session
+    stickiness is clearly above a coin's (the Wilson 95% lower bound above 0.5) and within a
+    point of the judged classes'. The target then pins by something other than the session
+    (the connection, the client address), and header affinity is not what was measured.
+    One definition, for the report and the Locust verdict."""
+    if judged_stickiness is None or not repeat_sessions:
+        return False
+    low = wilson(one_container, repeat_sessions)
+    return low is not None and low[0] > 0.5 \
+        and one_container / repeat_sessions >= judged_stickiness - 0.01
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,7 @@ def to_requests(path: Path, table: pa.Table) -> Requests:
     stream = {name: optional_numbers(path, name, columns.pop(name, None), n)
               for name in STREAM_COLUMNS}
     return Requests(ts, response_time, status, strings["session_id"], strings["user_class"],
-                    strings["container_id"], strings["cache"], strings["error"],
+                    no_blanks(strings["container_id"]), strings["cache"], strings["error"],
                     strings["worker"], strings["affinity"], stream["ttfb_ms"],
                     stream["ttft_ms"], stream["tokens"], stream["max_gap_ms"])
 
@@ -273,6 +273,17 @@ def labels(column: pa.ChunkedArray) -> Labels:
     if indices.null_count:
         indices = indices.fill_null(-1)
     return Labels(as_numpy(indices.cast(pa.int32()), np.int32), names)
+
+
+def no_blanks(column: Labels) -> Labels:
+    """An empty or blank container id names no container: null (a 2xx with it is then a body
+    error, as the recorder and the probe say), whatever file form it was read from."""
+    blank = [i for i, name in enumerate(column.names) if not name.strip()]
+    if not blank:
+        return column
+    codes = column.codes.copy()
+    codes[np.isin(codes, blank)] = -1
+    return Labels(codes, column.names)
 
 
 # -- the event log -----------------------------------------------------------------------------

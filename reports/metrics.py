@@ -41,6 +41,7 @@ from reports import epochs
 from reports.columns import AFFINITIES, STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 from reports.config import ReportConfig
 from reports.epochs import Membership
+from reports.gates import control_as_sticky
 from reports.load import Labels, Requests, Run
 from reports.stats import (
     balance_figures,
@@ -487,9 +488,8 @@ def run_not_judged(s: Summary, run: Run, config: ReportConfig) -> list[str]:
     for name, c in s.user_classes.items():
         if c.judged or c.session_stickiness is None or judged_rate is None:
             continue
-        ci = interval(c.sessions_multi_request - c.sessions_multi_container,
-                      c.sessions_multi_request)
-        if ci is not None and ci[0] > 0.5 and c.session_stickiness >= judged_rate - 0.01:
+        if control_as_sticky(c.sessions_multi_request - c.sessions_multi_container,
+                             c.sessions_multi_request, judged_rate):
             reasons.append(
                 f"the control class {name} (no session id) is as sticky as the judged "
                 f"classes ({c.session_stickiness * 100:.1f}% vs {judged_rate * 100:.1f}%): "
