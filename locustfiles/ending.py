@@ -10,7 +10,8 @@ controls are shown beside them. It is one of:
 - `NOT JUDGED: ...`: nothing could be judged (no request recorded, no class asks for
   affinity, none of their sessions had two answers: the reason says which), or the run cannot
   back a verdict (one container answered everything; a control class is as sticky as the
-  judged ones, so the target pins by something other than the session): exit code 4, unless
+  judged ones, so the target pins by something other than the session; most requests were
+  not answered with a CONTAINER_ID): exit code 4, unless
   the run asked for no judgement (`--no-judgement`, a control-only baseline: exit 0);
 - `PASS: k sticky sessions saw more than one container (allowed n)`.
 
@@ -65,11 +66,16 @@ def verdict(summary: Summary, allowed: int, write_failure: str | None = None,
         why = (f"none of its {requests} requests was answered with a CONTAINER_ID"
                if not answered else f"{answered} of {requests} requests answered")
         return not_judged(f"no session of {names} had two answered requests ({why})")
+    answered = sum(c.answered for c in judged)
+    requests = sum(c.requests for c in judged)
     multi = summary.judged_multi_container
     if multi > allowed:
         return Verdict(f"FAIL: {multi} sticky sessions saw more than one container "
                        f"(--max-multi-container-sessions {allowed}; judged: {names}): "
                        f"exit code {STICKINESS_EXIT_CODE}", STICKINESS_EXIT_CODE)
+    if 2 * answered < requests:
+        return not_judged(f"only {answered} of {requests} requests of {names} were answered "
+                          "with a CONTAINER_ID: the few answered are no evidence")
     containers = {x for c in summary.classes for x in c.containers}
     if len(containers) < 2:
         return not_judged(f"only {len(containers)} container answered: stickiness cannot be "

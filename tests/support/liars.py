@@ -13,8 +13,11 @@ control, the event log) passes through as it is. Modes:
   connection);
 - `random`: a new upstream id on every request;
 - `one`: one upstream id for everything: one container answers all;
-- `empty`: answers `{"CONTAINER_ID": ""}` itself;
+- `empty`: honest until `--after` seconds after its first request (the probe), then answers
+  `{"CONTAINER_ID": ""}` itself;
 - `outage`: honest until `--after` seconds after its first request, then 503 for everything;
+- `hang`: honest until `--after` seconds after its first request (the probe), then never
+  answers;
 - `shift`: honest, but `--after` seconds after its first request moves a quarter of the
   sessions once to another live replica (no membership change behind it).
 """
@@ -32,7 +35,7 @@ import uuid
 from urllib.parse import urlsplit
 
 SESSION = b"modal-session-id"
-MODES = ("connection", "random", "one", "empty", "outage", "shift")
+MODES = ("connection", "random", "one", "empty", "outage", "shift", "hang")
 
 
 class Liar:
@@ -69,13 +72,17 @@ class Liar:
         if path.startswith(b"/_emulator"):
             return await self.forward(method, path, headers, body)
         now = time.monotonic()
-        if self.first is None:
+        if self.first is None:  # the first request (the harness's probe) is always honest
             self.first = now
-        late = now - self.first >= self.after
+            late = False
+        else:
+            late = now - self.first >= self.after
         session = next((v.strip().decode() for k, v in headers if k.strip().lower() == SESSION),
                        None)
-        if self.mode == "empty":
+        if self.mode == "empty" and late:
             return 200, json.dumps({"CONTAINER_ID": ""}).encode()
+        if self.mode == "hang" and late:
+            await asyncio.sleep(3600)  # never answers
         if self.mode == "outage" and late:
             return 503, b'{"detail": "outage"}'
         if self.mode == "connection":
