@@ -114,8 +114,18 @@ def modulo(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 
 @pytest.fixture(scope="module")
 def connection(honest: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    """Kept-alive connections (--reconnect-every 0): the control is as sticky as the sticky
+    class, which the verdict names."""
     return through("connection", honest, tmp_path_factory.mktemp("connection"),
-                   ("StickyUser", "NonStickyUser"), extra=("--pace-rps", "20"))
+                   ("StickyUser", "NonStickyUser"), extra=("--pace-rps", "20",
+                                                           "--reconnect-every", "0"))
+
+
+@pytest.fixture(scope="module")
+def connection_reconnecting(honest: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    """The default --reconnect-every 50: the pinning shows as moved sessions."""
+    return through("connection", honest, tmp_path_factory.mktemp("reconnecting"),
+                   ("StickyUser",), seconds=4, extra=("--pace-rps", "20"))
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +201,14 @@ def test_connection_pinning_is_not_judged_as_header_affinity(connection: Outcome
     assert any(reason in r for r in connection.summary["not_judged"])
     assert connection.summary["verdict"] == "not judged" and connection.report_code == 4
     assert reason in first_card(connection.html)
+
+
+def test_connection_pinning_fails_when_the_users_reconnect(
+        connection_reconnecting: Outcome) -> None:
+    never_passes(connection_reconnecting)
+    assert connection_reconnecting.verdict_line.lstrip().startswith("FAIL:")
+    assert connection_reconnecting.locust_code == 3
+    assert connection_reconnecting.summary["verdict"] == "failed"
 
 
 def test_a_random_router_fails(random_router: Outcome) -> None:
