@@ -7,6 +7,8 @@ controls are shown beside them. It is one of:
   error of the instrument), whatever the sessions did: the run's evidence is incomplete;
 - `FAIL: k sticky sessions saw more than one container ...`: more than
   `--max-multi-container-sessions` (default 0): exit code 3;
+- `NOT JUDGED: the recording is incomplete ...`: a process lost rows (a worker ended
+  without its final batch), unless `--accept-incomplete`: exit code 4;
 - `NOT JUDGED: ...`: nothing could be judged (no request recorded, no class asks for
   affinity, none of their sessions had two answers: the reason says which), or the run cannot
   back a verdict (one container answered everything; a control class is as sticky as the
@@ -41,7 +43,7 @@ class Verdict:
 
 
 def verdict(summary: Summary, allowed: int, write_failure: str | None = None,
-            no_judgement: bool = False) -> Verdict:
+            no_judgement: bool = False, lost: list[str] | None = None) -> Verdict:
     """The one-line result of the run (see the module docstring)."""
     if write_failure is not None:
         return Verdict(f"FAIL: the request file could not be written ({write_failure}); "
@@ -53,6 +55,9 @@ def verdict(summary: Summary, allowed: int, write_failure: str | None = None,
         return Verdict(f"NOT JUDGED: {reason}; exit code {NOT_JUDGED_EXIT_CODE}",
                        NOT_JUDGED_EXIT_CODE)
 
+    if lost:
+        return not_judged(f"the recording is incomplete ({len(lost)} process(es) lost rows, "
+                          "as listed); --accept-incomplete judges it all the same")
     judged = summary.judged
     if not sum(c.requests for c in summary.classes):
         return not_judged("no request was recorded (did the target answer after the probe?)")

@@ -92,6 +92,11 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="Exit with code 3 when more sessions of the classes that ask for affinity than "
              "this saw more than one container (default 0: as strict as Modal's example)")
     parser.add_argument(
+        "--accept-incomplete", action="store_true", default=False,
+        env_var="LOCUST_ACCEPT_INCOMPLETE", include_in_web_ui=True,
+        help="Judge the run even when a process lost rows (a worker killed before its final "
+             "batch): without it such a run is NOT JUDGED (exit 4)")
+    parser.add_argument(
         "--no-judgement", action="store_true", default=False, env_var="LOCUST_NO_JUDGEMENT",
         include_in_web_ui=True,
         help="Ask for no verdict (a control-only baseline): NOT JUDGED then exits 0, not 4")
@@ -286,6 +291,18 @@ class Recorder:
         except Exception:
             self._listener_error()
 
+    def recording(self) -> dict[str, Any]:
+        """How the recording ended, for the request file (reports.columns.RECORDING_KEY)."""
+        runner = self.environment.runner if self.environment else None
+        lost = self.lost_tails()
+        processes = {worker: {"recorded": ledger.rows, "done": ledger.done}
+                     for worker, ledger in sorted(self.intake.workers.items())}
+        if not processes:
+            processes = {"local": {"recorded": self.run_recorded, "done": True}}
+        return {"ended": "with lost rows" if lost else "normally",
+                "locust_requests": runner.stats.total.num_requests if runner else None,
+                "recorded": self.run_recorded, "lost": lost, "processes": processes}
+
     def lost_tails(self) -> list[str]:
         runner = self.environment.runner if self.environment else None
         missing = [node.id for node in getattr(getattr(runner, "clients", None), "missing", [])]
@@ -360,7 +377,7 @@ class Recorder:
             self.outbox.stopped = True
             ship_last(runner, self.outbox)
         elif self.writer is not None:
-            self.writer.close()
+            self.writer.close(self.recording())
 
     def summary(self) -> summary_mod.Summary:
         return self.stickiness.summarise()
@@ -368,8 +385,9 @@ class Recorder:
     def result(self, summary: summary_mod.Summary | None = None) -> ending.Verdict:
         failure = self.writer.failure if self.writer is not None else None
         options = self.environment.parsed_options if self.environment else None
+        lost = [] if getattr(options, "accept_incomplete", False) else self.lost_tails()
         return ending.verdict(self.summary() if summary is None else summary, self.max_multi(),
-                              failure, bool(getattr(options, "no_judgement", False)))
+                              failure, bool(getattr(options, "no_judgement", False)), lost)
 
     def verdict(self) -> str:
         """The stickiness check's one-line result."""

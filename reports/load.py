@@ -169,7 +169,7 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
     if event_list is not None and not event_list:
         event_list = None  # a log with no membership change says nothing about epochs
     locust = read_locust_stats(prefix)
-    incomplete = [n for n in read.notes if n.startswith("run did not end normally")]
+    incomplete = list(read.incomplete)
     if locust is not None and locust.requests is not None and locust.requests > len(requests.ts):
         incomplete.append(f"Locust counted {locust.requests} requests, the request file has "
                           f"{len(requests.ts)}: rows were lost")

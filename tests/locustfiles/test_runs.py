@@ -162,4 +162,9 @@ def test_a_worker_that_dies_is_reported(target: str, tmp_path: Path) -> None:
     assert len(lost) == 1, result.output[-3000:]
     assert "at most 2000 requests not recorded" in lost[0]
     assert result.rows.num_rows > 0
+    # lost rows: not judged, on the console, in the exit code and in the file itself
+    assert "NOT JUDGED: the recording is incomplete" in result.output
+    assert result.code == 4, result.output[-3000:]
+    from reports.__main__ import main as report
+    assert report([str(master.prefix)]) == 4
 
