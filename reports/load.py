@@ -214,6 +214,7 @@ def to_requests(path: Path, table: pa.Table) -> Requests:
     columns = {name: table.column(name) for name in table.column_names}
     del table
     ts = numbers(path, "ts", columns.pop("ts"), np.float64)
+    check_seconds(path, ts)
     response_time = numbers(path, "response_time_ms", columns.pop("response_time_ms"),
                             np.float64)
     status = numbers(path, "status", columns.pop("status"), np.int32)
@@ -225,6 +226,22 @@ def to_requests(path: Path, table: pa.Table) -> Requests:
                     no_blanks(strings["container_id"]), strings["cache"], strings["error"],
                     strings["worker"], strings["affinity"], stream["ttfb_ms"],
                     stream["ttft_ms"], stream["tokens"], stream["max_gap_ms"])
+
+
+MAX_UNIX_SECONDS = 1e11  # the year 5138: a larger ts is in milliseconds or worse
+
+
+def check_seconds(path: Path, ts: Floats) -> None:
+    """`ts` is Unix seconds: a value that cannot be (negative, or in milliseconds) is bad input,
+    in one line, before any figure is computed from it."""
+    if not len(ts):
+        return
+    high, low = float(np.nanmax(ts)), float(np.nanmin(ts))
+    if high > MAX_UNIX_SECONDS:
+        unit = " (milliseconds?)" if high < MAX_UNIX_SECONDS * 1000 else ""
+        raise CorruptInput(f"{path}: ts {high:.6g} is not Unix seconds{unit}")
+    if low < 0:
+        raise CorruptInput(f"{path}: ts {low:.6g} is negative: not Unix seconds")
 
 
 def optional_numbers(path: Path, name: str, column: pa.ChunkedArray | None, n: int) -> Floats:

@@ -160,7 +160,8 @@ def read_stream(path: Path, notes: list[str]) -> pa.Table:
         reader = ipc.open_stream(pa.memory_map(str(path)))
     except READ_ERRORS as exc:
         if path.stat().st_size == 0:
-            raise EmptyRun(f"{path}: no requests (the run stopped before its first flush)")\
+            raise EmptyRun(f"{path}: no requests (the file is empty: the run stopped before "
+                           "its first flush, or that flush failed)")\
                 from None
         raise CorruptInput(f"{path}: not a readable Arrow stream ({first_line(exc)})") from None
     check_schema(path, reader.schema)
@@ -179,7 +180,8 @@ def read_stream(path: Path, notes: list[str]) -> pa.Table:
                  f"{SUFFIX}): read {len(batches)} closed batches, {rows} requests, from "
                  f"{path}{cut}")
     if rows == 0:
-        raise EmptyRun(f"{path}: no requests (the run stopped before its first flush)")
+        raise EmptyRun(f"{path}: no requests (the run stopped before its first flush, or that "
+                       "flush failed)")
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 
