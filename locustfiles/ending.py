@@ -98,8 +98,12 @@ def verdict(summary: Summary, allowed: int, write_failure: str | None = None,
 
 
 def set_exit_code(environment: Environment, result: Verdict) -> None:
-    """Make the exit code worse on a failed verdict, never better."""
-    if result.exit_code is not None and locust_exit_code(environment) == 0:
+    """Make the exit code worse on a failed verdict, never better. A failed write (2) also
+    outranks Locust's failed requests (1): the code then says what the verdict line says."""
+    if result.exit_code is None:
+        return
+    current = locust_exit_code(environment)
+    if current == 0 or (result.exit_code == WRITE_FAILED_EXIT_CODE and current == 1):
         environment.process_exit_code = result.exit_code
 
 
