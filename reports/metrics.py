@@ -550,6 +550,9 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     summary.collateral = answers.total if answers.transitions else None
     summary.collateral_outside_changes = answers.outside
     summary.outages = outages(frame, start, end)
+    summary.notes += [f"Outage: no request succeeded from {o.start_offset_s:.0f} s to "
+                      f"{o.end_offset_s:.0f} s ({o.share * 100:.0f}% of the run; {o.failed:,} "
+                      "requests failed)." for o in summary.outages]
     summary.not_judged = run_not_judged(summary, run, config)
     return Analysis(summary, per_session.table, timeline(frame, members, run, config),
                     Rows(requests, frame, ok, epoch, within, forced, phase, failed, judged))

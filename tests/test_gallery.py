@@ -104,7 +104,7 @@ def modulo(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     """Modulo hashing, with a kill and a late-learning proxy: sessions bounce A -> B -> A
     between survivors while the change settles."""
     with emulator(3, "--policy", "modulo", "--membership-delay-ms", "800") as emu:
-        return run(tmp_path_factory.mktemp("modulo"), emu.url, ("StickyUser",), 6,
+        return run(tmp_path_factory.mktemp("modulo"), emu.url, ("StickyUser",), 5,
                    ("--pace-rps", "10", "--churn", "1s:kill=1",
                     "--max-multi-container-sessions", "30"),
                    ("--change-window", "2", "--require-judged", "--max-collateral", "0",
@@ -125,7 +125,7 @@ def connection(honest: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome
 def connection_reconnecting(honest: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     """The default --reconnect-every 50: the pinning shows as moved sessions."""
     return through("connection", honest, tmp_path_factory.mktemp("reconnecting"),
-                   ("StickyUser",), seconds=4, extra=("--pace-rps", "20"))
+                   ("StickyUser",), seconds=3, extra=("--pace-rps", "20"))
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def empty(honest: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 @pytest.fixture(scope="module")
 def outage(honest: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     return through("outage", honest, tmp_path_factory.mktemp("outage"), ("StickyUser",),
-                   seconds=5, after=2.0, extra=("--pace-rps", "20"))
+                   seconds=4, after=2.0, extra=("--pace-rps", "20"))
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ def test_an_outage_at_the_end_counts_and_is_named(outage: Outcome) -> None:
     assert s["error_rate"] > 0.2
     (gap,) = s["outages"]
     assert gap["share"] > 0.2 and gap["end_offset_s"] >= s["duration_s"] - 1
-    assert "OUTAGE from" in outage.report_output
+    assert "OUTAGE from" in outage.report_output and "Outage: no request succeeded" in outage.html
     assert outage.locust_code != 0
 
 
