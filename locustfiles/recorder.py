@@ -385,7 +385,10 @@ class Recorder:
     def result(self, summary: summary_mod.Summary | None = None) -> ending.Verdict:
         failure = self.writer.failure if self.writer is not None else None
         options = self.environment.parsed_options if self.environment else None
-        lost = [] if getattr(options, "accept_incomplete", False) else self.lost_tails()
+        # a process's tail is lost only once the run has ended without it (mid-run, no
+        # worker has sent its final batch yet)
+        lost = self.lost_tails() if self.closed and not getattr(
+            options, "accept_incomplete", False) else []
         return ending.verdict(self.summary() if summary is None else summary, self.max_multi(),
                               failure, bool(getattr(options, "no_judgement", False)), lost)
 
