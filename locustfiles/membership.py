@@ -232,8 +232,12 @@ class Membership:
         lines = [{"ts": answer["since"], "event": "snapshot", "live": answer["live"]},
                  *answer["events"]]
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
-        tmp.replace(path)
+        try:
+            tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no half-written file left behind
+            raise
         logger.info("membership events: %s (%d changes)", path,
                     sum(1 for e in answer["events"] if e["event"] in ("added", "removed")))
 

@@ -92,6 +92,15 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         env_var="LOCUST_MAX_MULTI_CONTAINER_SESSIONS", include_in_web_ui=True,
         help="Exit with code 3 when more sessions of the classes that ask for affinity than "
              "this saw more than one container (default 0: as strict as Modal's example)")
+    parser.add_argument(
+        "--accept-incomplete", action="store_true", default=False,
+        env_var="LOCUST_ACCEPT_INCOMPLETE", include_in_web_ui=True,
+        help="Judge the run even when a process lost rows (a worker killed before its final "
+             "batch): without it such a run is NOT JUDGED (exit 4)")
+    parser.add_argument(
+        "--no-judgement", action="store_true", default=False, env_var="LOCUST_NO_JUDGEMENT",
+        include_in_web_ui=True,
+        help="Ask for no verdict (a control-only baseline): NOT JUDGED then exits 0, not 4")
 
 
 # ## The plugin
@@ -197,6 +206,8 @@ class Recorder:
                 container, cache = stream.get("container_id"), stream.get("cache")
                 if self.instance is not None:
                     container = self.instance.stream(response, container)
+                if isinstance(container, str) and not container.strip():
+                    container = None  # a blank id names no container (a body error)
                 extra: tuple[Any, ...] | None = (
                     stream.get("ttfb_ms"), stream.get("ttft_ms"), stream.get("tokens"),
                     stream.get("max_gap_ms"))
@@ -294,6 +305,18 @@ class Recorder:
         except Exception:
             self._listener_error()
 
+    def recording(self) -> dict[str, Any]:
+        """How the recording ended, for the request file (reports.columns.RECORDING_KEY)."""
+        runner = self.environment.runner if self.environment else None
+        lost = self.lost_tails()
+        processes = {worker: {"recorded": ledger.rows, "done": ledger.done}
+                     for worker, ledger in sorted(self.intake.workers.items())}
+        if not processes:
+            processes = {"local": {"recorded": self.run_recorded, "done": True}}
+        return {"ended": "with lost rows" if lost else "normally",
+                "locust_requests": runner.stats.total.num_requests if runner else None,
+                "recorded": self.run_recorded, "lost": lost, "processes": processes}
+
     def lost_tails(self) -> list[str]:
         runner = self.environment.runner if self.environment else None
         missing = [node.id for node in getattr(getattr(runner, "clients", None), "missing", [])]
@@ -372,15 +395,20 @@ class Recorder:
             self.outbox.stopped = True
             ship_last(runner, self.outbox)
         elif self.writer is not None:
-            self.writer.close()
+            self.writer.close(self.recording())
 
     def summary(self) -> summary_mod.Summary:
         return self.stickiness.summarise()
 
     def result(self, summary: summary_mod.Summary | None = None) -> ending.Verdict:
         failure = self.writer.failure if self.writer is not None else None
+        options = self.environment.parsed_options if self.environment else None
+        # a process's tail is lost only once the run has ended without it (mid-run, no
+        # worker has sent its final batch yet)
+        lost = self.lost_tails() if self.closed and not getattr(
+            options, "accept_incomplete", False) else []
         return ending.verdict(self.summary() if summary is None else summary, self.max_multi(),
-                              failure)
+                              failure, bool(getattr(options, "no_judgement", False)), lost)
 
     def verdict(self) -> str:
         """The stickiness check's one-line result."""
@@ -479,6 +507,8 @@ def parse_body(content: Any) -> tuple[str | None, str | None, str | None]:
     container = data.get("CONTAINER_ID") if isinstance(data, dict) else None
     if not isinstance(container, str):
         return None, None, BODY_PREFIX + "no CONTAINER_ID"
+    if not container.strip():
+        return None, None, BODY_PREFIX + "empty CONTAINER_ID"
     cache = data.get("cache")
     return container, cache if isinstance(cache, str) else None, None
 

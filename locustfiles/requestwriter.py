@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import time
 from array import array
@@ -43,7 +44,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from locustfiles.rowbuffer import BATCH_ROWS, DENSE, ROW_COLUMNS, SPARSE, RowBuffer
-from reports.columns import STREAM_SUFFIX, SUFFIX, TYPES, arrow_schema
+from reports.columns import RECORDING_KEY, STREAM_SUFFIX, SUFFIX, TYPES, arrow_schema
 
 FSYNC_S = 5.0
 ROW_GROUP_ROWS = 1 << 17  # rows per row group of the final Parquet file
@@ -149,15 +150,17 @@ class RequestFileWriter:
 
     # ## The end
 
-    def close(self) -> None:
-        """Flush, close the stream, compact it into the final Parquet file. Idempotent."""
+    def close(self, recording: dict[str, Any] | None = None) -> None:
+        """Flush, close the stream, compact it into the final Parquet file, which records
+        `recording` (how the run ended, what each process sent and recorded: see
+        reports.columns.RECORDING_KEY) in its metadata. Idempotent."""
         if self.closed:
             return
         self.flush()
         self.closed = True
         self._close_stream()
         if self.failure is None:
-            self._compact()
+            self._compact(recording)
 
     def _close_stream(self) -> None:
         if self._stream is None:
@@ -174,12 +177,12 @@ class RequestFileWriter:
             with contextlib.suppress(Exception):
                 self._file.close()
 
-    def _compact(self) -> None:
+    def _compact(self, recording: dict[str, Any] | None = None) -> None:
         """The stream file's batches into `PREFIX_requests.parquet`, then the stream goes."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_parquet(tmp, self._stream_batches())
+            write_parquet(tmp, self._stream_batches(), recording)
             os.replace(tmp, self.path)
             sync_directory(self.path.parent)
         except Exception as exc:
@@ -196,9 +199,13 @@ class RequestFileWriter:
             yield from ipc.open_stream(source)
 
 
-def write_parquet(path: Path, batches: Iterable[pa.RecordBatch]) -> None:
-    """Batches into one Parquet file, `ROW_GROUP_ROWS` rows per row group, fsync'ed."""
+def write_parquet(path: Path, batches: Iterable[pa.RecordBatch],
+                  recording: dict[str, Any] | None = None) -> None:
+    """Batches into one Parquet file, `ROW_GROUP_ROWS` rows per row group, fsync'ed; with
+    `recording` as JSON under RECORDING_KEY in the file's metadata."""
     schema = arrow_schema()
+    if recording is not None:
+        schema = schema.with_metadata({RECORDING_KEY: json.dumps(recording)})
     strings = [f.name for f in schema if pa.types.is_string(f.type)]
     # dictionary pages for the strings only: the numbers gain nothing from them
     with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=strings,

@@ -90,6 +90,17 @@ def request_body(options: Any, session_id: str) -> dict[str, float | str]:
     return body
 
 
+DEFAULT_RECONNECT_EVERY = 50
+
+
+def reconnect_every(options: Any) -> int:
+    """--reconnect-every as a number (the web UI may hand it over as text); 0: never."""
+    try:
+        return int(getattr(options, "reconnect_every", DEFAULT_RECONNECT_EVERY) or 0)
+    except (TypeError, ValueError):
+        return DEFAULT_RECONNECT_EVERY
+
+
 def pace_of(options: Any) -> float:
     """--pace-rps as a number (the web UI may hand it over as text); 0 when unset."""
     try:
@@ -192,6 +203,15 @@ class SessionUser(FastHttpUser):
                                instance_header=self._settings.instance_header)
         else:
             self.client.post("/", json=self.body, headers=self.headers)
+        self.reconnect_now()
+
+    def reconnect_now(self) -> None:
+        """--reconnect-every K: close the user's connection after every K requests, so that a
+        target that pins by connection (and ignores the session) shows as moved sessions."""
+        self._sent = getattr(self, "_sent", 0) + 1
+        every = reconnect_every(self.environment.parsed_options)
+        if every and self._sent % every == 0:
+            self.client.client.close()  # the next request opens a new connection
 
 
 class StickyUser(SessionUser):
@@ -250,6 +270,14 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         env_var="LOCUST_PACE_RPS", include_in_web_ui=True,
         help="Pace each user at this many requests/s (constant throughput); the offered load "
              "is users x this. 0 (default): no wait, each user sends as soon as it has an answer")
+    parser.add_argument(
+        "--reconnect-every", type=non_negative(int, "--reconnect-every"),
+        default=DEFAULT_RECONNECT_EVERY, env_var="LOCUST_RECONNECT_EVERY",
+        include_in_web_ui=True,
+        help="Each user opens a new connection after every K requests, so that a target that "
+             "pins by connection rather than by session shows as moved sessions (default "
+             f"{DEFAULT_RECONNECT_EVERY}: about 2%% of requests pay a new handshake, below "
+             "the p95; 0: keep one connection as long as the client does)")
     streaming.add_arguments(parser)
     affinity_options.add_arguments(parser)
     conversation.add_arguments(parser)

@@ -305,8 +305,10 @@ def render(summary: Summary, *, max_listed: int = 10) -> list[str]:
     judged = {c.user_class for c in summary.judged}
     broken = [s for s in summary.multi_sessions if s.user_class in judged]
     for s in broken[:max_listed]:
-        lines.append(f"  sticky session {s.session_id} ({s.user_class}) saw containers "
-                     f"[{', '.join(s.containers)}], switches={s.switches}")
+        seen = list(s.containers)
+        listed = ", ".join(seen[:8]) + (f", ... ({len(seen) - 8} more)" if len(seen) > 8 else "")
+        lines.append(f"  sticky session {s.session_id} ({s.user_class}) saw "
+                     f"{len(seen)} containers [{listed}], switches={s.switches}")
     if len(broken) > max_listed:
         lines.append(f"  ... and {len(broken) - max_listed} more (see the Stickiness tab)")
     lines.extend(f"  note: {note}" for note in summary.notes)

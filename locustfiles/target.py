@@ -176,7 +176,9 @@ def wait_until_ready(url: str, config: WaitConfig, *,
     start = clock()
     delay = config.first_delay_s
     while True:
-        result = probe(url, config.probe_timeout_s)
+        # never past the deadline: a probe's own timeout is cut to the time left (at least 1 s)
+        left = config.timeout_s - (clock() - start)
+        result = probe(url, max(1.0, min(config.probe_timeout_s, left)))
         if result.ready:
             return clock() - start
         if result.error.startswith(affinity.NO_INSTANCE):  # a wrong setting: waiting won't help

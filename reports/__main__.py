@@ -1,8 +1,11 @@
 """Command line: `python -m reports PREFIX [options]`, or `python -m reports A B` to compare.
 
-Exit codes: 0 done (and every gate passed); 1 a gate failed (one line per failed gate on
-stderr; the report is written all the same); 2 bad input or usage (one line on stderr, no
-traceback, no report written).
+Exit codes (the README's table, shared with the Locust run): 0 every gate passed (or none was
+asked for); 1 a gate failed, or with `--require-judged` could not be judged (one line per gate
+on stderr; the report is written all the same); 2 bad input or usage (one line on stderr, no
+traceback, no report written); 4 not judged: the run cannot back a verdict (an incomplete
+recording without `--accept-incomplete`, one container, a control as sticky as the judged
+classes), named on stderr.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
         help="set the run's first S seconds apart from the cost section's latency and TTFT "
              "figures (the warm-up every conversation pays); never from verdicts or gates "
              "(default 0)")
+    add("--accept-incomplete", action="store_true",
+        help="judge a run whose recording is incomplete (it did not end normally, or lost "
+             "rows) all the same; without it such a run is not judged: exit 4")
     add("--swimlane-sessions", type=int, default=120, metavar="N",
         help="sessions shown in the swimlane (default 120)")
     g = p.add_argument_group(
@@ -89,7 +95,8 @@ def config_from(args: argparse.Namespace, p: argparse.ArgumentParser) -> ReportC
                             change_margin_s=args.change_margin_s, settle_s=args.settle_s,
                             infer_margin_s=args.infer_margin_s,
                             swimlane_sessions=args.swimlane_sessions, gates=gates,
-                            warmup_s=args.warmup_s)
+                            warmup_s=args.warmup_s,
+                            accept_incomplete=args.accept_incomplete)
     except ValueError as exc:
         p.error(str(exc))
         raise  # unreachable: p.error exits
@@ -131,7 +138,7 @@ def single(prefix: str, config: ReportConfig, events: Path | None, out: str | No
     write_all(files)
     print(headline(analysis.summary))
     print("wrote " + ", ".join(str(path) for path in files))
-    return gate_exit(analysis.summary.gates, require_judged)
+    return run_exit(analysis.summary, require_judged)
 
 
 def comparison(a: str, b: str, config: ReportConfig, out: str | None,
@@ -147,7 +154,7 @@ def comparison(a: str, b: str, config: ReportConfig, out: str | None,
             diff = row.difference
             print(f"  {row.metric}: A {fmt(row.a)}, B {fmt(row.b)}, B - A {fmt(diff)}")
     print("wrote " + ", ".join(str(path) for path in files))
-    return gate_exit(second.summary.gates, require_judged)
+    return run_exit(second.summary, require_judged)
 
 
 def fmt(value: float | int | None) -> str:
@@ -173,8 +180,8 @@ def headline(s: Summary) -> str:
         f"  switches {s.switches:,} ({s.forced_switches:,} at membership changes, "
         f"{s.flaps:,} flaps); request stickiness {percent(s.request_stickiness)}; "
         f"warm-hit upper bound {percent(s.warm_hit_upper_bound, 1)}",
-        f"  errors {s.errors:,} ({percent(s.error_rate)}), 503 with no live replica "
-        f"{s.errors_no_live_replica:,}; latency p50 {fmt(s.latency['all'].p50_ms)} ms, "
+        f"  errors {s.errors:,} ({percent(s.error_rate)}; of which 503 with no live replica "
+        f"{s.errors_no_live_replica:,}); latency p50 {fmt(s.latency['all'].p50_ms)} ms, "
         f"p95 {fmt(s.latency['all'].p95_ms)} ms",
     ]
     if s.ttft is not None:
@@ -186,18 +193,49 @@ def headline(s: Summary) -> str:
             lines.append(f"  control {name} (not judged): session stickiness "
                          f"{percent(u.session_stickiness)}, same-container rate "
                          f"{percent(u.same_container_rate)}")
+    for o in s.outages:
+        lines.append(f"  OUTAGE from {o.start_offset_s:.0f} s to {o.end_offset_s:.0f} s "
+                     f"({percent(o.share, 0)} of the run): {o.failed:,} requests, none "
+                     "succeeded")
     for c in s.membership_changes:
-        moves = " ".join([f"+{x}" for x in c.added] + [f"-{x}" for x in c.removed])
+        moves = " ".join(short([f"+{x}" for x in c.added] + [f"-{x}" for x in c.removed]))
+        judged = (f"collateral {c.collateral} ({c.answers:,} repeat answers judged)"
+                  if c.judged else f"collateral NOT JUDGED: {c.not_judged}")
         lines.append(
             f"  change at {c.at_offset_s:.1f} s ({moves}): {c.sessions:,} sessions, remapped "
             f"{percent(c.remapped_fraction, 1)} vs rendezvous minimum "
-            f"{percent(c.expected_fraction, 1)}, collateral {c.collateral}")
+            f"{percent(c.expected_fraction, 1)}, {judged}")
+    if s.collateral_outside_changes:
+        lines.append(f"  collateral outside any change: {s.collateral_outside_changes:,} "
+                     "answers moved off a live owner to a container already live")
     if s.membership_changes == [] and s.epochs_source == "inferred":
         lines.append("  no membership change (inferred: no event log)")
     lines.extend(costs.headline(s.costs))
     for r in s.gates:
         lines.append(f"  gate --{r.gate}: {r.verdict.upper()}: {r.reason}")
+    for reason in s.not_judged:
+        lines.append(f"  NOT JUDGED: {reason}")
+    lines.append(f"  verdict: {s.verdict.upper()}")
     return "\n".join(lines)
+
+
+def short(items: list[str], most: int = 8) -> list[str]:
+    """At most `most` items, then how many more: a console line stays short."""
+    return items if len(items) <= most else [*items[:most], f"(+{len(items) - most} more)"]
+
+
+NOT_JUDGED_EXIT = 4
+
+
+def run_exit(s: Summary, require_judged: bool = False) -> int:
+    """The README's exit codes: 1 on a failed gate; else 4 when the run cannot back a verdict;
+    else 1 when --require-judged and a gate was not judged; else 0."""
+    code = gate_exit(s.gates, require_judged)
+    if s.not_judged and not any(r.failed for r in s.gates):
+        for reason in s.not_judged:
+            print(f"reports: not judged: {reason}", file=sys.stderr)
+        return NOT_JUDGED_EXIT
+    return code
 
 
 def gate_exit(results: list[GateResult], require_judged: bool = False) -> int:

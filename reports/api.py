@@ -241,6 +241,7 @@ def analysed(raw: RawRun, config: ReportConfig) -> Run:
     analysis.summary.costs = costs.cost_summary(raw, config.warmup_s)
     analysis.summary.gates = gating.evaluate(analysis.summary, config.gates)
     analysis.summary.verdicts = gating.verdicts(analysis.summary)
+    analysis.summary.verdict = gating.overall(analysis.summary)
     return Run(raw.prefix, config, analysis, raw)
 
 

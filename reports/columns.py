@@ -67,6 +67,11 @@ BODY_PREFIX = "body: "
 SUFFIX = "_requests.parquet"  # the final file
 STREAM_SUFFIX = "_requests.arrows"  # written during the run; left by a crash
 CSV_SUFFIX = "_requests.csv"
+# The Parquet file's metadata key for the record of the recording, as JSON: {"ended":
+# "normally" | "with lost rows", "locust_requests": Locust's count at the end (null if
+# unknown), "recorded": rows in the file, "lost": [one line per process that lost rows],
+# "processes": {process: {"recorded": rows, "done": whether its final batch arrived}}}.
+RECORDING_KEY = "harness.recording"
 REQUEST_SUFFIXES: tuple[str, ...] = (SUFFIX, STREAM_SUFFIX, CSV_SUFFIX)
 
 

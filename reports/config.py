@@ -57,6 +57,8 @@ class ReportConfig:
     # class asking for affinity (a NonStickyUser run): its figures then describe its controls,
     # and the comparison says so (see `api.comparable`).
     judge_controls: bool = False
+    # judge a run whose recording is incomplete (did not end normally, lost rows) all the same
+    accept_incomplete: bool = False
     # With no event log, a container first seen within this of the run's first request was
     # there from the start (and one last seen within this of the end stayed to the end).
     infer_margin_s: float = 2.0

@@ -67,6 +67,8 @@ class Membership:
     times: NDArray[np.float64]  # membership event times, ascending
     counts: NDArray[np.int64]  # live containers after each event
     initial: int  # live containers before the first event
+    live_sets: tuple[frozenset[str], ...] = ()  # the live set after each event
+    initial_set: frozenset[str] = frozenset()  # the live set before the first event
 
     def live_count_at(self, ts: NDArray[np.float64]) -> NDArray[np.int64]:
         idx = np.searchsorted(self.times, ts, side="right")
@@ -96,7 +98,8 @@ def from_events(events: Sequence[Event], run_start: float, run_end: float, windo
     return Membership(
         source, tuple(changes), epochs,
         np.array([e.ts for e in ordered], dtype=np.float64),
-        np.array([len(e.live) for e in ordered], dtype=np.int64), len(initial))
+        np.array([len(e.live) for e in ordered], dtype=np.int64), len(initial),
+        tuple(frozenset(e.live) for e in ordered), initial)
 
 
 def initial_live(first: Event) -> frozenset[str]:
@@ -169,7 +172,7 @@ def infer(names: Sequence[str], first_seen: NDArray[np.float64], last_seen: NDAr
                             tuple(sorted(live))))
     if not events:
         return Membership("inferred", (), (frozenset(initial),), np.empty(0), np.empty(0, np.int64),
-                          len(initial))
+                          len(initial), (), frozenset(initial))
     membership = from_events(events, run_start, run_end, window, source="inferred")
     return Membership("inferred", membership.changes, membership.epochs, membership.times,
-                      membership.counts, len(initial))
+                      membership.counts, len(initial), membership.live_sets, frozenset(initial))

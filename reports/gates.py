@@ -20,9 +20,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reports.config import Gates
+from reports.stats import wilson
 from reports.summary import GateResult, Summary
 
 PASSED, FAILED, NOT_JUDGED = "passed", "failed", "not judged"
+
+
+def control_as_sticky(one_container: int, repeat_sessions: int,
+                      judged_stickiness: float | None) -> bool:
+    """A control class (no session id) is as sticky as the judged classes: its session
+    stickiness is clearly above a coin's (the Wilson 95% lower bound above 0.5) and within a
+    point of the judged classes'. The target then pins by something other than the session
+    (the connection, the client address), and header affinity is not what was measured.
+    One definition, for the report and the Locust verdict."""
+    if judged_stickiness is None or not repeat_sessions:
+        return False
+    low = wilson(one_container, repeat_sessions)
+    return low is not None and low[0] > 0.5 \
+        and one_container / repeat_sessions >= judged_stickiness - 0.01
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,15 @@ def max_excess(s: Summary) -> float | None:
 
 
 def collateral(s: Summary) -> float | None:
-    judged = [c for c in s.membership_changes if c.sessions]
-    return float(sum(c.collateral for c in judged)) if judged else None
+    """Collateral answers over the run (the per-answer rule, docs/metrics.md#collateral).
+    Any collateral fails; none is judged only when every membership change was judged."""
+    if s.collateral is None:
+        return None
+    if s.collateral:
+        return float(s.collateral)
+    if not s.membership_changes or any(not c.judged for c in s.membership_changes):
+        return None
+    return 0.0
 
 
 def flaps(s: Summary) -> float | None:
@@ -71,7 +93,17 @@ def no_sessions(s: Summary) -> str:
 def no_change(s: Summary) -> str:
     if not s.membership_changes:
         return "no membership change to judge"
+    unjudged = [c for c in s.membership_changes if not c.judged]
+    if unjudged:
+        c = unjudged[0]
+        return (f"{len(unjudged)} of {len(s.membership_changes)} membership changes not judged "
+                f"(change at {c.at_offset_s:.1f} s: {c.not_judged})")
     return "no judged session active on both sides of a membership change"
+
+
+def request_stickiness(s: Summary) -> float | None:
+    """Not judged on one request per session, like session stickiness."""
+    return s.request_stickiness if s.sessions_multi_request else None
 
 
 def no_settled(s: Summary) -> str:
@@ -104,7 +136,7 @@ GATES: dict[str, Gate] = {
         lambda s: f"{s.switches} switches in {s.transitions} transitions", no_sessions),
     "min_request_stickiness": Gate(
         "--min-request-stickiness", "request stickiness", "min",
-        lambda s: s.request_stickiness, why_not=no_sessions),
+        request_stickiness, why_not=no_sessions),
     "max_error_rate": Gate(
         "--max-error-rate", "error rate", "max", lambda s: s.error_rate,
         lambda s: f"{s.errors} of {s.requests} requests"),
@@ -131,11 +163,47 @@ GATES: dict[str, Gate] = {
 }
 
 
+# the gates on figures that cannot be judged when the run as a whole cannot back a verdict
+# (one container, controls as sticky as the judged classes): all but errors and latency
+LOAD_GATES = ("max_error_rate", "max_p95_ms", "max_p99_ms")
+
+
 def evaluate(summary: Summary, gates: Gates) -> list[GateResult]:
     active = gates.active()
     if strict_classes(summary):
         active.setdefault("max_strict_violations", 0)
-    return [check(GATES[name], summary, threshold) for name, threshold in active.items()]
+    results = []
+    for name, threshold in active.items():
+        reasons = run_reasons(summary, name)
+        if reasons:
+            gate = GATES[name]
+            results.append(GateResult(gate.flag.lstrip("-"), threshold, None, NOT_JUDGED,
+                                      f"{gate.what}: " + "; ".join(reasons)))
+        else:
+            results.append(check(GATES[name], summary, threshold))
+    return results
+
+
+def run_reasons(summary: Summary, gate: str) -> list[str]:
+    """The run-level reasons (Summary.not_judged) that stop this gate from being judged: an
+    incomplete recording stops every gate, the others the stickiness gates."""
+    if gate in LOAD_GATES:
+        return [r for r in summary.not_judged if r.startswith("incomplete recording")]
+    return list(summary.not_judged)
+
+
+def overall(summary: Summary) -> str:
+    """The run's verdict: "not judged" when the run cannot back one (Summary.not_judged);
+    else "failed" when a gate failed, "not judged" when one could not be judged, "passed"
+    when all passed, "no gates" when none was asked for."""
+    if summary.not_judged:
+        return NOT_JUDGED
+    found = {r.verdict for r in summary.gates}
+    if FAILED in found:
+        return FAILED
+    if NOT_JUDGED in found:
+        return NOT_JUDGED
+    return PASSED if found else "no gates"
 
 
 def check(gate: Gate, summary: Summary, threshold: float) -> GateResult:

@@ -186,6 +186,9 @@ def gates_table(summary: Mapping[str, Any]) -> Table | None:
 
 def overall(summary: Mapping[str, Any]) -> Card | None:
     gates = summary.get("gates") or []
+    reasons = summary.get("not_judged") or []
+    if reasons:  # the run cannot back a verdict, whatever the gates say
+        return Card("verdict", "NOT JUDGED", "; ".join(reasons))
     if not gates:
         return None
     verdicts = [verdict(g) for g in gates]
@@ -247,7 +250,9 @@ def stickiness_cards(summary: Mapping[str, Any]) -> list[Card]:
 def churn_cards(summary: Mapping[str, Any]) -> list[Card]:
     changes = summary.get("membership_changes") or []
     excess = [c["excess"] for c in changes if finite(c.get("excess"))]
-    collateral = sum(int(c.get("collateral") or 0) for c in changes)
+    total = summary.get("collateral")  # per answer, over the run (schema 2 files since #16)
+    collateral = int(total) if total is not None else sum(
+        int(c.get("collateral") or 0) for c in changes)
     cards = []
     if "settled_stickiness" in summary or changes:
         cards.append(Card("settled stickiness", pct(summary.get("settled_stickiness"), 2),
@@ -257,9 +262,10 @@ def churn_cards(summary: Mapping[str, Any]) -> list[Card]:
     cards += [
         Card("flaps", f"{summary.get('flaps', 0):,}", "switches inside settled epochs",
              tone(summary, "flaps", "max_flaps")),
-        Card("collateral remaps", f"{collateral:,}" if changes else "n/a",
-             "moves between containers live on both sides" if changes
-             else "no membership change to judge", tone(summary, "collateral", "max_collateral")),
+        Card("collateral remaps", f"{collateral:,}" if changes or collateral else "n/a",
+             "answers moved off a live owner to a container already live"
+             if changes or collateral else "no membership change to judge",
+             tone(summary, "collateral", "max_collateral")),
         Card("remap excess", num(max(excess)) if excess else "n/a",
              "worst remapped / rendezvous minimum" if excess else "no change to judge",
              tone(summary, "remap_excess", "max_remap_excess")),

@@ -140,6 +140,9 @@ class Run:
     events: list[Event] | None
     locust: LocustStats | None
     notes: list[str] = field(default_factory=list)  # what reading the request file noticed
+    # why the recording is incomplete (the run did not end normally, rows were lost): such a
+    # run is not judged unless the user accepts an incomplete recording
+    incomplete: list[str] = field(default_factory=list)
 
 
 # -- the request file --------------------------------------------------------------------------
@@ -165,8 +168,13 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
     event_list = read_events(events_path) if events_path.is_file() else None
     if event_list is not None and not event_list:
         event_list = None  # a log with no membership change says nothing about epochs
+    locust = read_locust_stats(prefix)
+    incomplete = list(read.incomplete)
+    if locust is not None and locust.requests is not None and locust.requests > len(requests.ts):
+        incomplete.append(f"Locust counted {locust.requests} requests, the request file has "
+                          f"{len(requests.ts)}: rows were lost")
     return Run(prefix, path, requests, events_path if event_list is not None else None,
-               event_list, read_locust_stats(prefix), read.notes)
+               event_list, locust, read.notes, incomplete)
 
 
 def stream_columns(path: Path) -> list[str]:
@@ -206,6 +214,7 @@ def to_requests(path: Path, table: pa.Table) -> Requests:
     columns = {name: table.column(name) for name in table.column_names}
     del table
     ts = numbers(path, "ts", columns.pop("ts"), np.float64)
+    check_seconds(path, ts)
     response_time = numbers(path, "response_time_ms", columns.pop("response_time_ms"),
                             np.float64)
     status = numbers(path, "status", columns.pop("status"), np.int32)
@@ -214,9 +223,25 @@ def to_requests(path: Path, table: pa.Table) -> Requests:
     stream = {name: optional_numbers(path, name, columns.pop(name, None), n)
               for name in STREAM_COLUMNS}
     return Requests(ts, response_time, status, strings["session_id"], strings["user_class"],
-                    strings["container_id"], strings["cache"], strings["error"],
+                    no_blanks(strings["container_id"]), strings["cache"], strings["error"],
                     strings["worker"], strings["affinity"], stream["ttfb_ms"],
                     stream["ttft_ms"], stream["tokens"], stream["max_gap_ms"])
+
+
+MAX_UNIX_SECONDS = 1e11  # the year 5138: a larger ts is in milliseconds or worse
+
+
+def check_seconds(path: Path, ts: Floats) -> None:
+    """`ts` is Unix seconds: a value that cannot be (negative, or in milliseconds) is bad input,
+    in one line, before any figure is computed from it."""
+    if not len(ts):
+        return
+    high, low = float(np.nanmax(ts)), float(np.nanmin(ts))
+    if high > MAX_UNIX_SECONDS:
+        unit = " (milliseconds?)" if high < MAX_UNIX_SECONDS * 1000 else ""
+        raise CorruptInput(f"{path}: ts {high:.6g} is not Unix seconds{unit}")
+    if low < 0:
+        raise CorruptInput(f"{path}: ts {low:.6g} is negative: not Unix seconds")
 
 
 def optional_numbers(path: Path, name: str, column: pa.ChunkedArray | None, n: int) -> Floats:
@@ -265,6 +290,17 @@ def labels(column: pa.ChunkedArray) -> Labels:
     if indices.null_count:
         indices = indices.fill_null(-1)
     return Labels(as_numpy(indices.cast(pa.int32()), np.int32), names)
+
+
+def no_blanks(column: Labels) -> Labels:
+    """An empty or blank container id names no container: null (a 2xx with it is then a body
+    error, as the recorder and the probe say), whatever file form it was read from."""
+    blank = [i for i, name in enumerate(column.names) if not name.strip()]
+    if not blank:
+        return column
+    codes = column.codes.copy()
+    codes[np.isin(codes, blank)] = -1
+    return Labels(codes, column.names)
 
 
 # -- the event log -----------------------------------------------------------------------------

@@ -36,10 +36,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from reports import collateral as per_answer
 from reports import epochs
 from reports.columns import AFFINITIES, STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 from reports.config import ReportConfig
 from reports.epochs import Membership
+from reports.gates import control_as_sticky
 from reports.load import Labels, Requests, Run
 from reports.stats import (
     balance_figures,
@@ -58,6 +60,7 @@ from reports.summary import (
     EpochSummary,
     Latency,
     LocustCheck,
+    Outage,
     Percentiles,
     Summary,
     UserClassSummary,
@@ -429,6 +432,74 @@ def change_summary(change: epochs.Change, sessions: int, moved: int, collateral:
         restick_max_s=float(restick.max()) if len(restick) else None)
 
 
+def judge_changes(changes: list[ChangeSummary], answers: per_answer.PerAnswer
+                  ) -> list[ChangeSummary]:
+    """Collateral per change by the per-answer rule; a change with requests in flight but no
+    judged repeat answer across it is not judged, with the reason."""
+    for i, c in enumerate(changes):
+        c.collateral = int(answers.per_change[i])
+        c.answers = int(answers.answers[i])
+        c.in_flight = int(answers.in_flight[i])
+        if not c.answers:
+            c.judged = False
+            c.not_judged = (
+                f"{c.in_flight} requests of judged sessions in flight, but no session had two "
+                "successful answers across or inside the change" if c.in_flight
+                else "no request of a judged session during the change")
+    return changes
+
+
+def outages(frame: Frame, start: float, end: float) -> list[Outage]:
+    """Stretches of whole seconds from the run's start in which requests started and none
+    succeeded (seconds with no request at all join a stretch, never start or end one)."""
+    if not len(frame.ts) or frame.ok.all():
+        return []
+    bins = int((end - start) // 1.0) + 1
+    which = ((frame.ts - start) // 1.0).astype(np.int64)
+    sent = np.bincount(which, minlength=bins)
+    good = np.bincount(which[frame.ok], minlength=bins)
+    failed = sent - good
+    out: list[Outage] = []
+    i = 0
+    duration = max(end - start, 1e-9)
+    while i < bins:
+        if good[i] or not failed[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < bins and not good[j + 1]:
+            j += 1
+        while not failed[j]:  # trailing seconds with nothing sent are not part of it
+            j -= 1
+        lo, hi = start + i, min(start + j + 1, end)
+        out.append(Outage(lo, hi, lo - start, hi - start, int(failed[i:j + 1].sum()),
+                          (hi - lo) / duration))
+        i = j + 1
+    return out
+
+
+def run_not_judged(s: Summary, run: Run, config: ReportConfig) -> list[str]:
+    """Why the run cannot back a stickiness verdict at all (docs/gates.md#not-judged)."""
+    reasons = []
+    if s.sessions_multi_request and s.containers < 2:
+        reasons.append(f"only {s.containers} container answered: stickiness cannot be "
+                       "falsified with one container")
+    judged_rate = s.session_stickiness
+    for name, c in s.user_classes.items():
+        if c.judged or c.session_stickiness is None or judged_rate is None:
+            continue
+        if control_as_sticky(c.sessions_multi_request - c.sessions_multi_container,
+                             c.sessions_multi_request, judged_rate):
+            reasons.append(
+                f"the control class {name} (no session id) is as sticky as the judged "
+                f"classes ({c.session_stickiness * 100:.1f}% vs {judged_rate * 100:.1f}%): "
+                "the target pins by something other than the session (the connection?)")
+    if not config.accept_incomplete:
+        reasons += [f"incomplete recording: {n} (--accept-incomplete judges it all the same)"
+                    for n in run.incomplete]
+    return reasons
+
+
 def forced_switches(ok: Ok, starts: Floats, settled: Floats) -> Bools:
     """Per switch row: did a change begin, run or settle between the start of the session's
     previous request and the answer to this one? (A request sent just before a change may be
@@ -462,6 +533,11 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     matched = match_changes(ok, epoch, inside, starts)
     changes, remapped = change_summaries(matched, members, index, len(containers), start,
                                          config.settle_s)
+    answers = per_answer.judge_answers(
+        ok.sess, ok.ts, ok.end, ok.cont, ok.first, np.asarray(ok.judged), members, index,
+        len(containers), settled, frame.ts, frame.end, judged[frame.sess],
+        config.settle_s)
+    changes = judge_changes(changes, answers)
     forced = forced_switches(ok, starts, settled)
     phase = phases(frame, members, starts, members.ends, config.change_margin_s)
     failed = errors_of(frame, phase)
@@ -471,6 +547,13 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     summary = build_summary(run, frame, ok, members, changes, epoch, within, forced, phase,
                             failed, per_session, latency, containers, start, end, config,
                             affinity_source)
+    summary.collateral = answers.total if answers.transitions else None
+    summary.collateral_outside_changes = answers.outside
+    summary.outages = outages(frame, start, end)
+    summary.notes += [f"Outage: no request succeeded from {o.start_offset_s:.0f} s to "
+                      f"{o.end_offset_s:.0f} s ({o.share * 100:.0f}% of the run; {o.failed:,} "
+                      "requests failed)." for o in summary.outages]
+    summary.not_judged = run_not_judged(summary, run, config)
     return Analysis(summary, per_session.table, timeline(frame, members, run, config),
                     Rows(requests, frame, ok, epoch, within, forced, phase, failed, judged))
 
@@ -501,9 +584,9 @@ def phases(frame: Frame, members: Membership, starts: Floats, ends: Floats,
 
 
 def errors_of(frame: Frame, phase: NDArray[np.int8]) -> Bools:
-    """The requests that count as errors: all but the successful ones and the 503s answered
-    while no replica was live (expected, and counted apart)."""
-    return ~frame.ok & ~((frame.cls == S503) & (phase == NO_LIVE))
+    """The requests that count as errors: every one that did not succeed, whatever its cause
+    (the 503s answered while no replica was live are also counted apart, beside)."""
+    return ~frame.ok
 
 
 # -- per session -------------------------------------------------------------------------------
@@ -668,7 +751,7 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
         if total_ok else None,
         warm_hit_ideal=1 - sessions_ok / total_ok if total_ok else None,
         errors=errors, error_rate=errors / n, error_rate_ci=interval(errors, n),
-        errors_no_live_replica=int((~frame.ok).sum()) - errors,
+        errors_no_live_replica=int(((frame.cls == S503) & (phase == NO_LIVE)).sum()),
         status_counts=status_counts(frame.status),
         error_classes=dict(zip(ERROR_CLASSES, counts_of(frame.cls, len(ERROR_CLASSES)),
                                strict=True)),

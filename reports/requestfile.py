@@ -21,6 +21,7 @@ user with no session); `ts`, `response_time_ms` and `status` may not.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from reports.columns import (
     COLUMNS,
     CSV_SUFFIX,
     LATER_COLUMNS,
+    RECORDING_KEY,
     REQUEST_SUFFIXES,
     REQUIRED_COLUMNS,
     STREAM_SUFFIX,
@@ -58,6 +60,9 @@ class RequestTable:
     table: pa.Table
     path: Path
     notes: list[str] = field(default_factory=list)
+    # why the recording is incomplete: the run did not end normally (only the stream form is
+    # there) or the file's own record says rows were lost (RECORDING_KEY)
+    incomplete: list[str] = field(default_factory=list)
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -89,11 +94,35 @@ def read_request_table(prefix: str, columns: Sequence[str] | None = None) -> Req
     notes: list[str] = []
     if path.name.endswith(STREAM_SUFFIX):
         table = read_stream(path, notes)
-    elif path.suffix == ".csv":
-        table = read_csv(path)
-    else:
-        return RequestTable(read_parquet(path, names, notes), path, notes)
-    return RequestTable(conform(path, table, names, notes), path, notes)
+        return RequestTable(conform(path, table, names, notes), path, notes, notes[-1:])
+    if path.suffix == ".csv":
+        return RequestTable(conform(path, read_csv(path), names, notes), path, notes)
+    table = read_parquet(path, names, notes)
+    incomplete = recording_gaps(path, pq.read_schema(path).metadata or {})
+    notes += incomplete
+    return RequestTable(table, path, notes, incomplete)
+
+
+def recording_gaps(path: Path, metadata: dict[bytes, bytes]) -> list[str]:
+    """What the file's record of its recording (RECORDING_KEY) says was lost; [] when it
+    says nothing was, or the file has no such record (another tool's file)."""
+    raw = metadata.get(RECORDING_KEY.encode())
+    if raw is None:
+        return []
+    try:
+        record = json.loads(raw)
+        lost = [str(line) for line in record.get("lost") or []]
+        ended, recorded = record.get("ended"), record.get("recorded")
+        sent = record.get("locust_requests")
+    except (ValueError, AttributeError, TypeError):
+        return [f"{path}: its record of the recording is unreadable"]
+    gaps = [f"{path}: {line}" for line in lost]
+    if ended != "normally" and not gaps:
+        gaps.append(f"{path}: the run ended {ended}")
+    if isinstance(sent, int) and isinstance(recorded, int) and sent > recorded:
+        gaps.append(f"{path}: Locust counted {sent} requests, the recorder recorded "
+                    f"{recorded}")
+    return gaps
 
 
 # ## The forms
@@ -131,7 +160,8 @@ def read_stream(path: Path, notes: list[str]) -> pa.Table:
         reader = ipc.open_stream(pa.memory_map(str(path)))
     except READ_ERRORS as exc:
         if path.stat().st_size == 0:
-            raise EmptyRun(f"{path}: no requests (the run stopped before its first flush)")\
+            raise EmptyRun(f"{path}: no requests (the file is empty: the run stopped before "
+                           "its first flush, or that flush failed)")\
                 from None
         raise CorruptInput(f"{path}: not a readable Arrow stream ({first_line(exc)})") from None
     check_schema(path, reader.schema)
@@ -150,7 +180,8 @@ def read_stream(path: Path, notes: list[str]) -> pa.Table:
                  f"{SUFFIX}): read {len(batches)} closed batches, {rows} requests, from "
                  f"{path}{cut}")
     if rows == 0:
-        raise EmptyRun(f"{path}: no requests (the run stopped before its first flush)")
+        raise EmptyRun(f"{path}: no requests (the run stopped before its first flush, or that "
+                       "flush failed)")
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 

@@ -64,6 +64,10 @@ class ChangeSummary:
     collateral: int
     restick_p50_s: float | None
     restick_max_s: float | None
+    answers: int = 0  # judged repeat answers across or inside the change (per-answer rule)
+    in_flight: int = 0  # requests of judged sessions that overlap the change
+    judged: bool = True
+    not_judged: str | None = None  # why the change could not be judged
 
 
 @dataclass
@@ -138,6 +142,18 @@ class UserClassSummary:
     flaps: int
     errors: int
     error_rate: float | None
+
+
+@dataclass
+class Outage:
+    """A stretch of whole seconds in which requests were sent and none succeeded."""
+
+    start: float
+    end: float
+    start_offset_s: float
+    end_offset_s: float
+    failed: int
+    share: float  # of the run's duration
 
 
 @dataclass
@@ -219,6 +235,13 @@ class Summary:
     user_classes: dict[str, UserClassSummary]
     workers: int
     locust: LocustCheck | None
+    collateral: int | None = None  # collateral answers (per-answer rule); None: none judged
+    collateral_outside_changes: int = 0
+    outages: list[Outage] = field(default_factory=list)
+    # why the run as a whole cannot back a verdict (one container, controls as sticky, an
+    # incomplete recording): every stickiness gate is then not judged
+    not_judged: list[str] = field(default_factory=list)
+    verdict: str = "no gates"  # "passed", "failed", "not judged" or "no gates"
     gates: list[GateResult] = field(default_factory=list)
     verdicts: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -115,6 +115,8 @@ def run_locust(url: str, leg: Leg, prefix: Path, args: argparse.Namespace) -> in
            "--headless", "-u", str(args.users), "-r", str(10 * args.users), "-t",
            f"{args.seconds}s", "--host", url, "--csv", str(prefix), "--cache-key",
            "--pace-rps", f"{pace_of(leg, args):g}", "--only-summary", "--loglevel", "WARNING"]
+    if leg.user_class == CONTROL:
+        cmd.append("--no-judgement")  # the control baseline asks for no verdict
     if leg.streaming:
         cmd += ["--stream-tokens", str(args.stream_tokens), "--prompt-tokens",
                 str(args.prompt_tokens)]

@@ -48,6 +48,8 @@ def locust(url: str, user_class: str, prefix: Path) -> subprocess.Popen[str]:
            "--headless", "-u", str(USERS), "-r", str(USERS), "-t", f"{SECONDS}s",
            "--host", url, "--csv", str(prefix), "--cache-key", "--only-summary",
            "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    if user_class == "NonStickyUser":
+        cmd.append("--no-judgement")  # a control baseline asks for no verdict (else exit 4)
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 

@@ -56,6 +56,12 @@ def test_sigkill_mid_run_keeps_the_flushed_rows(target: str, tmp_path: Path, mod
     assert read.table.column("session_id").null_count == 0
     cli = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)
+    assert cli.returncode == 4, cli.stderr  # an incomplete recording is not judged
+    assert "did not end normally" in cli.stderr
+    summary = json.loads(Path(f"{prefix}_summary.json").read_text())
+    assert summary["verdict"] == "not judged" and summary["not_judged"]
+    cli = subprocess.run([sys.executable, "-m", "reports", str(prefix), "--accept-incomplete"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert cli.returncode == 0, cli.stderr
     summary = json.loads(Path(f"{prefix}_summary.json").read_text())
     assert summary["requests"] == read.table.num_rows >= seen

@@ -84,12 +84,13 @@ def test_nothing_to_judge_is_said_and_never_passes(tmp_path: Path) -> None:
     request(recorder, "c", "NonStickyUser", "none", "ta-1")
     recorder.close()
     recorder.set_exit_code(env)
-    assert env.process_exit_code is None
+    assert env.process_exit_code == 4  # nothing judged: never exit 0 (README, exit codes)
     assert recorder.verdict().startswith("NOT JUDGED: no user class asks for affinity")
     one = Stickiness()
     one.add("s", "StickyUser", "session", 200, "ta-1", None)  # one answer: nothing to judge
     assert verdict(one.summarise(), 0).line == (
-        "NOT JUDGED: no session of StickyUser had two answered requests")
+        "NOT JUDGED: no session of StickyUser had two answered requests (1 of 1 requests "
+        "answered); exit code 4")
 
 
 def test_a_write_failure_fails_the_run_with_exit_code_2(tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ def test_sticky_run_stays_on_one_container_and_exits_0(target: str, tmp_path: Pa
 
 
 def test_non_sticky_sessions_see_several_containers(target: str, tmp_path: Path) -> None:
-    with locust_process(*headless(target, "NonStickyUser"), tmp=tmp_path) as run:
+    with locust_process(*headless(target, "NonStickyUser", extra=("--no-judgement",)),
+                        tmp=tmp_path) as run:
         result = finish(run)
     assert result.code == 0, result.output[-3000:]
     per_session = containers_per_session(result.rows, "NonStickyUser")
@@ -161,4 +162,9 @@ def test_a_worker_that_dies_is_reported(target: str, tmp_path: Path) -> None:
     assert len(lost) == 1, result.output[-3000:]
     assert "at most 2000 requests not recorded" in lost[0]
     assert result.rows.num_rows > 0
+    # lost rows: not judged, on the console, in the exit code and in the file itself
+    assert "NOT JUDGED: the recording is incomplete" in result.output
+    assert result.code == 4, result.output[-3000:]
+    from reports.__main__ import main as report
+    assert report([str(master.prefix)]) == 4
 

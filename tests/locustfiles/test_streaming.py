@@ -164,6 +164,8 @@ def stream_run(url: str, user_class: str, tmp: Path) -> pa.Table:
     args = ["-f", STICKY, user_class, "--headless", "-u", str(USERS), "-r", str(USERS), "-t",
             "4s", "--host", url, "--stream-tokens", "4", "--prompt-tokens", "400",
             "--cache-key", "--pace-rps", "3"]
+    if user_class == "NonStickyUser":
+        args.append("--no-judgement")  # a control baseline asks for no verdict (else exit 4)
     with locust_process(*args, tmp=tmp, name=user_class) as run:
         result = finish(run, timeout=90)
     assert result.code == 0, result.output[-3000:]

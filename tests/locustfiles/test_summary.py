@@ -139,7 +139,7 @@ def test_render_shows_judged_classes_first_and_the_control_beside() -> None:
             "2 containers") in lines
     assert ("sessions on more than one container 1/1, session stickiness 0.00% (0/1 sessions "
             "with 2+ answers on one container), same-container rate 0.00%") in text
-    assert "sticky session s1 (StickyUser) saw containers [ta-1, ta-2]" in text
+    assert "sticky session s1 (StickyUser) saw 2 containers [ta-1, ta-2]" in text
     assert "session n1" not in text
     assert "stickiness" not in text.replace("session stickiness", "").replace(
         "Stickiness summary", "")  # one name per figure

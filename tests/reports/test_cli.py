@@ -109,7 +109,8 @@ def test_a_gate_with_nothing_to_measure_is_not_judged(
 
 
 @pytest.mark.parametrize(("flag", "reason"), [
-    ("--max-collateral", "no membership change to judge"),
+    # --max-collateral judges every answer: these switches between live containers fail it
+    # (tests/reports/test_per_answer.py)
     ("--max-remap-excess", "no membership change to judge"),
 ])
 def test_change_gates_on_a_stable_run_are_not_judged(

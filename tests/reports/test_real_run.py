@@ -54,6 +54,8 @@ def locust(url: str, user_class: str, prefix: Path, seconds: int) -> subprocess.
            "--headless", "-u", str(USERS), "-r", str(USERS), "-t", f"{seconds}s",
            "--host", url, "--csv", str(prefix), "--loglevel", "WARNING",
            "--exit-code-on-error", "0"]
+    if user_class == "NonStickyUser":
+        cmd.append("--no-judgement")  # a control baseline asks for no verdict (else exit 4)
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 

@@ -1,0 +1,106 @@
+"""Collateral judged per answer: the rendezvous property, checked on every repeat answer.
+
+Rendezvous hashing moves a session only when its owner leaves, or to a container that joined:
+a session whose owner is live is answered only by that owner or by a container that joined
+since the owner's last answer. So an answer is *collateral* when it comes from another
+container than the session's previous answer (its owner), while
+
+- the owner was live from the previous answer to this one (no membership event removed it in
+  between, and it was live when this request started and when it was answered), and
+- the new container was already live when the previous request started, and had been for
+  more than the settle time (a proxy may learn of a newcomer late: a move onto a container
+  that joined within the settle time before is the newcomer taking the session), and did not
+  join (again) since.
+
+This holds whatever the change window, the settle time or the overlap of changes: a move
+A -> B -> A between two containers that stayed live is two collateral answers, though its end
+points agree. Each collateral answer is counted once for the run and once for the latest
+membership change that began before it was answered (none: outside any change). A change is
+judged when some judged session had a repeat answer across or inside it (from its start to
+its settled time); a change with requests in flight but no such answer is not judged, with
+the reason. docs/metrics.md#collateral has a worked example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reports.epochs import Membership
+
+Ints = NDArray[np.int64]
+Floats = NDArray[np.float64]
+Bools = NDArray[np.bool_]
+
+
+@dataclass
+class PerAnswer:
+    collateral: Bools  # per successful request: a collateral answer
+    total: int  # collateral answers of judged sessions
+    outside: int  # of which not during any change
+    per_change: Ints  # collateral answers per change
+    answers: Ints  # judged repeat answers across or inside each change
+    in_flight: Ints  # requests of judged sessions that overlap each change
+    transitions: int  # judged repeat answers in the run
+
+
+def live_table(members: Membership, index: dict[str, int], n: int
+               ) -> tuple[Bools, Ints, Ints, Floats]:
+    """Per membership state (0: before the first event; e: after event e - 1), per container:
+    live, how many times it was added / removed so far, and when it was last added."""
+    states = len(members.live_sets) + 1
+    live = np.zeros((states, max(n, 1)), dtype=np.bool_)
+    added = np.zeros((states, max(n, 1)), dtype=np.int64)
+    removed = np.zeros((states, max(n, 1)), dtype=np.int64)
+    joined = np.full((states, max(n, 1)), -np.inf)
+    live[0, [index[c] for c in members.initial_set if c in index]] = True
+    for e, current in enumerate(members.live_sets, start=1):
+        live[e, [index[c] for c in current if c in index]] = True
+        added[e] = added[e - 1] + (live[e] & ~live[e - 1])
+        removed[e] = removed[e - 1] + (~live[e] & live[e - 1])
+        joined[e] = np.where(live[e] & ~live[e - 1], members.times[e - 1], joined[e - 1])
+    return live, added, removed, joined
+
+
+def judge_answers(sess: NDArray[np.int32], ts: Floats, end: Floats, cont: NDArray[np.int32],
+                  first: Bools, judged: Bools, members: Membership, index: dict[str, int],
+                  n_containers: int, settled: Floats, all_ts: Floats, all_end: Floats,
+                  all_judged: Bools, settle_s: float) -> PerAnswer:
+    """The successful requests, sorted by session then start (`first`: a session's first);
+    `all_*`: every request, for the requests in flight during each change."""
+    live, added, removed, joined = live_table(members, index, n_containers)
+    times = members.times
+    k = len(members.changes)
+    starts = members.starts
+    repeat = np.flatnonzero(~first & judged)
+    prev = repeat - 1
+    owner, new = cont[prev], cont[repeat]
+    s_prev = np.searchsorted(times, ts[prev], side="right")
+    s_start = np.searchsorted(times, ts[repeat], side="right")
+    s_end = np.searchsorted(times, end[repeat], side="right")
+    moved = owner != new
+    owner_live = (live[s_start, owner] & live[s_end, owner]
+                  & (removed[s_end, owner] == removed[s_prev, owner]))
+    already = (live[s_prev, new] & (added[s_end, new] == added[s_prev, new])
+               & (joined[s_prev, new] < ts[prev] - settle_s))
+    bad = moved & owner_live & already
+    collateral = np.zeros(len(sess), dtype=np.bool_)
+    collateral[repeat[bad]] = True
+    per_change = np.zeros(k, dtype=np.int64)
+    answers = np.zeros(k, dtype=np.int64)
+    in_flight = np.zeros(k, dtype=np.int64)
+    outside = int(bad.sum())
+    if k:
+        latest = np.searchsorted(starts, end[repeat], side="right") - 1
+        during = (latest >= 0) & (ts[prev] <= settled[np.maximum(latest, 0)])
+        per_change = np.bincount(latest[bad & during], minlength=k).astype(np.int64)
+        outside = int((bad & ~during).sum())
+        lo, hi = ts[prev], end[repeat]
+        flight_lo, flight_hi = all_ts[all_judged], all_end[all_judged]
+        for i in range(k):  # few changes: one pass over the rows each
+            answers[i] = int(((lo <= settled[i]) & (hi >= starts[i])).sum())
+            in_flight[i] = int(((flight_lo <= settled[i]) & (flight_hi >= starts[i])).sum())
+    return PerAnswer(collateral, int(bad.sum()), outside, per_change, answers, in_flight,
+                     len(repeat))
