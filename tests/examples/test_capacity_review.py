@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import ROOT, emulator, stop_process
-from tests.httpclient import emulator_control as control
+from tests.support.http import emulator_control as control
 
 NOTEBOOK = ROOT / "examples" / "capacity_review.ipynb"
 USERS = 8

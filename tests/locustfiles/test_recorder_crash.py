@@ -15,8 +15,8 @@ import pytest
 from reports.columns import STREAM_SUFFIX, SUFFIX
 from reports.errors import ReportInputError
 from reports.requestfile import read_request_table
-
-from .conftest import ROOT, LocustProcess, headless, locust_process, processes
+from tests.support import ROOT
+from tests.support.locust import LocustProcess, headless, locust_process, processes
 
 
 def flushed_rows(prefix: Path) -> int:

@@ -13,12 +13,11 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from modal_app.local.launch import emulator
-
-from .conftest import (
+from tests.support.http import free_port
+from tests.support.locust import (
     STICKY,
     containers_per_session,
     finish,
-    free_port,
     headless,
     locust_process,
     processes,

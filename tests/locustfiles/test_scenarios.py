@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import ROOT, finish, headless, locust_process
+from tests.support import ROOT
+from tests.support.locust import finish, headless, locust_process
 
 
 def report(prefix: Path) -> dict[str, object]:

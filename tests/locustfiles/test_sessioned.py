@@ -17,8 +17,8 @@ from locust.env import Environment
 from locustfiles.sessioned import SessionedUser
 from locustfiles.sticky import NonStickyUser, SessionUser, StickyUser, affinity
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import (
-    ROOT,
+from tests.support import ROOT
+from tests.support.locust import (
     SESSIONED,
     containers_per_session,
     finish,

@@ -21,7 +21,7 @@ from locust.event import EventHook
 
 from locustfiles.streaming import StreamError, StreamStats, generate, read_stream
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import STICKY, finish, locust_process
+from tests.support.locust import STICKY, finish, locust_process
 
 # ## The reader, on scripted lines and a scripted clock
 

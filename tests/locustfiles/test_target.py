@@ -19,14 +19,7 @@ from locustfiles.target import (
     wait_until_ready,
 )
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import (
-    SESSIONED,
-    STICKY,
-    Result,
-    finish,
-    headless,
-    locust_process,
-)
+from tests.support.locust import SESSIONED, STICKY, Result, finish, headless, locust_process
 
 LIVE = Probe(200, "ta-1")
 

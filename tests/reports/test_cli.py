@@ -13,13 +13,8 @@ import pytest
 from reports import html
 from reports.__main__ import main
 from reports.columns import arrow_schema
-from tests.reports.conftest import (
-    T0,
-    Row,
-    run_reports,
-    three_switched_rows,
-    write_requests,
-)
+from tests.support.cli import run_reports
+from tests.support.rows import T0, Row, three_switched_rows, write_requests
 
 OUTPUT_SUFFIXES = ("_summary.json", "_sessions.csv", "_report.html")
 

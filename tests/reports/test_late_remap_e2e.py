@@ -21,7 +21,7 @@ import pytest
 from modal_app.local.launch import emulator
 from reports import load_run
 from reports.columns import COLUMNS, SUFFIX
-from tests.reports.conftest import NEWER, request_schema
+from tests.support.rows import NEWER, request_schema
 
 SESSIONS = 24
 RUN_S = 5.0

@@ -20,9 +20,9 @@ import pytest
 
 from modal_app.local.launch import ROOT, emulator, stop_process
 from modal_app.local.rendezvous import pick
-from tests.httpclient import emulator_control as control
-from tests.reports.conftest import run_reports
-from tests.reports.test_html import CHROMIUM, render_in_chromium
+from tests.support.browser import CHROMIUM, render_in_chromium
+from tests.support.cli import run_reports
+from tests.support.http import emulator_control as control
 
 USERS = 20
 LOAD_S = 11

@@ -13,7 +13,7 @@ import pytest
 from modal_app.local.rendezvous import pick
 from reports import load_run
 from reports.__main__ import main
-from tests.reports.conftest import (
+from tests.support.rows import (
     T0,
     A,
     B,
