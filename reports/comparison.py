@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reports import html
+from reports.formatting import ms, num, pct
 from reports.summary import ERROR_CLASSES, TTFT_STATES, Summary
 
 Getter = Callable[[Summary], float | int | None]
@@ -125,14 +125,14 @@ def formatted(table: list[Row]) -> list[tuple[str, str, str, str]]:
     for row in table:
         if row.kind == "fraction":
             diff = row.difference
-            out.append((row.metric, html.pct(row.a, 2), html.pct(row.b, 2),
+            out.append((row.metric, pct(row.a, 2), pct(row.b, 2),
                         "n/a" if diff is None else f"{diff * 100:+.2f} pp"))
         elif row.kind == "ms":
             diff = row.difference
-            out.append((row.metric, html.ms(row.a), html.ms(row.b),
+            out.append((row.metric, ms(row.a), ms(row.b),
                         "n/a" if diff is None else f"{diff:+,.1f} ms"))
         else:
             diff = row.difference
-            out.append((row.metric, html.num(row.a), html.num(row.b),
+            out.append((row.metric, num(row.a), num(row.b),
                         "n/a" if diff is None else f"{diff:+,}"))
     return out

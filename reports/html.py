@@ -12,10 +12,8 @@ green or red when a gate judged it, and neutral otherwise. How to read the page:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
 
@@ -27,6 +25,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from reports import charts
+from reports.formatting import ci, finite, ms, num, pct, seconds, when
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -46,43 +45,6 @@ class RunLike(Protocol):
     def timeline(self) -> pd.DataFrame: ...
 
     def summary(self) -> dict[str, Any]: ...
-
-
-# -- formatting (also used by compare.py) -------------------------------------------------------
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if not finite(value) else f"{value * 100:.{digits}f}%"  # type: ignore[operator]
-
-
-def ci(interval: Sequence[float] | None, digits: int = 1) -> str:
-    if not interval:
-        return ""
-    return f"[{pct(interval[0], digits)}, {pct(interval[1], digits)}]"
-
-
-def num(value: float | int | None, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.{digits}g}" if math.isfinite(value) else "n/a"
-
-
-def ms(value: float | None) -> str:
-    return "n/a" if not finite(value) else f"{value:,.1f}"
-
-
-def finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
-def when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def seconds(value: float | None) -> str:
-    return "n/a" if not finite(value) else f"{value:.2f}"
 
 
 # -- the page's pieces -----------------------------------------------------------------------
