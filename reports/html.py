@@ -12,9 +12,14 @@ green or red when a gate judged it, and neutral otherwise. How to read the page:
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -72,8 +77,10 @@ class Card:
 
 @dataclass
 class Figure:
-    html: Markup
+    data: str  # the figure as plotly JSON (data, layout)
+    height: int
     caption: str
+    index: int = -1  # its place in the page's figure blob, set when the page is rendered
 
 
 @dataclass
@@ -85,9 +92,49 @@ class Section:
 
 
 def figure(fig: go.Figure, caption: str) -> Figure:
-    div = pio.to_html(fig, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                      config=PLOTLY_CONFIG, default_width="100%")
-    return Figure(Markup(div), caption)  # plotly's own markup, data JSON-encoded
+    data = pio.to_json(fig, validate=False, remove_uids=True)
+    return Figure(data, int(fig.layout.height or 450), caption)
+
+
+# -- the page's payload: plotly.js and the figures, gzip-compressed --------------------------
+
+BUNDLE = "plotly.js-cartesian-dist-min/plotly-cartesian.min.js"
+
+
+def bundle_path() -> Path | None:
+    """plotly.js's cartesian bundle (every trace these pages draw, a third of the full
+    bundle's size), as scripts/setup installs it from npm (package.json); REPORTS_PLOTLY_JS
+    names another file. None: the Python plotly package's full bundle is used."""
+    named = os.environ.get("REPORTS_PLOTLY_JS")
+    if named:
+        return Path(named)
+    found = Path(__file__).resolve().parents[1] / "node_modules" / BUNDLE
+    return found if found.is_file() else None
+
+
+@cache
+def plotly_js() -> str:
+    """plotly.js, gzip-compressed and base64-encoded, once per process."""
+    path = bundle_path()
+    code = path.read_bytes() if path is not None else get_plotlyjs().encode()
+    return packed(code)
+
+
+def packed(data: bytes) -> str:
+    """gzip then base64: what the page's loader unpacks with the browser's own
+    DecompressionStream (no request, no library)."""
+    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
+
+
+def page_figures(context: Mapping[str, object]) -> list[Figure]:
+    """Every figure of a page, numbered in the order the page shows them."""
+    found: list[Figure] = []
+    for section in context.get("sections") or []:  # type: ignore[attr-defined]
+        found.extend(section.figures)
+    found.extend(context.get("figures") or [])  # type: ignore[arg-type]
+    for i, fig in enumerate(found):
+        fig.index = i
+    return found
 
 
 @cache
@@ -95,12 +142,15 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"),
                       autoescape=select_autoescape(["j2", "html"], default=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.globals["plotly_js"] = Markup(get_plotlyjs())  # the library's bundle, once per page
+    env.globals["plotly_config"] = Markup(json.dumps(PLOTLY_CONFIG))
     return env
 
 
 def render(template: str, **context: object) -> str:
-    return environment().get_template(template).render(**context)
+    figures = page_figures(context)
+    blob = packed(("[" + ",".join(f.data for f in figures) + "]").encode())
+    return environment().get_template(template).render(
+        **context, plotly_js=plotly_js(), figure_blob=blob)
 
 
 # -- verdicts --------------------------------------------------------------------------------

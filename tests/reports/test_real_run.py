@@ -178,13 +178,15 @@ def test_real_sticky_against_nonsticky(real_runs: RealRuns) -> None:
 
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
-def test_reports_render_in_headless_chromium_offline(real_runs: RealRuns) -> None:
+def test_reports_are_light_and_render_in_headless_chromium_offline(real_runs: RealRuns) -> None:
     report = Path(real_runs.sticky + "_report.html")
     comparison = Path(real_runs.sticky + "_vs_nonsticky_comparison.html")
     if not report.is_file():
         assert run_reports(real_runs.sticky, "--events", str(real_runs.events)).returncode == 0
     if not comparison.is_file():
         assert run_reports(real_runs.sticky, real_runs.nonsticky).returncode == 0
+    for page in (report, comparison):  # Locust's own report of such a run: about 1 MB
+        assert page.stat().st_size <= 1_500_000, (page, page.stat().st_size)
     assert render_in_chromium([(report, 4), (comparison, 3)]) == []
 
 
