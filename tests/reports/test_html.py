@@ -4,8 +4,6 @@ no console error and nothing wider than a 1,300 px window."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import os
 import re
@@ -19,6 +17,7 @@ import pytest
 from reports import charts
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, WIDTH, render_in_chromium
 from tests.support.cli import run_reports
+from tests.support.pages import figures, unpacked
 from tests.support.rows import (
     T0,
     A,
@@ -61,25 +60,18 @@ def synthetic_run(directory: Path, name: str = "syn") -> str:
     return str(directory / name)
 
 
-def unpacked(page: str, name: str) -> str:
-    """One of the page's gzip + base64 payloads (`plotly-js`, `figures`), as text."""
-    (blob,) = re.findall(rf'<script type="application/octet-stream" id="{name}">([^<]*)</script>',
-                         page)
-    return gzip.decompress(base64.b64decode(blob)).decode()
-
-
 def test_the_page_carries_plotly_once_and_escapes_the_run(tmp_path: Path) -> None:
     prefix = synthetic_run(tmp_path)
     assert run_reports(prefix).returncode == 0
     page = Path(prefix + "_report.html").read_text()
     assert page.count('id="plotly-js"') == 1
     assert unpacked(page, "plotly-js").startswith("/**\n* plotly.js (cartesian - minified)")
-    figures = json.loads(unpacked(page, "figures"))
-    assert len(figures) == page.count('class="chart"') == 7
-    assert all(f["data"] and f["layout"] for f in figures)
+    shown = figures(page)
+    assert len(shown) == page.count('class="chart"') == 7
+    assert all(f["data"] and f["layout"] for f in shown)
     assert HOSTILE not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in json.dumps(figures)
-    assert HOSTILE not in json.dumps(figures)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in json.dumps(shown)
+    assert HOSTILE not in json.dumps(shown)
     assert not re.search(r"<(?:script|img|iframe)[^>]*\ssrc=", page)
     assert set(re.findall(r"<link[^>]*href=\"([^\"]*)\"", page)) == {"data:,"}
     for section in ("Timeline", "Membership changes", "Sessions over time", "Containers",
