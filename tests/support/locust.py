@@ -116,6 +116,7 @@ class Result:
     output: str
     rows: pa.Table
     locust_requests: int  # Locust's own total, failures included
+    prefix: str = ""  # the run's --csv prefix
 
 
 def finish(run: LocustProcess, timeout: float = 60.0) -> Result:
@@ -126,7 +127,7 @@ def finish(run: LocustProcess, timeout: float = 60.0) -> Result:
     assert stats_file.exists(), f"no {stats_file}; exit {code}:\n{output[-3000:]}"
     entries: list[dict[str, Any]] = json.loads(stats_file.read_text())
     rows = pq.read_table(Path(f"{run.prefix}{SUFFIX}"))
-    return Result(code, output, rows, sum(e["num_requests"] for e in entries))
+    return Result(code, output, rows, sum(e["num_requests"] for e in entries), str(run.prefix))
 
 
 def containers_per_session(rows: pa.Table, user_class: str | None = None) -> dict[str, int]:
