@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from reports.__main__ import main as reports_main
 from reports.columns import STREAM_SUFFIX, SUFFIX
 from reports.errors import ReportInputError
 from reports.requestfile import read_request_table
-from tests.support import ROOT
 from tests.support.locust import LocustProcess, headless, locust_process, processes
 
 
@@ -54,8 +52,6 @@ def test_sigkill_mid_run_keeps_the_flushed_rows(target: str, tmp_path: Path, mod
     assert read.table.num_rows >= seen
     assert read.notes and read.notes[0].startswith("run did not end normally")
     assert read.table.column("session_id").null_count == 0
-    cli = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert cli.returncode == 0, cli.stderr
+    assert reports_main([str(prefix)]) == 0
     summary = json.loads(Path(f"{prefix}_summary.json").read_text())
     assert summary["requests"] == read.table.num_rows >= seen

@@ -7,7 +7,6 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,7 +16,7 @@ from locust.env import Environment
 from locustfiles.sessioned import SessionedUser
 from locustfiles.sticky import NonStickyUser, SessionUser, StickyUser, affinity
 from modal_app.local.launch import emulator
-from tests.support import ROOT
+from reports.__main__ import main as reports_main
 from tests.support.locust import (
     SESSIONED,
     containers_per_session,
@@ -37,7 +36,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sessioned_users_stay_on_their_container_across_a_scale_down(
-        tmp_path: Path, credentials: None) -> None:
+        tmp_path: Path, credentials: None, capsys: pytest.CaptureFixture[str]) -> None:
     with emulator(3, "--auth", "--sessioned", "--no-replace") as emu, locust_process(
             *headless(emu.url, "SessionedUser", seconds=5, locustfile=SESSIONED,
                       extra=("-u", "12", "-r", "12", "--churn", "2s:scale=1",
@@ -57,16 +56,15 @@ def test_sessioned_users_stay_on_their_container_across_a_scale_down(
     # every session was terminated on stop: the retired containers then stopped
     assert all(r["sessions"] == 0 for r in live)
 
-    report = subprocess.run([sys.executable, "-m", "reports", str(run.prefix)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert report.returncode == 0, report.stderr
+    assert reports_main([str(run.prefix)]) == 0
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name.endswith("_report.html") for p in written)
     for path in written:
         text = readable(path)
         assert SECRET not in text and KEY not in text, path
         assert not TOKEN.search(text), path  # no session token either
-    assert SECRET not in report.stdout + report.stderr
+    printed = capsys.readouterr()
+    assert SECRET not in printed.out + printed.err
 
 
 TOKEN = re.compile(r"st-[A-Za-z0-9_-]{32}")
