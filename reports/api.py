@@ -34,7 +34,7 @@ from reports.load import Labels
 from reports.load import Run as RawRun
 from reports.load import load_run as read_run
 from reports.metrics import Analysis, Rows, analyze, by_code
-from reports.summary import ERROR_CLASSES, LATENCY_STATES, PHASES, clean
+from reports.summary import ERROR_CLASSES, LATENCY_STATES, PHASES, clean, failed_column
 
 STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
 CACHES: tuple[str, ...] = ("all", "hit", "miss")
@@ -175,10 +175,11 @@ class Run:
         bins = len(t.requests)
         second = np.arange(bins, dtype=np.float64) * t.bin_s
         data: dict[str, Any] = {"second": second, "ts": t.start + second,
+                                "time": pd.to_datetime(t.start + second, unit="s", utc=True),
                                 "requests": t.requests.astype(np.int64),
                                 "ok": t.classes[:, 0].astype(np.int64)}
         for i, name in enumerate(ERROR_CLASSES[1:], 1):
-            data[name] = t.classes[:, i].astype(np.int64)
+            data[failed_column(name)] = t.classes[:, i].astype(np.int64)
         data["sessions"] = t.sessions.astype(np.int64)
         data["live_containers"] = t.live.astype(np.int64)
         data["mean_ms"] = t.mean_ms

@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from reports.summary import ERROR_CLASSES
+from reports.summary import ERROR_CLASSES, failed_column
 
 # share of requests at or below each point of a distribution curve: dense at the tail
 QUANTILES = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
@@ -162,7 +162,7 @@ def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, 
 
 def error_columns(timeline: pd.DataFrame) -> list[str]:
     """The error-class columns of the timeline that have any error."""
-    known = [c for c in ERROR_CLASSES if c != "2xx"]
+    known = [failed_column(c) for c in ERROR_CLASSES if c != "2xx"]
     return [c for c in known if c in timeline.columns and timeline[c].fillna(0).sum() > 0]
 
 
@@ -222,8 +222,9 @@ def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
                                                    "<extra></extra>"), row=at, col=1)
     at = next(row)
     errors = error_columns(timeline)
-    for name in errors:
-        fig.add_trace(go.Bar(x=merged["second"], y=merged[name], name=f"error: {name}",
+    for column in errors:
+        name = column.removeprefix(failed_column(""))
+        fig.add_trace(go.Bar(x=merged["second"], y=merged[column], name=f"error: {name}",
                              marker_color=CLASS_COLOURS.get(name, "#7f7f7f"), width=width,
                              hovertemplate=f"%{{x:.0f}} s: %{{y:.3g}} {name}/s<extra></extra>"),
                       row=at, col=1)

@@ -65,6 +65,15 @@ def test_frames_agree_with_the_summary(scale_up: tuple[str, int]) -> None:
     assert run.requests.flap.sum() == s["flaps"]
 
 
+def test_the_timeline_has_attribute_names_and_a_datetime(scale_up: tuple[str, int]) -> None:
+    timeline = load_run(scale_up[0]).timeline
+    assert all(name.isidentifier() for name in timeline.columns), list(timeline.columns)
+    assert isinstance(timeline["time"].dtype, pd.DatetimeTZDtype)
+    assert str(timeline["time"].dt.tz) == "UTC"
+    assert timeline["time"].iloc[0] == pd.Timestamp(timeline["ts"].iloc[0], unit="s", tz="UTC")
+    assert int(timeline.failed_503.sum()) == 0 and int(timeline.ok.sum()) > 0
+
+
 def test_session_stickiness_matches_the_users_one_liner(three_switched: str) -> None:
     """The figure a user would compute by hand from the request file, with pandas."""
     raw = pd.read_parquet(three_switched + "_requests.parquet")

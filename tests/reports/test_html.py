@@ -85,7 +85,7 @@ def test_a_long_timeline_is_merged_to_a_few_hundred_points() -> None:
     seconds = 100_000
     timeline = pd.DataFrame({"second": np.arange(seconds, dtype=float),
                              "requests": np.full(seconds, 5), "ok": np.full(seconds, 4),
-                             "503": np.ones(seconds, dtype=int),
+                             "failed_503": np.ones(seconds, dtype=int),
                              "live_containers": np.full(seconds, 3)})
     fig = charts.timeline_figure(timeline, None, points=500)
     assert {len(t.x) for t in fig.data} == {500}
