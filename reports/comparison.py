@@ -32,6 +32,13 @@ class Row:
         return self.b - self.a
 
 
+def judges(s: Summary) -> bool:
+    """A run that judges some class. A run of control classes only (NonStickyUser) asks for
+    no affinity: a switch there is no flap, and its flaps read n/a (its summary's 0 counts
+    the judged classes, none)."""
+    return bool(s.judged_classes) or s.affinity_source != "recorded"
+
+
 def ci_end(attr: str, end: int) -> Getter:
     def get(s: Summary) -> float | None:
         interval = getattr(s, attr)
@@ -77,7 +84,7 @@ FIGURES: list[tuple[str, str, Getter]] = [
     ("settled_stickiness", "fraction", lambda s: s.settled_stickiness),
     ("request_stickiness", "fraction", lambda s: s.request_stickiness),
     ("switches", "count", lambda s: s.switches),
-    ("flaps", "count", lambda s: s.flaps),
+    ("flaps", "count", lambda s: s.flaps if judges(s) else None),
     ("warm_hit_upper_bound", "fraction", lambda s: s.warm_hit_upper_bound),
     ("containers", "count", lambda s: s.containers),
     ("membership_changes", "count", lambda s: len(s.membership_changes)),
@@ -100,8 +107,14 @@ FIGURES: list[tuple[str, str, Getter]] = [
 ]
 
 
+STREAMING = ("ttft_", "inter_token_gap_")
+
+
 def rows(a: Summary, b: Summary) -> list[Row]:
-    return [Row(name, kind, get(a), get(b)) for name, kind, get in FIGURES]
+    """Every figure of the two runs; the streaming figures only when either run streamed."""
+    table = [Row(name, kind, get(a), get(b)) for name, kind, get in FIGURES]
+    return [r for r in table if not (r.metric.startswith(STREAMING) and r.a is None
+                                     and r.b is None)]
 
 
 def to_csv(table: list[Row]) -> bytes:

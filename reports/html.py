@@ -30,6 +30,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from reports import charts
+from reports.config import ReportConfig
 from reports.formatting import ci, finite, ms, num, pct, seconds, when
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
@@ -48,6 +49,9 @@ class RunLike(Protocol):
     def changes(self) -> pd.DataFrame: ...
     @property
     def timeline(self) -> pd.DataFrame: ...
+
+    @property
+    def config(self) -> ReportConfig: ...
 
     def summary(self) -> dict[str, Any]: ...
 
@@ -391,6 +395,20 @@ def errors_table(summary: Mapping[str, Any]) -> Table:
     return Table(["class", *(p.replace("_", " ") for p in phases), "total"], rows)
 
 
+def errors_section(summary: Mapping[str, Any]) -> Section:
+    """Failures by class and phase, the commonest messages, the status codes; one line when
+    no request failed."""
+    statuses = "Status codes: " + ", ".join(
+        f"{k}: {v:,}" for k, v in (summary.get("status_counts") or {}).items())
+    table = errors_table(summary)
+    if not table.rows:
+        return Section("Errors", text=["No request failed. " + statuses])
+    top = summary.get("top_errors") or []
+    return Section("Errors", tables=[table] + (
+        [Table(["error", "count"], [[e["error"], e["count"]] for e in top], wrap=(0,))]
+        if top else []), text=[statuses])
+
+
 def classes_table(summary: Mapping[str, Any]) -> Table:
     judged, _ = judged_classes(summary)
     rows: list[list[object]] = [[
@@ -457,8 +475,7 @@ def render_report(run: RunLike, timeline_points: int = 600) -> str:
                 else ["No membership change during the run."]),
         Section("Sessions over time", [figure(
             charts.swimlane_figure(run.requests, run.changes,
-                                   limit=getattr(getattr(run, "config", None),
-                                                 "swimlane_sessions", 80),
+                                   limit=run.config.swimlane_sessions,
                                    sessions=getattr(run, "sessions", None)),
             "Each row is one sampled session (half of them, when there are any, sessions "
             "that saw 2+ containers), coloured by the container that answered it; sessions "
@@ -470,12 +487,7 @@ def render_report(run: RunLike, timeline_points: int = 600) -> str:
             "and the requests it answered. Dashed: the mean.")],
             tables=[balance[1]] if balance else [], text=[balance[0]] if balance else []),
         latency_section(run, summary),
-        Section("Errors", tables=[errors_table(summary)] + (
-            [Table(["error", "count"], [[e["error"], e["count"]]
-                                         for e in summary["top_errors"]], wrap=(0,))]
-            if summary.get("top_errors") else []),
-            text=["Status codes: " + ", ".join(f"{k}: {v:,}" for k, v in
-                                               (summary.get("status_counts") or {}).items())]),
+        errors_section(summary),
         Section("User classes", tables=[classes_table(summary)],
                 text=[summary["affinity_note"]] if summary.get("affinity_note") else []),
         Section(f"Epochs ({summary.get('epochs_source', 'n/a')})",

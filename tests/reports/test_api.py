@@ -104,7 +104,7 @@ def test_compare_is_a_frame(three_switched: str, tmp_path: Path) -> None:
     assert list(table.columns) == ["kind", "a", "b", "delta"]
     assert table.index.name == "metric"
     assert table.loc["session_stickiness", "delta"] == pytest.approx(-0.06)
-    assert table["a"].isna()["ttft_all_p50"]
+    assert not table.index.str.startswith(("ttft_", "inter_token_gap_")).any()  # no stream
 
 
 def test_a_control_run_is_compared_by_its_control_classes(tmp_path: Path) -> None:
@@ -122,6 +122,7 @@ def test_a_control_run_is_compared_by_its_control_classes(tmp_path: Path) -> Non
     assert table.loc["session_stickiness", "b"] == 0.0  # the controls' figure, not empty
     assert table.loc["switches", "b"] == 15
     assert table.loc["same_container_rate", "b"] == 0.0
+    assert table.loc["flaps", "a"] == 0 and pd.isna(table.loc["flaps", "b"])  # no affinity
 
 
 def test_bad_input_raises_a_one_line_error(tmp_path: Path) -> None:

@@ -248,7 +248,7 @@ def test_cut_and_short_streams_are_errors_of_their_own_class(tmp_path: Path) -> 
     assert s["ttft"]["all"]["count"] == 8  # its user saw the first token all the same
     assert s["ttft_by_state"]["repeat"]["count"] == 5
     assert run.requests.error_class.value_counts()["stream_cut"] == 1
-    assert int(run.timeline.stream_short.sum()) == 1
+    assert int(run.timeline.failed_stream_short.sum()) == 1
 
 
 def test_the_settle_option_on_the_command_line(tmp_path: Path,
