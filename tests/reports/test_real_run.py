@@ -85,19 +85,20 @@ def test_real_run_inferred_without_an_event_log(recorded_pair: RecordedPair) -> 
 
 
 def test_real_sticky_against_nonsticky(recorded_pair: RecordedPair) -> None:
-    out = run_reports(recorded_pair.sticky, recorded_pair.control)
+    """A the reference (the non-sticky control), B the candidate (the sticky run)."""
+    out = run_reports(recorded_pair.control, recorded_pair.sticky)
     assert out.returncode == 0, out.stderr
-    csv_path = Path(recorded_pair.sticky + "_vs_control_comparison.csv")
+    csv_path = Path(recorded_pair.control + "_vs_sticky_comparison.csv")
     rows = {line.split(",")[0]: line.split(",") for line in csv_path.read_text().splitlines()}
     a, b = float(rows["session_stickiness"][1]), float(rows["session_stickiness"][2])
-    # the sticky run's sessions move only at its three membership changes; the non-sticky
-    # users' requests spread over the replicas from the first second
-    assert b < 0.1 and a > b
+    # the sticky run's sessions move only at its membership changes; the non-sticky users'
+    # requests spread over the replicas from the first second
+    assert a < 0.1 and b > a
     assert float(rows["session_stickiness"][3]) == pytest.approx(b - a, abs=1e-5)
-    assert float(rows["request_stickiness"][1]) > float(rows["request_stickiness"][2])
-    assert int(rows["flaps"][1]) == 0 and rows["flaps"][2] == ""  # n/a: asks for no affinity
-    assert int(rows["switches"][2]) > 0
-    assert Path(recorded_pair.sticky + "_vs_control_comparison.html").is_file()
+    assert float(rows["request_stickiness"][2]) > float(rows["request_stickiness"][1])
+    assert rows["flaps"][1] == "" and int(rows["flaps"][2]) == 0  # A asks for no affinity
+    assert int(rows["switches"][1]) > 0
+    assert Path(recorded_pair.control + "_vs_sticky_comparison.html").is_file()
 
 
 @pytest.mark.browser
@@ -105,11 +106,11 @@ def test_real_sticky_against_nonsticky(recorded_pair: RecordedPair) -> None:
 def test_reports_are_light_and_render_in_headless_chromium_offline(
         recorded_pair: RecordedPair) -> None:
     report = Path(recorded_pair.sticky + "_report.html")
-    comparison = Path(recorded_pair.sticky + "_vs_control_comparison.html")
+    comparison = Path(recorded_pair.control + "_vs_sticky_comparison.html")
     if not report.is_file():
         assert main([recorded_pair.sticky, "--events", str(recorded_pair.events)]) == 0
     if not comparison.is_file():
-        assert main([recorded_pair.sticky, recorded_pair.control]) == 0
+        assert main([recorded_pair.control, recorded_pair.sticky]) == 0
     for page in (report, comparison):  # Locust's own report of such a run: about 1 MB
         assert page.stat().st_size <= 1_500_000, (page, page.stat().st_size)
     assert render_in_chromium([(report, 4), (comparison, 3)]) == []
