@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -78,3 +79,12 @@ def emulator_control(url: str, path: str, body: dict[str, Any] | None = None) ->
                                      method="GET" if body is None else "POST")
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())
+
+
+def wait_for_live(url: str, count: int, timeout: float = 60.0) -> None:
+    """Until the emulator has at least COUNT live replicas, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while sum(r["state"] == "live" for r in emulator_control(url, "/replicas")) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"fewer than {count} live replicas after {timeout} s")
+        time.sleep(0.05)

@@ -13,6 +13,7 @@ from typing import Any
 
 from modal_app.local.launch import emulator
 from tests.support.http import emulator_control as control
+from tests.support.http import wait_for_live
 from tests.support.locust import LocustProcess, headless, locust_process
 
 USERS = 20
@@ -44,14 +45,6 @@ def wait_for_load(url: str, deadline_s: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def live_replicas(url: str, count: int, deadline_s: float = 30.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while sum(r["state"] == "live" for r in control(url, "/replicas")) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the emulator never had {count} live replicas")
-        time.sleep(0.05)
-
-
 def churn(url: str) -> str:
     """Once the load is on: a scale-up to 4, then a kill of one of the first replicas
     (replaced); returns its id."""
@@ -60,7 +53,7 @@ def churn(url: str) -> str:
     start = time.monotonic()
     time.sleep(SCALE_AT_S)
     control(url, "/scale", {"replicas": 4})
-    live_replicas(url, 4)  # a new replica takes a while to be live on a busy machine
+    wait_for_live(url, 4)  # a new replica takes a while to be live on a busy machine
     time.sleep(max(0.0, KILL_AT_S - (time.monotonic() - start)))
     control(url, f"/replicas/{first[0]}/kill", {})
     return str(first[0])
