@@ -21,6 +21,7 @@ LOAD_S = 9
 CONTROL_S = 3
 SCALE_AT_S = 2.0
 KILL_AT_S = 4.0
+HOLD_S = 1.5  # at least this long with 4 live replicas
 # a replica's cache holds the conversations its share of the users brings (half as much
 # again, as scripts/demo sizes it): sticky sessions hit, the control's spread does not
 CACHE = ("--cache-sessions", str(USERS // 2), "--cache-miss-ms", "20", "--cache-hit-ms", "2")
@@ -54,7 +55,8 @@ def churn(url: str) -> str:
     time.sleep(SCALE_AT_S)
     control(url, "/scale", {"replicas": 4})
     wait_for_live(url, 4)  # a new replica takes a while to be live on a busy machine
-    time.sleep(max(0.0, KILL_AT_S - (time.monotonic() - start)))
+    # 4 live for a while (the timeline samples each second's middle), then the kill
+    time.sleep(max(HOLD_S, KILL_AT_S - (time.monotonic() - start)))
     control(url, f"/replicas/{first[0]}/kill", {})
     return str(first[0])
 
