@@ -6,6 +6,7 @@ NonStickyUser run, the reference, at the same load."""
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from tests.support.http import wait_for_live
 from tests.support.locust import LocustProcess, headless, locust_process
 
 USERS = 20
-LOAD_S = 9
+LOAD_S = 60  # at most: the run is ended AFTER_KILL_S after the kill
+AFTER_KILL_S = 4.0
 CONTROL_S = 3
 SCALE_AT_S = 2.0
 KILL_AT_S = 4.0
@@ -74,7 +76,9 @@ def record_pair(directory: Path) -> RecordedPair:
         with locust_process(*headless(emu.url, "StickyUser", seconds=LOAD_S, **common),
                             tmp=directory, name="sticky", json_file=False) as run:
             killed = churn(emu.url)
-            ended(run, LOAD_S + 90)
+            time.sleep(AFTER_KILL_S)  # the sessions of the killed replica settle elsewhere
+            run.signal_group(signal.SIGINT)  # as a Ctrl-C: the run ends, every row kept
+            ended(run, 90)
         with locust_process(*headless(emu.url, "NonStickyUser", seconds=CONTROL_S, **common),
                             tmp=directory, name="control", json_file=False) as run:
             ended(run, CONTROL_S + 90)
