@@ -17,6 +17,7 @@ start.
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from reports.load import Labels
 from reports.load import Run as RawRun
 from reports.load import load_run as read_run
 from reports.metrics import Analysis, Rows, analyze, by_code
-from reports.summary import ERROR_CLASSES, LATENCY_STATES, PHASES, clean
+from reports.summary import ERROR_CLASSES, LATENCY_STATES, PHASES, clean, failed_column
 
 STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
 CACHES: tuple[str, ...] = ("all", "hit", "miss")
@@ -175,10 +176,11 @@ class Run:
         bins = len(t.requests)
         second = np.arange(bins, dtype=np.float64) * t.bin_s
         data: dict[str, Any] = {"second": second, "ts": t.start + second,
+                                "time": pd.to_datetime(t.start + second, unit="s", utc=True),
                                 "requests": t.requests.astype(np.int64),
                                 "ok": t.classes[:, 0].astype(np.int64)}
         for i, name in enumerate(ERROR_CLASSES[1:], 1):
-            data[name] = t.classes[:, i].astype(np.int64)
+            data[failed_column(name)] = t.classes[:, i].astype(np.int64)
         data["sessions"] = t.sessions.astype(np.int64)
         data["live_containers"] = t.live.astype(np.int64)
         data["mean_ms"] = t.mean_ms
@@ -225,14 +227,30 @@ def figures(values: pd.Series, mask: NDArray[np.bool_], prefix: str,
     return out
 
 
-def load_run(prefix: str, events: Path | None = None, *, settle_s: float | None = None,
-             config: ReportConfig | None = None) -> Run:
-    """Read and analyse one run (docs/api.md). Raises reports.load.ReportInputError (one-line
-    message) on bad input."""
+PathLike = str | os.PathLike[str]
+
+
+def path_text(value: object, what: str) -> str:
+    """A str or os.PathLike as text (as pandas takes paths); TypeError for anything else."""
+    if isinstance(value, str | os.PathLike):
+        text = os.fspath(value)
+        if isinstance(text, str):
+            return text
+    raise TypeError(f"{what} must be a str or an os.PathLike, not {type(value).__name__}")
+
+
+def load_run(prefix: PathLike, events: PathLike | None = None, *,
+             settle_s: float | None = None, config: ReportConfig | None = None) -> Run:
+    """Read and analyse one run (docs/api.md): PREFIX as `locust --csv PREFIX` wrote it, or
+    its request file; EVENTS, an event log other than PREFIX_events.jsonl. Raises TypeError
+    for a prefix that is not a path, reports.errors.ReportInputError (one-line message) on bad
+    input."""
+    text = path_text(prefix, "load_run(prefix)")
+    log = None if events is None else Path(path_text(events, "load_run(events=)"))
     config = config or ReportConfig()
     if settle_s is not None:
         config = dataclasses.replace(config, settle_s=settle_s)
-    return analysed(read_run(prefix, events), config)
+    return analysed(read_run(text, log), config)
 
 
 def analysed(raw: RawRun, config: ReportConfig) -> Run:
@@ -268,11 +286,20 @@ def comparable(run: Run) -> Run:
     return controls
 
 
-def compare(a: Run | str, b: Run | str) -> pd.DataFrame:
+def as_run(value: object, side: str) -> Run:
+    if isinstance(value, Run):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return load_run(value)
+    raise TypeError(f"compare({side}) must be a Run (reports.load_run) or a run's prefix as a "
+                    f"str or an os.PathLike, not {type(value).__name__}")
+
+
+def compare(a: Run | PathLike, b: Run | PathLike) -> pd.DataFrame:
     """Two runs side by side: index `metric`, columns kind, a, b, delta (b - a). A side with no
     class asking for affinity is compared by its control classes (see `comparable`)."""
-    first = comparable(a if isinstance(a, Run) else load_run(a))
-    second = comparable(b if isinstance(b, Run) else load_run(b))
+    first = comparable(as_run(a, "a"))
+    second = comparable(as_run(b, "b"))
     rows = comparing.rows(first.analysis.summary, second.analysis.summary)
     df = pd.DataFrame({"metric": [r.metric for r in rows], "kind": [r.kind for r in rows],
                        "a": [np.nan if r.a is None else float(r.a) for r in rows],

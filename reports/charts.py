@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from reports.summary import ERROR_CLASSES
+from reports.summary import ERROR_CLASSES, failed_column
 
 # share of requests at or below each point of a distribution curve: dense at the tail
 QUANTILES = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
@@ -162,7 +162,7 @@ def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, 
 
 def error_columns(timeline: pd.DataFrame) -> list[str]:
     """The error-class columns of the timeline that have any error."""
-    known = [c for c in ERROR_CLASSES if c != "2xx"]
+    known = [failed_column(c) for c in ERROR_CLASSES if c != "2xx"]
     return [c for c in known if c in timeline.columns and timeline[c].fillna(0).sum() > 0]
 
 
@@ -222,8 +222,9 @@ def timeline_figure(timeline: pd.DataFrame, changes: pd.DataFrame | None = None,
                                                    "<extra></extra>"), row=at, col=1)
     at = next(row)
     errors = error_columns(timeline)
-    for name in errors:
-        fig.add_trace(go.Bar(x=merged["second"], y=merged[name], name=f"error: {name}",
+    for column in errors:
+        name = column.removeprefix(failed_column(""))
+        fig.add_trace(go.Bar(x=merged["second"], y=merged[column], name=f"error: {name}",
                              marker_color=CLASS_COLOURS.get(name, "#7f7f7f"), width=width,
                              hovertemplate=f"%{{x:.0f}} s: %{{y:.3g}} {name}/s<extra></extra>"),
                       row=at, col=1)
@@ -476,6 +477,17 @@ def quantile_curve(values: Values) -> np.ndarray:
     return np.quantile(data, QUANTILES)
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """1, 2, 5 times the powers of ten that cover [low, high], as whole numbers a log axis
+    labels in full (plotly's own labels read "9 10 2 3 ... 100 2")."""
+    low, high = max(low, 1e-3), max(high, low)
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    steps = (1, 2, 5) if last - first <= 3 else (1,)
+    ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
+    inside = [t for t in ticks if low / 2 <= t <= high * 2]
+    return [float(f"{t:.3g}") for t in inside]
+
+
 def distribution_figure(curves: Mapping[str, Values], x_title: str, *,
                         colours: Mapping[str, str] | None = None,
                         dashes: Mapping[str, str] | None = None,
@@ -487,15 +499,19 @@ def distribution_figure(curves: Mapping[str, Values], x_title: str, *,
     if not shown:
         return empty_figure(f"no {x_title.split(',')[0]} recorded")
     fig = go.Figure()
+    ends: list[float] = []
     for key, values in shown.items():
         x = quantile_curve(values)
+        ends += [float(np.maximum(x, 1e-3).min()), float(x.max())]
         name = (labels or STATE_LABELS).get(key, key)
         fig.add_trace(go.Scatter(
             x=np.maximum(x, 1e-3), y=QUANTILES, mode="lines", name=f"{name} ({len(values):,})",
             line=dict(color=(colours or STATE_COLOURS).get(key), width=2,
                       dash=(dashes or {}).get(key, "solid")),
             hovertemplate=f"{name}<br>%{{y:.1%}} at or below %{{x:.3g}} ms<extra></extra>"))
-    fig.update_xaxes(type="log", title_text=x_title + " (log scale)")
+    ticks = log_ticks(min(ends), max(ends))
+    fig.update_xaxes(type="log", title_text=x_title + " (log scale)", tickvals=ticks,
+                     ticktext=[f"{t:,g}" for t in ticks])
     fig.update_yaxes(title_text="share at or below", tickformat=".0%", range=[0, 1.02])
     return base_layout(fig, height)
 

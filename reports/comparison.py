@@ -12,7 +12,8 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reports import costs, html
+from reports import costs
+from reports.formatting import ms, num, pct
 from reports.summary import ERROR_CLASSES, TTFT_STATES, Summary
 
 Getter = Callable[[Summary], float | int | None]
@@ -30,6 +31,13 @@ class Row:
         if self.a is None or self.b is None:
             return None
         return self.b - self.a
+
+
+def judges(s: Summary) -> bool:
+    """A run that judges some class. A run of control classes only (NonStickyUser) asks for
+    no affinity: a switch there is no flap, and its flaps read n/a (its summary's 0 counts
+    the judged classes, none)."""
+    return bool(s.judged_classes) or s.affinity_source != "recorded"
 
 
 def ci_end(attr: str, end: int) -> Getter:
@@ -77,7 +85,7 @@ FIGURES: list[tuple[str, str, Getter]] = [
     ("settled_stickiness", "fraction", lambda s: s.settled_stickiness),
     ("request_stickiness", "fraction", lambda s: s.request_stickiness),
     ("switches", "count", lambda s: s.switches),
-    ("flaps", "count", lambda s: s.flaps),
+    ("flaps", "count", lambda s: s.flaps if judges(s) else None),
     ("warm_hit_upper_bound", "fraction", lambda s: s.warm_hit_upper_bound),
     ("containers", "count", lambda s: s.containers),
     ("membership_changes", "count", lambda s: len(s.membership_changes)),
@@ -101,8 +109,14 @@ FIGURES: list[tuple[str, str, Getter]] = [
 ]
 
 
+STREAMING = ("ttft_", "inter_token_gap_")
+
+
 def rows(a: Summary, b: Summary) -> list[Row]:
-    return [Row(name, kind, get(a), get(b)) for name, kind, get in FIGURES]
+    """Every figure of the two runs; the streaming figures only when either run streamed."""
+    table = [Row(name, kind, get(a), get(b)) for name, kind, get in FIGURES]
+    return [r for r in table if not (r.metric.startswith(STREAMING) and r.a is None
+                                     and r.b is None)]
 
 
 def to_csv(table: list[Row]) -> bytes:
@@ -126,18 +140,18 @@ def formatted(table: list[Row]) -> list[tuple[str, str, str, str]]:
     for row in table:
         if row.kind == "fraction":
             diff = row.difference
-            out.append((row.metric, html.pct(row.a, 2), html.pct(row.b, 2),
+            out.append((row.metric, pct(row.a, 2), pct(row.b, 2),
                         "n/a" if diff is None else f"{diff * 100:+.2f} pp"))
         elif row.kind == "ratio":  # max/mean and the like (reports/costs.py)
             diff = row.difference
-            out.append((row.metric, html.num(row.a), html.num(row.b),
+            out.append((row.metric, num(row.a), num(row.b),
                         "n/a" if diff is None else f"{diff:+.3g}"))
         elif row.kind == "ms":
             diff = row.difference
-            out.append((row.metric, html.ms(row.a), html.ms(row.b),
+            out.append((row.metric, ms(row.a), ms(row.b),
                         "n/a" if diff is None else f"{diff:+,.1f} ms"))
         else:
             diff = row.difference
-            out.append((row.metric, html.num(row.a), html.num(row.b),
+            out.append((row.metric, num(row.a), num(row.b),
                         "n/a" if diff is None else f"{diff:+,}"))
     return out

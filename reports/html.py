@@ -12,11 +12,14 @@ green or red when a gate judged it, and neutral otherwise. How to read the page:
 
 from __future__ import annotations
 
-import math
+import base64
+import gzip
+import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -27,6 +30,8 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from reports import charts, costs
+from reports.config import ReportConfig
+from reports.formatting import ci, finite, ms, num, pct, seconds, when
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -45,44 +50,10 @@ class RunLike(Protocol):
     @property
     def timeline(self) -> pd.DataFrame: ...
 
+    @property
+    def config(self) -> ReportConfig: ...
+
     def summary(self) -> dict[str, Any]: ...
-
-
-# -- formatting (also used by compare.py) -------------------------------------------------------
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if not finite(value) else f"{value * 100:.{digits}f}%"  # type: ignore[operator]
-
-
-def ci(interval: Sequence[float] | None, digits: int = 1) -> str:
-    if not interval:
-        return ""
-    return f"[{pct(interval[0], digits)}, {pct(interval[1], digits)}]"
-
-
-def num(value: float | int | None, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.{digits}g}" if math.isfinite(value) else "n/a"
-
-
-def ms(value: float | None) -> str:
-    return "n/a" if not finite(value) else f"{value:,.1f}"
-
-
-def finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
-def when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def seconds(value: float | None) -> str:
-    return "n/a" if not finite(value) else f"{value:.2f}"
 
 
 # -- the page's pieces -----------------------------------------------------------------------
@@ -110,8 +81,10 @@ class Card:
 
 @dataclass
 class Figure:
-    html: Markup
+    data: str  # the figure as plotly JSON (data, layout)
+    height: int
     caption: str
+    index: int = -1  # its place in the page's figure blob, set when the page is rendered
 
 
 @dataclass
@@ -123,9 +96,49 @@ class Section:
 
 
 def figure(fig: go.Figure, caption: str) -> Figure:
-    div = pio.to_html(fig, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                      config=PLOTLY_CONFIG, default_width="100%")
-    return Figure(Markup(div), caption)  # plotly's own markup, data JSON-encoded
+    data = pio.to_json(fig, validate=False, remove_uids=True)
+    return Figure(data, int(fig.layout.height or 450), caption)
+
+
+# -- the page's payload: plotly.js and the figures, gzip-compressed --------------------------
+
+BUNDLE = "plotly.js-cartesian-dist-min/plotly-cartesian.min.js"
+
+
+def bundle_path() -> Path | None:
+    """plotly.js's cartesian bundle (every trace these pages draw, a third of the full
+    bundle's size), as scripts/setup installs it from npm (package.json); REPORTS_PLOTLY_JS
+    names another file. None: the Python plotly package's full bundle is used."""
+    named = os.environ.get("REPORTS_PLOTLY_JS")
+    if named:
+        return Path(named)
+    found = Path(__file__).resolve().parents[1] / "node_modules" / BUNDLE
+    return found if found.is_file() else None
+
+
+@cache
+def plotly_js() -> str:
+    """plotly.js, gzip-compressed and base64-encoded, once per process."""
+    path = bundle_path()
+    code = path.read_bytes() if path is not None else get_plotlyjs().encode()
+    return packed(code)
+
+
+def packed(data: bytes) -> str:
+    """gzip then base64: what the page's loader unpacks with the browser's own
+    DecompressionStream (no request, no library)."""
+    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
+
+
+def page_figures(context: Mapping[str, object]) -> list[Figure]:
+    """Every figure of a page, numbered in the order the page shows them."""
+    found: list[Figure] = []
+    for section in context.get("sections") or []:  # type: ignore[attr-defined]
+        found.extend(section.figures)
+    found.extend(context.get("figures") or [])  # type: ignore[arg-type]
+    for i, fig in enumerate(found):
+        fig.index = i
+    return found
 
 
 @cache
@@ -133,12 +146,15 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"),
                       autoescape=select_autoescape(["j2", "html"], default=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.globals["plotly_js"] = Markup(get_plotlyjs())  # the library's bundle, once per page
+    env.globals["plotly_config"] = Markup(json.dumps(PLOTLY_CONFIG))
     return env
 
 
 def render(template: str, **context: object) -> str:
-    return environment().get_template(template).render(**context)
+    figures = page_figures(context)
+    blob = packed(("[" + ",".join(f.data for f in figures) + "]").encode())
+    return environment().get_template(template).render(
+        **context, plotly_js=plotly_js(), figure_blob=blob)
 
 
 # -- verdicts --------------------------------------------------------------------------------
@@ -385,6 +401,20 @@ def errors_table(summary: Mapping[str, Any]) -> Table:
     return Table(["class", *(p.replace("_", " ") for p in phases), "total"], rows)
 
 
+def errors_section(summary: Mapping[str, Any]) -> Section:
+    """Failures by class and phase, the commonest messages, the status codes; one line when
+    no request failed."""
+    statuses = "Status codes: " + ", ".join(
+        f"{k}: {v:,}" for k, v in (summary.get("status_counts") or {}).items())
+    table = errors_table(summary)
+    if not table.rows:
+        return Section("Errors", text=["No request failed. " + statuses])
+    top = summary.get("top_errors") or []
+    return Section("Errors", tables=[table] + (
+        [Table(["error", "count"], [[e["error"], e["count"]] for e in top], wrap=(0,))]
+        if top else []), text=[statuses])
+
+
 def classes_table(summary: Mapping[str, Any]) -> Table:
     judged, _ = judged_classes(summary)
     rows: list[list[object]] = [[
@@ -451,8 +481,7 @@ def render_report(run: RunLike, timeline_points: int = 600) -> str:
                 else ["No membership change during the run."]),
         Section("Sessions over time", [figure(
             charts.swimlane_figure(run.requests, run.changes,
-                                   limit=getattr(getattr(run, "config", None),
-                                                 "swimlane_sessions", 80),
+                                   limit=run.config.swimlane_sessions,
                                    sessions=getattr(run, "sessions", None)),
             "Each row is one sampled session (half of them, when there are any, sessions "
             "that saw 2+ containers), coloured by the container that answered it; sessions "
@@ -464,12 +493,7 @@ def render_report(run: RunLike, timeline_points: int = 600) -> str:
             "and the requests it answered. Dashed: the mean.")],
             tables=[balance[1]] if balance else [], text=[balance[0]] if balance else []),
         latency_section(run, summary),
-        Section("Errors", tables=[errors_table(summary)] + (
-            [Table(["error", "count"], [[e["error"], e["count"]]
-                                         for e in summary["top_errors"]], wrap=(0,))]
-            if summary.get("top_errors") else []),
-            text=["Status codes: " + ", ".join(f"{k}: {v:,}" for k, v in
-                                               (summary.get("status_counts") or {}).items())]),
+        errors_section(summary),
         Section("User classes", tables=[classes_table(summary)],
                 text=[summary["affinity_note"]] if summary.get("affinity_note") else []),
         Section(f"Epochs ({summary.get('epochs_source', 'n/a')})",

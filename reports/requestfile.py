@@ -81,7 +81,22 @@ def request_path(prefix: str) -> Path:
         if path.is_file():
             return path
     raise MissingInput(f"no request file {prefix}{SUFFIX} (nor {prefix}{STREAM_SUFFIX}, "
-                       f"{prefix}{CSV_SUFFIX})")
+                       f"{prefix}{CSV_SUFFIX}){runs_near(prefix)}")
+
+
+def runs_near(prefix: str, shown: int = 8) -> str:
+    """For a prefix that names no run: the runs in its folder (or in the folder it names),
+    as the text that ends the error message."""
+    path = Path(prefix)
+    folder = path if path.is_dir() else path.parent
+    if not folder.is_dir():
+        return ""
+    runs = sorted({str(folder / f.name[: -len(suffix)]) for f in folder.iterdir()
+                   for suffix in REQUEST_SUFFIXES if f.name.endswith(suffix)})
+    if not runs:
+        return f"; {folder} holds no run"
+    more = f" and {len(runs) - shown} more" if len(runs) > shown else ""
+    return f"; the runs in {folder}: {', '.join(runs[:shown])}{more}"
 
 
 def read_request_table(prefix: str, columns: Sequence[str] | None = None) -> RequestTable:

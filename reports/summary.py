@@ -18,6 +18,12 @@ PHASES: tuple[str, ...] = ("steady", "change", "no_live_replica")
 ERROR_CLASSES: tuple[str, ...] = (
     "2xx", "bad_body", "401", "429", "503", "4xx", "5xx", "connection", "other", "stream_cut",
     "stream_short")
+
+
+def failed_column(error_class: str) -> str:
+    """The timeline's column of an error class: a name pandas users can write as an
+    attribute (`timeline.failed_503`)."""
+    return f"failed_{error_class}"
 LATENCY_STATES: tuple[str, ...] = ("all", "first", "repeat", "after_switch", "errors")
 TTFT_STATES: tuple[str, ...] = ("first", "repeat", "after_switch")
 VERDICTS: tuple[str, ...] = ("passed", "failed", "not judged")

@@ -331,8 +331,8 @@ def reports(out: Path) -> tuple[dict[str, dict[str, Any]], list[str]] | str:
             return f"the {leg.name} report failed: {lines[-1]}"
         summaries[leg.name] = json.loads((out / f"{leg.name}_summary.json").read_text())
         files.append(str(out / f"{leg.name}_report.html"))
-    for a, b in PAIRS:
-        compared = run_report(out / a.name, out / b.name)
+    for sticky, control in PAIRS:  # A the reference (the control), B the candidate
+        compared = run_report(out / control.name, out / sticky.name)
         files += [line.strip() for line in compared.stdout.splitlines()
                   if ".html" in line and "comparison" in line]
     return summaries, files

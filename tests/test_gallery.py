@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import emulator, stop_process
-from tests.locustfiles.conftest import ROOT, finish, locust_process
+from tests.support import ROOT
+from tests.support.locust import finish, locust_process
 
 LISTENING = re.compile(r"liar listening on (http://127\.0\.0\.1:\d+)")
 

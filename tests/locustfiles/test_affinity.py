@@ -18,13 +18,13 @@ from locustfiles import affinity as options
 from locustfiles.conversation import Conversation, Turns, parse_turns, turns_type, user_of
 from locustfiles.sticky import affinity
 from reports.__main__ import main as report_main
-from tests.locustfiles.conftest import (
+from tests.support.haproxy_cookie import COOKIE, HAPROXY, SERVED_BY, haproxy_cookie
+from tests.support.locust import (
     containers_per_session,
     finish,
     headless,
     locust_process,
 )
-from tests.support.haproxy_cookie import COOKIE, HAPROXY, SERVED_BY, haproxy_cookie
 
 needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="no haproxy: apt-get install haproxy")
 ROUTED = ("--session-cookie", COOKIE, "--instance-header", SERVED_BY)

@@ -18,7 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modal_app.local.launch import stop_process
-from tests.locustfiles.conftest import finish, free_port, headless, locust_process, processes
+from tests.support.http import free_port
+from tests.support.locust import finish, headless, locust_process, processes
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "sticky-dashboard.json"

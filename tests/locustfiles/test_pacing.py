@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -18,14 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.locustfiles.conftest import (
-    ROOT,
-    STICKY,
-    finish,
-    free_port,
-    headless,
-    locust_process,
-)
+from tests.support import ROOT
+from tests.support.http import free_port
+from tests.support.locust import STICKY, command, finish, headless, locust_process
 
 USERS, PACE = 10, 4.0
 
@@ -67,8 +61,8 @@ def test_the_pace_comes_from_the_environment_too(target: str, tmp_path: Path,
 
 @pytest.mark.parametrize("value", ["-1", "fast", "nan"])
 def test_a_bad_pace_is_a_one_line_usage_error(value: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "locust", "-f", STICKY, "--headless",
-                           "--host", "http://127.0.0.1:9", "--pace-rps", value], cwd=ROOT,
+    done = subprocess.run(command("-f", STICKY, "--headless", "--host", "http://127.0.0.1:9",
+                                  "--pace-rps", value), cwd=ROOT,
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 2

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from reports.__main__ import main as reports_main
 from reports.columns import STREAM_SUFFIX, SUFFIX
 from reports.errors import ReportInputError
 from reports.requestfile import read_request_table
-
-from .conftest import ROOT, LocustProcess, headless, locust_process, processes
+from tests.support.locust import LocustProcess, headless, locust_process, processes
 
 
 def flushed_rows(prefix: Path) -> int:
@@ -54,14 +52,9 @@ def test_sigkill_mid_run_keeps_the_flushed_rows(target: str, tmp_path: Path, mod
     assert read.table.num_rows >= seen
     assert read.notes and read.notes[0].startswith("run did not end normally")
     assert read.table.column("session_id").null_count == 0
-    cli = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert cli.returncode == 4, cli.stderr  # an incomplete recording is not judged
-    assert "did not end normally" in cli.stderr
+    assert reports_main([str(prefix)]) == 4  # an incomplete recording is not judged
     summary = json.loads(Path(f"{prefix}_summary.json").read_text())
     assert summary["verdict"] == "not judged" and summary["not_judged"]
-    cli = subprocess.run([sys.executable, "-m", "reports", str(prefix), "--accept-incomplete"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert cli.returncode == 0, cli.stderr
+    assert reports_main([str(prefix), "--accept-incomplete"]) == 0
     summary = json.loads(Path(f"{prefix}_summary.json").read_text())
     assert summary["requests"] == read.table.num_rows >= seen

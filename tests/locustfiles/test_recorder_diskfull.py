@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +15,7 @@ import pytest
 from locustfiles.requestwriter import RequestFileWriter
 from reports.columns import STREAM_SUFFIX, SUFFIX
 from reports.requestfile import read_request_table
-
-from .conftest import ROOT, LocustProcess, headless
+from tests.support.locust import headless, locust_process
 
 ROW = (1.0, 2.0, "s" * 32, "StickyUser", "/", 200, "ta-01KQ9XZ5EXAMPLE00000000000", None,
        "session", None, None, None, None, None)  # in ROW_COLUMNS order
@@ -67,27 +64,11 @@ def test_a_full_disk_drops_rows_with_bounded_memory(tmp_path: Path) -> None:
         assert read.table.num_rows == writer.written > 0
 
 
-@contextlib.contextmanager
-def locust_on(prefix: Path, log: Path, *args: str) -> Iterator[LocustProcess]:
-    """A Locust run whose --csv files go to `prefix` and whose output goes to `log` (not on
-    the full disk); stopped group-wide at the end, even when the test fails."""
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "locust", *args, "--csv", str(prefix)],
-                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    run = LocustProcess(process, log, prefix)
-    try:
-        yield run
-    finally:
-        run.signal_group(signal.SIGKILL)
-        process.wait()
-
-
 def test_a_full_disk_ends_the_run_non_zero_with_one_line(target: str, tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk", "200k") as disk:
         prefix = disk / "run"
         args = headless(target, "StickyUser", seconds=120)
-        with locust_on(prefix, tmp_path / "run.log", *args) as run:
+        with locust_process(*args, tmp=tmp_path, prefix=prefix, json_file=False) as run:
             code = run.wait(90)  # a deadline, not a timing: the run stops at the failure
         output = run.output()
         lines = [line for line in output.splitlines() if "cannot write" in line

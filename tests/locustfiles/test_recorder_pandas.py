@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from reports.requestfile import read_request_table
-
-from .conftest import ROOT, finish, locust_process
+from tests.support import ROOT
+from tests.support.locust import finish, locust_process
 
 
 def test_a_listener_calling_to_pandas_works_in_a_recorded_run(target: str,

@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from modal_app.local.launch import emulator
-
-from .conftest import (
+from reports.__main__ import main as reports_main
+from tests.support.http import emulator_control, free_port
+from tests.support.locust import (
     STICKY,
+    Result,
     containers_per_session,
     finish,
-    free_port,
     headless,
     locust_process,
     processes,
@@ -29,51 +28,47 @@ REQUESTS_COUNTED = r"POST\s+/\s+[1-9]\d*\s"  # a line of Locust's periodic table
 FAILURES_COUNTED = r"POST\s+/\s+\d+\s+[1-9]\d*\("
 
 
-def test_sticky_run_stays_on_one_container_and_exits_0(target: str, tmp_path: Path) -> None:
-    args = headless(target, "StickyUser", extra=("--work-ms", "20"))
-    with locust_process(*args, tmp=tmp_path) as run:
+@pytest.fixture(scope="module")
+def mixed(target: str, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    """No class named: StickyUser and NonStickyUser run together, 10 users each (Locust's
+    default, and the web UI's), each request asking the replica to work 20 ms. Read only."""
+    tmp = tmp_path_factory.mktemp("mixed")
+    with locust_process(*headless(target, users=20, extra=("--work-ms", "20")), tmp=tmp) as run:
         result = finish(run)
     assert result.code == 0, result.output[-3000:]
-    per_session = containers_per_session(result.rows)
+    return result
+
+
+def test_sticky_sessions_stay_on_one_container_and_the_run_passes(mixed: Result) -> None:
+    per_session = containers_per_session(mixed.rows, "StickyUser")
     assert len(per_session) == 10
     assert set(per_session.values()) == {1}
-    assert result.rows.num_rows == result.locust_requests > 0
-    assert result.rows["error"].null_count == result.rows.num_rows
+    assert mixed.rows.num_rows == mixed.locust_requests > 0
+    assert mixed.rows["error"].null_count == mixed.rows.num_rows
     # {"work_ms": 20} reached the replica, which sleeps that long before it answers (its
     # event loop's timers have millisecond granularity: hence the slack)
-    assert pc.min(result.rows["response_time_ms"]).as_py() >= 15
-    assert set(result.rows.column("affinity").to_pylist()) == {"session"}
-    assert "on more than one container 0/10" in result.output
-    assert "PASS: 0 sticky sessions" in result.output
+    assert pc.min(mixed.rows["response_time_ms"]).as_py() >= 15
+    assert "on more than one container 0/10" in mixed.output
+    assert "PASS: 0 sticky sessions" in mixed.output
 
 
-def test_non_sticky_sessions_see_several_containers(target: str, tmp_path: Path) -> None:
-    with locust_process(*headless(target, "NonStickyUser", extra=("--no-judgement",)),
-                        tmp=tmp_path) as run:
-        result = finish(run)
-    assert result.code == 0, result.output[-3000:]
-    per_session = containers_per_session(result.rows, "NonStickyUser")
+def test_non_sticky_sessions_see_several_containers(mixed: Result) -> None:
+    per_session = containers_per_session(mixed.rows, "NonStickyUser")
     assert len(per_session) == 10
     assert sum(n > 1 for n in per_session.values()) > len(per_session) / 2
-    assert set(result.rows.column("affinity").to_pylist()) == {"none"}
-    assert result.rows.num_rows == result.locust_requests
+    affinity = dict(zip(mixed.rows.column("user_class").to_pylist(),
+                        mixed.rows.column("affinity").to_pylist(), strict=True))
+    assert affinity == {"StickyUser": "session", "NonStickyUser": "none"}
 
 
 def test_a_mixed_run_judges_the_sticky_class_and_shows_the_control_beside(
-        target: str, tmp_path: Path) -> None:
-    """No class named: StickyUser and NonStickyUser run together (Locust's default, and the
-    web UI's). The console verdict and the report's --min-stickiness gate judge StickyUser
-    only; the control's figures sit beside it under user_classes, never pooled in."""
-    with locust_process(*headless(target), tmp=tmp_path) as run:
-        result = finish(run)
-    assert result.code == 0, result.output[-3000:]
-    assert "PASS" in result.output
-    assert set(result.rows.column("user_class").to_pylist()) == {"StickyUser", "NonStickyUser"}
-    report = subprocess.run(
-        [sys.executable, "-m", "reports", str(run.prefix), "--min-stickiness", "0.99",
-         "--require-judged"], capture_output=True, text=True, timeout=120, check=False)
-    assert report.returncode == 0, report.stderr
-    summary = json.loads(Path(f"{run.prefix}_summary.json").read_text())
+        mixed: Result, tmp_path: Path) -> None:
+    """The console verdict and the report's --min-stickiness gate judge StickyUser only; the
+    control's figures sit beside it under user_classes, never pooled in."""
+    out = str(tmp_path / "mixed")
+    assert reports_main([mixed.prefix, "--out", out, "--min-stickiness", "0.99",
+                         "--require-judged"]) == 0
+    summary = json.loads(Path(f"{out}_summary.json").read_text())
     assert summary["judged_classes"] == ["StickyUser"]
     assert summary["session_stickiness"] == 1.0
     control = summary["user_classes"]["NonStickyUser"]
@@ -83,20 +78,9 @@ def test_a_mixed_run_judges_the_sticky_class_and_shows_the_control_beside(
     assert gate["verdict"] == "passed"
 
 
-def test_processes_2_records_every_request(target: str, tmp_path: Path) -> None:
-    args = headless(target, "StickyUser", "NonStickyUser", extra=processes(2))
-    with locust_process(*args, tmp=tmp_path) as run:
-        result = finish(run)
-    assert result.code == 0, result.output[-3000:]
-    assert result.rows.num_rows == result.locust_requests > 0
-    assert len(pc.unique(result.rows["worker"])) == 2
-    assert len(pc.unique(result.rows["session_id"])) == 10
-    assert set(containers_per_session(result.rows, "StickyUser").values()) == {1}
-
-
-def test_ctrl_c_with_processes_2_loses_nothing(target: str, tmp_path: Path) -> None:
-    args = ["-f", STICKY, "--headless", "-u", "10", "-r", "10", "--host", target,
-            *processes(2)]
+def test_ctrl_c_with_processes_2_records_every_request(target: str, tmp_path: Path) -> None:
+    args = ["-f", STICKY, "StickyUser", "NonStickyUser", "--headless", "-u", "10", "-r", "10",
+            "--host", target, *processes(2)]
     with locust_process(*args, tmp=tmp_path) as run:
         run.wait_for(REQUESTS_COUNTED)  # load is on, reports have reached the master
         run.signal_group(signal.SIGINT)  # as a terminal's Ctrl-C: master and workers
@@ -104,6 +88,9 @@ def test_ctrl_c_with_processes_2_loses_nothing(target: str, tmp_path: Path) -> N
     assert result.code == 0, result.output[-3000:]
     assert result.rows.num_rows == result.locust_requests > 0
     assert "not recorded" not in result.output
+    assert len(pc.unique(result.rows["worker"])) == 2
+    assert len(pc.unique(result.rows["session_id"])) == 10
+    assert set(containers_per_session(result.rows, "StickyUser").values()) == {1}
 
 
 def test_ctrl_c_locally_with_failures_loses_nothing(tmp_path: Path) -> None:
@@ -111,9 +98,7 @@ def test_ctrl_c_locally_with_failures_loses_nothing(tmp_path: Path) -> None:
     args = ["-f", STICKY, "StickyUser", "--headless", "-u", "10", "-r", "10"]
     with emulator(2) as emu, locust_process(*args, "--host", emu.url, tmp=tmp_path) as run:
         run.wait_for(REQUESTS_COUNTED)
-        scale = urllib.request.Request(emu.url + "/_emulator/scale", method="POST",
-                                       data=json.dumps({"replicas": 0}).encode())
-        urllib.request.urlopen(scale, timeout=10).close()
+        emulator_control(emu.url, "/scale", {"replicas": 0})
         run.wait_for(FAILURES_COUNTED)
         run.signal_group(signal.SIGINT)
         result = finish(run)
@@ -127,7 +112,7 @@ def test_ctrl_c_locally_with_failures_loses_nothing(tmp_path: Path) -> None:
 def test_too_many_multi_container_sessions_exit_3(target: str, tmp_path: Path) -> None:
     """tests/locustfiles/liar.py: a user that claims to send the header but does not."""
     args = ["-f", "tests/locustfiles/liar.py", "LiarUser", "--headless", "-u", "10",
-            "-r", "10", "-t", "3s", "--host", target]
+            "-r", "10", "-t", "2s", "--host", target]
     with locust_process(*args, tmp=tmp_path) as strict:
         failed = finish(strict)
     assert failed.code == EXIT_NOT_STICKY, failed.output[-3000:]
@@ -165,6 +150,5 @@ def test_a_worker_that_dies_is_reported(target: str, tmp_path: Path) -> None:
     # lost rows: not judged, on the console, in the exit code and in the file itself
     assert "NOT JUDGED: the recording is incomplete" in result.output
     assert result.code == 4, result.output[-3000:]
-    from reports.__main__ import main as report
-    assert report([str(master.prefix)]) == 4
+    assert reports_main([str(master.prefix)]) == 4
 

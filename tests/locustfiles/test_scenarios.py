@@ -4,20 +4,17 @@ buys with the KV-cache simulation on."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.compute as pc
 
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import ROOT, finish, headless, locust_process
+from reports.__main__ import main as reports_main
+from tests.support.locust import finish, headless, locust_process
 
 
 def report(prefix: Path) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
+    assert reports_main([str(prefix)]) == 0
     return dict(json.loads(Path(f"{prefix}_summary.json").read_text()))
 
 

@@ -4,10 +4,7 @@ GA Modal Server (`--auth --sessioned`)."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,8 +14,9 @@ from locust.env import Environment
 from locustfiles.sessioned import SessionedUser
 from locustfiles.sticky import NonStickyUser, SessionUser, StickyUser, affinity
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import (
-    ROOT,
+from reports.__main__ import main as reports_main
+from tests.support.http import emulator_control
+from tests.support.locust import (
     SESSIONED,
     containers_per_session,
     finish,
@@ -37,16 +35,14 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sessioned_users_stay_on_their_container_across_a_scale_down(
-        tmp_path: Path, credentials: None) -> None:
+        tmp_path: Path, credentials: None, capsys: pytest.CaptureFixture[str]) -> None:
     with emulator(3, "--auth", "--sessioned", "--no-replace") as emu, locust_process(
             *headless(emu.url, "SessionedUser", seconds=5, locustfile=SESSIONED,
                       extra=("-u", "12", "-r", "12", "--churn", "2s:scale=1",
                              *processes(2))),
             tmp=tmp_path) as run:
         result = finish(run, timeout=90)
-        live = [r for r in json.loads(subprocess.run(
-            ["curl", "-s", f"{emu.url}/_emulator/replicas"], capture_output=True,
-            text=True, check=True).stdout)]
+        live = list(emulator_control(emu.url, "/replicas"))
     assert result.code == 0, result.output[-3000:]
     seen = containers_per_session(result.rows, "SessionedUser")
     assert len(seen) == 12 and set(seen.values()) == {1}  # strict: one container each
@@ -57,16 +53,15 @@ def test_sessioned_users_stay_on_their_container_across_a_scale_down(
     # every session was terminated on stop: the retired containers then stopped
     assert all(r["sessions"] == 0 for r in live)
 
-    report = subprocess.run([sys.executable, "-m", "reports", str(run.prefix)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert report.returncode == 0, report.stderr
+    assert reports_main([str(run.prefix)]) == 0
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name.endswith("_report.html") for p in written)
     for path in written:
         text = readable(path)
         assert SECRET not in text and KEY not in text, path
         assert not TOKEN.search(text), path  # no session token either
-    assert SECRET not in report.stdout + report.stderr
+    printed = capsys.readouterr()
+    assert SECRET not in printed.out + printed.err
 
 
 TOKEN = re.compile(r"st-[A-Za-z0-9_-]{32}")

@@ -9,7 +9,6 @@ import json
 import statistics
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from locust.event import EventHook
 
 from locustfiles.streaming import StreamError, StreamStats, generate, read_stream
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import STICKY, finish, locust_process
+from tests.support.http import emulator_control
+from tests.support.locust import STICKY, finish, locust_process
 
 # ## The reader, on scripted lines and a scripted clock
 
@@ -127,13 +127,8 @@ def test_the_first_token_arrives_long_before_the_last_is_produced(slow_tokens: s
 def kill_after(url: str, seconds: float) -> threading.Thread:
     def kill() -> None:
         time.sleep(seconds)
-        with urllib.request.urlopen(f"{url}/_emulator/replicas", timeout=10) as answer:
-            replicas = json.load(answer)
-        for replica in replicas:
-            request = urllib.request.Request(
-                f"{url}/_emulator/replicas/{replica['container_id']}/kill", method="POST",
-                data=b"")
-            urllib.request.urlopen(request, timeout=10).close()
+        for replica in emulator_control(url, "/replicas"):
+            emulator_control(url, f"/replicas/{replica['container_id']}/kill", {})
 
     thread = threading.Thread(target=kill, daemon=True)
     thread.start()

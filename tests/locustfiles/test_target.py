@@ -3,9 +3,7 @@ against the real emulator, behind --auth and --sessioned, through real Locust ru
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,14 +17,8 @@ from locustfiles.target import (
     wait_until_ready,
 )
 from modal_app.local.launch import emulator
-from tests.locustfiles.conftest import (
-    SESSIONED,
-    STICKY,
-    Result,
-    finish,
-    headless,
-    locust_process,
-)
+from tests.support.http import emulator_control
+from tests.support.locust import SESSIONED, STICKY, Result, finish, headless, locust_process
 
 LIVE = Probe(200, "ta-1")
 
@@ -148,9 +140,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def scale(url: str, replicas: int) -> float:
     """Scale the emulator through its control API; returns when it was asked (Unix time)."""
     asked = time.time()
-    request = urllib.request.Request(f"{url}/_emulator/scale", method="POST",
-                                     data=json.dumps({"replicas": replicas}).encode())
-    urllib.request.urlopen(request, timeout=10).close()
+    emulator_control(url, "/scale", {"replicas": replicas})
     return asked
 
 

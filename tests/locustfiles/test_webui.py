@@ -12,14 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    STICKY,
-    LocustProcess,
-    finish,
-    free_port,
-    locust_process,
-    processes,
-)
+from tests.support.http import free_port
+from tests.support.locust import STICKY, LocustProcess, finish, locust_process, processes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

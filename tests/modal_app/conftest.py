@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import Emulator, emulator
-from tests.httpclient import call
+from tests.support.http import address, call
+
+__all__ = ["TEST_APP", "address", "live_ids", "read_events", "replicas", "wait_for"]
 
 
 @pytest.fixture()
@@ -43,8 +45,3 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "cond
 
 # The test-only upstream app (tests/support/replica_app.py) for the emulator's replicas.
 TEST_APP = "tests.support.replica_app:app"
-
-
-def address(url: str) -> tuple[str, int]:
-    host, _, port = url.removeprefix("http://").partition(":")
-    return host, int(port.rstrip("/"))

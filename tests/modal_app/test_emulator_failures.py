@@ -17,8 +17,8 @@ import pytest
 
 from modal_app.local.launch import emulator
 from modal_app.local.rendezvous import pick
-from tests.httpclient import Conn, call
 from tests.modal_app.conftest import TEST_APP, live_ids, read_events, replicas, wait_for
+from tests.support.http import Conn, call
 
 SESSIONS = [f"user-{i}" for i in range(90)]
 PER_REPLICA = 4

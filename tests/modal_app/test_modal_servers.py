@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import ROOT, Emulator, emulator
-from tests.httpclient import Conn, call
 from tests.modal_app.conftest import live_ids, replicas, wait_for
+from tests.support.http import Conn, call
 
 KEY, SECRET = "wk-test-key", "ws-test-secret"
 FUNCTION = {"Modal-Authorization": "Bearer fn-token"}

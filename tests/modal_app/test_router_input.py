@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from modal_app.local.launch import Emulator, emulator
-from tests.httpclient import call
+from tests.support.http import call
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import replica
-from tests.httpclient import Conn, call
 from tests.modal_app.conftest import wait_for
+from tests.support.http import Conn, call
 
 
 @pytest.fixture(scope="module")

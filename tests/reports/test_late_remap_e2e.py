@@ -21,20 +21,14 @@ import pytest
 from modal_app.local.launch import emulator
 from reports import load_run
 from reports.columns import COLUMNS, SUFFIX
-from tests.reports.conftest import NEWER, request_schema
+from tests.support.http import emulator_control as control
+from tests.support.http import wait_for_live
+from tests.support.rows import NEWER, request_schema
 
 SESSIONS = 24
 RUN_S = 5.0
 KILL_AFTER_S = 2.0
 DELAY_MS = 300
-
-
-def control(url: str, method: str, path: str) -> Any:
-    request = urllib.request.Request(url + path, method=method,
-                                     data=b"{}" if method == "POST" else None,
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
 
 
 def session_loop(url: str, sid: str, deadline: float, rows: list[dict[str, Any]],
@@ -84,16 +78,6 @@ def owner(url: str, sid: str) -> str:
         return str(json.loads(answer.read())["CONTAINER_ID"])
 
 
-def wait_for_live(url: str, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        replicas = control(url, "GET", "/_emulator/replicas")
-        if sum(r.get("state") == "live" for r in replicas) >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"fewer than {count} live replicas after {timeout} s")
-
-
 def late_run(tmp_path: Path, policy: str) -> tuple[str, Path]:
     """Returns the run's prefix (request file only) and its event log, written apart."""
     events = tmp_path / f"{policy}_emulator_events.jsonl"
@@ -112,7 +96,7 @@ def late_run(tmp_path: Path, policy: str) -> tuple[str, Path]:
             t.start()
         time.sleep(KILL_AFTER_S)
         victim = owner(emu.url, "late-00")  # a replica with at least one session to move
-        control(emu.url, "POST", f"/_emulator/replicas/{victim}/kill")
+        control(emu.url, f"/replicas/{victim}/kill", {})
         for t in threads:
             t.join(RUN_S + 30)
     rows.sort(key=lambda r: r["ts"])

@@ -17,7 +17,7 @@ from reports.config import ReportConfig
 from reports.load import load_run
 from reports.metrics import Analysis, analyze
 from reports.stats import wilson
-from tests.reports.conftest import (
+from tests.support.rows import (
     CHANGE_AT,
     COLLATERAL_SESSION,
     T0,

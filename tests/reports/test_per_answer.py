@@ -15,7 +15,7 @@ import pytest
 from reports.__main__ import main
 from reports.api import load_run
 from reports.columns import COLUMNS
-from tests.reports.conftest import (
+from tests.support.rows import (
     T0,
     A,
     B,

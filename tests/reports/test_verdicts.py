@@ -13,7 +13,7 @@ import pytest
 from modal_app.local.rendezvous import pick
 from reports import load_run
 from reports.__main__ import main
-from tests.reports.conftest import (
+from tests.support.rows import (
     T0,
     A,
     B,
@@ -249,7 +249,7 @@ def test_cut_and_short_streams_are_errors_of_their_own_class(tmp_path: Path) -> 
     assert s["ttft"]["all"]["count"] == 8  # its user saw the first token all the same
     assert s["ttft_by_state"]["repeat"]["count"] == 5
     assert run.requests.error_class.value_counts()["stream_cut"] == 1
-    assert int(run.timeline.stream_short.sum()) == 1
+    assert int(run.timeline.failed_stream_short.sum()) == 1
 
 
 def test_the_settle_option_on_the_command_line(tmp_path: Path,

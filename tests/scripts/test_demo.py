@@ -32,8 +32,9 @@ def test_the_demo_compares_at_equal_load_and_passes(tmp_path: Path) -> None:
     for leg in demo.LEGS:
         for suffix in ("_requests.parquet", "_summary.json", "_report.html", "_stats.csv"):
             assert (out / f"{leg.name}{suffix}").is_file(), leg.name + suffix
-    assert (out / "sticky_vs_nonsticky_comparison.html").is_file()
-    assert (out / "stream_sticky_vs_stream_nonsticky_comparison.html").is_file()
+    # A the reference (the non-sticky control), B the candidate, as everywhere
+    assert (out / "nonsticky_vs_sticky_comparison.html").is_file()
+    assert (out / "stream_nonsticky_vs_stream_sticky_comparison.html").is_file()
     summaries = {leg.name: json.loads((out / f"{leg.name}_summary.json").read_text())
                  for leg in demo.LEGS}
     for sticky, control in (("sticky", "nonsticky"), ("stream_sticky", "stream_nonsticky")):

@@ -1,13 +1,35 @@
-"""A tiny HTTP client over one keep-alive connection (http.client), for the tests."""
+"""HTTP for the tests: a free port, a server's address, a raw answer's status, a tiny client
+over one keep-alive connection (http.client), and the emulator's control API."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import socket
+import time
 import urllib.parse
 import urllib.request
 from typing import Any
+
+
+def free_port() -> int:
+    """A port the OS has just given out on 127.0.0.1 (for a process that must be told one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def address(url: str) -> tuple[str, int]:
+    """(host, port) of an http:// URL."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname and parts.port, url
+    return parts.hostname, parts.port
+
+
+def status_of(raw: bytes) -> int:
+    """The status code of a raw HTTP/1.1 answer; 0 when there is none."""
+    return int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/1.1 ") else 0
 
 
 class Conn:
@@ -63,3 +85,12 @@ def emulator_control(url: str, path: str, body: dict[str, Any] | None = None) ->
                                      method="GET" if body is None else "POST", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())
+
+
+def wait_for_live(url: str, count: int, timeout: float = 60.0) -> None:
+    """Until the emulator has at least COUNT live replicas, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while sum(r["state"] == "live" for r in emulator_control(url, "/replicas")) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"fewer than {count} live replicas after {timeout} s")
+        time.sleep(0.05)
