@@ -84,6 +84,11 @@ def cpu_slope_us(long: Measured, short: Measured) -> float | None:
     return 1e6 * (long.cpu_s - short.cpu_s) / extra if extra > 0 else None
 
 
+# One replica answers everything: a verdict cannot be reached there (Locust would exit 4, NOT
+# JUDGED), and the benchmark asks for none; the recorder still records every request.
+NO_VERDICT = ("--no-judgement",)
+
+
 def measure(locustfile: str, url: str, users: int, seconds: int, *extra: str,
             user_class: str | None = None) -> Measured:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -313,7 +318,8 @@ def main() -> None:
             def sticky_leg(n: int = n) -> Measured:
                 with scraping(args.metrics) as live:
                     return measure("locustfiles/sticky.py", url, args.users, args.seconds,
-                                   *stream, *live, "--csv", str(Path(tmp) / f"round{n}"),
+                                   *stream, *live, *NO_VERDICT,
+                                   "--csv", str(Path(tmp) / f"round{n}"),
                                    user_class="StickyUser")
 
             # --csv on both sides: Locust's own stats CSVs cost the same on each, so the
@@ -331,7 +337,7 @@ def main() -> None:
             # a 1 s run of each: the fixed costs, to set apart from the per-request CPU
             with scraping(args.metrics, require=False) as live:
                 short_sticky = measure("locustfiles/sticky.py", url, args.users, 1, *stream,
-                                       *live, "--csv", str(Path(tmp) / f"short{n}"),
+                                       *live, *NO_VERDICT, "--csv", str(Path(tmp) / f"short{n}"),
                                        user_class="StickyUser")
             short_plain = measure("locustfiles/plain.py", url, args.users, 1, *stream,
                                   "--csv", str(Path(tmp) / f"shortplain{n}"))
