@@ -15,7 +15,8 @@ controls are shown beside them. It is one of:
   judged ones, so the target pins by something other than the session; most requests were
   not answered with a CONTAINER_ID): exit code 4, unless
   the run asked for no judgement (`--no-judgement`, a control-only baseline: exit 0);
-- `PASS: k sticky sessions saw more than one container (allowed n)`.
+- `PASS: k sticky sessions saw more than one container (allowed n)`; when k > 0 it adds that
+  only `python -m reports` tells remaps forced by membership changes from collateral moves.
 
 The exit code is made worse, never better: Locust's own non-zero code (failures: 1, or what
 `--exit-code-on-error` says) stays. `locust_exit_code()` copies the rules of Locust's
@@ -93,8 +94,12 @@ def verdict(summary: Summary, allowed: int, write_failure: str | None = None,
                 f"the control class {c.user_class} (no session id) is as sticky as {names} "
                 f"({c.one_container} of {c.repeat_sessions} sessions on one container): the "
                 "target pins by something other than the session (the connection?)")
+    # Under an allowance (a run with membership changes) this line only bounds the moves: which
+    # of them a change forced, and which were collateral, only the report can tell.
+    caveat = ("; whether those moves were forced by membership changes (remaps) or not "
+              "(collateral, flaps): python -m reports judges them" if multi and allowed else "")
     return Verdict(f"PASS: {multi} sticky sessions saw more than one container "
-                   f"(allowed {allowed})", None)
+                   f"(allowed {allowed}){caveat}", None)
 
 
 def set_exit_code(environment: Environment, result: Verdict) -> None:

@@ -110,3 +110,25 @@ def test_a_write_failure_fails_the_run_with_exit_code_2(tmp_path: Path) -> None:
     assert result.startswith(f"FAIL: the request file could not be written (cannot write "
                              f"{tmp_path}/run_requests.arrows: ")
     assert "PASS" not in "\n".join(recorder.report_lines())
+
+
+def test_a_pass_under_an_allowance_says_the_report_judges_the_moves() -> None:
+    """With --max-multi-container-sessions n (a churn run) the line only bounds the moves: a
+    router that moved sessions between survivors passes it, so it must send the user to the
+    report, which judges collateral per answer."""
+    s = Stickiness()
+    s.add("a", "StickyUser", "session", 200, "ta-1", None)
+    s.add("a", "StickyUser", "session", 200, "ta-2", None)  # moved: forced or collateral?
+    for _ in range(2):
+        s.add("b", "StickyUser", "session", 200, "ta-3", None)
+    result = verdict(s.summarise(), 5)
+    assert result.exit_code is None
+    assert result.line.startswith("PASS: 1 sticky sessions saw more than one container "
+                                  "(allowed 5); ")
+    assert "python -m reports judges them" in result.line
+    assert verdict(s.summarise(), 1).line.endswith("python -m reports judges them")
+    unmoved = Stickiness()
+    for sid, cid in (("a", "ta-1"), ("a", "ta-1"), ("b", "ta-2"), ("b", "ta-2")):
+        unmoved.add(sid, "StickyUser", "session", 200, cid, None)
+    assert verdict(unmoved.summarise(), 5).line == (
+        "PASS: 0 sticky sessions saw more than one container (allowed 5)")
