@@ -29,8 +29,8 @@ class Move:
 
     sessions: int  # sessions with an owner before and a settled owner after
     moved: float  # remapped fraction
-    ideal: float  # the least any router must move
-    collateral: int  # moves between two replicas live on both sides
+    ideal: float | None  # the least any router must move (None: not known from the report)
+    collateral: int  # answers moved off a live owner to a replica already live (per answer)
 
 
 @dataclass
@@ -81,9 +81,11 @@ def read(router: Router, prefix: Path, settle_s: float) -> Figures:
     figures.plus = move(plus, float(plus["expected_fraction"]))
     # Computed here; the report will carry it: on -1 every session of the killed replica had
     # to move and no other, so the killed replica's share of the change's sessions is the
-    # remapped ones that are not collateral.
+    # remapped ones, when nothing was collateral. Collateral is counted per answer, not per
+    # session, so where there was some (the floor) the share cannot be read off: n/a.
     if minus["sessions"]:
-        share = (int(minus["remapped"]) - int(minus["collateral"])) / int(minus["sessions"])
+        share = (int(minus["remapped"]) / int(minus["sessions"])
+                 if not int(minus["collateral"]) else None)
         figures.minus = move(minus, share)
     # Computed here; the report will carry it: the counted errors of the requests the report
     # puts in each change's phase (overlapping the change or its margin after; a request
@@ -97,7 +99,7 @@ def read(router: Router, prefix: Path, settle_s: float) -> Figures:
     return figures
 
 
-def move(change: Any, ideal: float) -> Move | None:
+def move(change: Any, ideal: float | None) -> Move | None:
     if not change["sessions"]:
         return None
     return Move(int(change["sessions"]), float(change["remapped_fraction"]), ideal,
@@ -146,7 +148,8 @@ def cells(f: Figures) -> list[str]:
     def moved(m: Move | None) -> list[str]:
         if m is None:
             return ["n/a", "n/a"]
-        return [f"{pct(m.moved)} ({pct(m.ideal)})", str(m.collateral)]
+        ideal = "n/a" if m.ideal is None else pct(m.ideal)
+        return [f"{pct(m.moved)} ({ideal})", str(m.collateral)]
 
     verdict = ("kept its promise" if f.kept else "FAILED") if f.router.promise != "none" \
         else ("not sticky, as expected" if f.kept else "FAILED")
