@@ -5,33 +5,39 @@ and the container id (`MODAL_TASK_ID`) to this process. uvicorn calls listen() o
 app's startup, so the port refuses connections until the replica is ready: that is what the
 emulator's readiness check sees, as Modal's proxy does.
 
+On Linux the emulator forks its replicas from a zygote (modal_app/local/zygote.py), which runs
+`serve` in each child; this command line is the other way, a fresh interpreter per replica:
+
     python -m modal_app.local.replica --fd 5
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
-import signal
 import socket
 import sys
 
 import uvicorn
 
+from modal_app.local.prctl import die_with_parent
+
 APP = "modal_app.whoami:app"
-PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when the emulator dies, even by SIGKILL."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        sys.exit(0)
+def config(app: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=120,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def serve(sock: socket.socket, app: str) -> None:
+    """Import `app` and serve it on `sock` (bound, not listening) until SIGTERM or SIGINT."""
+    uvicorn.Server(config(app)).run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,16 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="inherited bound socket")
     parser.add_argument("--app", default=APP)
     args = parser.parse_args(argv)
-    die_with_parent()
-    sock = socket.socket(fileno=args.fd)
-    config = uvicorn.Config(
-        args.app,
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=120,
-        timeout_graceful_shutdown=5,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    if not die_with_parent(os.getppid()):
+        sys.exit(0)
+    serve(socket.socket(fileno=args.fd), args.app)
 
 
 if __name__ == "__main__":
