@@ -77,6 +77,9 @@ def parse_args(argv: list[str] | None) -> EmulatorConfig:
              f"${CONTROL_TOKEN_ENV}); needed when --host is not loopback")
     add("--replica-app", default=REPLICA_APP,
         help=f"ASGI app (module:attribute) the replicas serve (default {REPLICA_APP})")
+    add("--no-zygote", action="store_false", dest="zygote",
+        help="start each replica as a fresh interpreter, not forked from a zygote that "
+             "imported uvicorn and the app once (slower; the zygote needs Linux)")
     add("--auth", action="store_true",
         help="require Modal-Key/Modal-Secret equal to $MODAL_PROXY_KEY/$MODAL_PROXY_SECRET")
     add("--max-concurrency", type=int, default=0,

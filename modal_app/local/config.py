@@ -82,6 +82,9 @@ class EmulatorConfig:
     cache_hit_ms: float = 5.0
     # The ASGI app each replica serves (module:attribute); another one for tests only.
     replica_app: str = REPLICA_APP
+    # Fork replicas from a zygote that imported uvicorn and the app once (Linux), instead of
+    # starting a fresh interpreter for each.
+    zygote: bool = True
 
     def replica_env(self) -> dict[str, str]:
         """What each replica gets in its environment besides its container id."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
 import socket
@@ -35,6 +34,7 @@ from typing import Any
 
 from modal_app.local.config import EmulatorConfig
 from modal_app.local.events import EventLog
+from modal_app.local.spawn import ReplicaProcess, Spawner
 
 STARTING, LIVE, RETIRING, DRAINING, EXITED = (
     "starting", "live", "retiring", "draining", "exited")
@@ -73,7 +73,7 @@ class Replica:
     port: int = 0
     state: str = STARTING
     in_flight: int = 0
-    process: asyncio.subprocess.Process | None = None
+    process: ReplicaProcess | None = None
     started: float = 0.0
     answered: bool = False  # it passed a health check at least once
     drained: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,17 +82,13 @@ class Replica:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    async def start(self, app: str, env: dict[str, str] | None = None) -> None:
+    async def start(self, spawner: Spawner) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "modal_app.local.replica", "--fd", str(sock.fileno()),
-                "--app", app, pass_fds=(sock.fileno(),), stdin=asyncio.subprocess.DEVNULL,
-                env={**os.environ, **(env or {}), "MODAL_TASK_ID": self.container_id},
-            )
+            self.process = await spawner.start(self.container_id, sock)
         finally:
             sock.close()
         self.started = asyncio.get_running_loop().time()
@@ -173,6 +169,7 @@ class ReplicaSet:
         self.events = events
         self.holds = holds
         self.target = config.replicas
+        self.spawner = Spawner(config.replica_app, config.replica_env(), fork=config.zygote)
         self.replicas: dict[str, Replica] = {}
         self.live: tuple[Replica, ...] = ()
         self._listeners: list[MembershipListener] = []
@@ -224,7 +221,7 @@ class ReplicaSet:
     async def start_one(self) -> Replica:
         replica = Replica(new_container_id())
         self.replicas[replica.container_id] = replica
-        await replica.start(self.config.replica_app, self.config.replica_env())
+        await replica.start(self.spawner)
         self._spawn(self._reap(replica))
         return replica
 
@@ -374,3 +371,4 @@ class ReplicaSet:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.spawner.close()
