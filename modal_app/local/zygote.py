@@ -123,6 +123,8 @@ def run_replica(sock: socket.socket, go: int, env: dict[str, str], app: str, par
 def fork_replica(channel: socket.socket, replica: Callable[[], None]) -> int:
     """Fork twice; the grandchild runs `replica`. Returns its pid once the middle child
     exited, so that the grandchild is no longer a descendant of this process."""
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered to be written twice
+        stream.flush()
     read_end, write_end = os.pipe()
     middle = os.fork()
     if middle == 0:  # the middle child: fork the replica, say its pid, exit

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from modal_app.local import spawn
 from modal_app.local.launch import emulator
 from modal_app.local.prctl import become_subreaper
 from modal_app.local.spawn import ChildProcess, ReplicaProcess, Spawner
@@ -211,3 +212,27 @@ def test_an_app_that_starts_threads_at_import_is_not_forked(
     asyncio.run(scenario())
     assert "importing threaded_app started 1 thread(s): forking is unsafe" in (
         capsys.readouterr().err)
+
+
+def test_a_zygote_that_does_not_answer_in_time_is_killed_and_replicas_start_fresh(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        subreaper: None) -> None:
+    async def scenario() -> None:
+        spawner = Spawner(TEST_APP, {}, fork=True)
+        try:
+            async with replica_of(spawner, "ta-01first") as (first, _):
+                assert isinstance(first, ChildProcess)
+                zygote = spawner.zygote
+                assert zygote is not None and zygote.process is not None
+                os.kill(zygote.process.pid, signal.SIGSTOP)  # alive, and silent
+                monkeypatch.setattr(spawn, "ZYGOTE_TIMEOUT_S", 0.5)
+                async with replica_of(spawner, "ta-01second") as (second, port):
+                    assert not isinstance(second, ChildProcess)
+                    assert await asyncio.wait_for(serving(port, second), 30)
+                assert zygote.process.returncode == -signal.SIGKILL
+                assert first.returncode is None  # the replicas it forked live on
+        finally:
+            await spawner.close()
+
+    asyncio.run(scenario())
+    assert "the replica zygote failed (no answer in 0.5 s)" in capsys.readouterr().err
