@@ -49,7 +49,10 @@ Handler = Any  # what signal.signal returns
 
 
 def answer(channel: socket.socket, **message: Any) -> None:
-    channel.send(json.dumps(message).encode())
+    """One message to the emulator; none if it closed the socket (it gave up on this request:
+    the replica, without its go-ahead, exits), the next receive then ends the zygote."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        channel.send(json.dumps(message).encode())
 
 
 def warm_up(app: str) -> str | None:
