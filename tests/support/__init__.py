@@ -7,6 +7,7 @@ conftest file or from another test module).
     cli.py      `python -m reports` as a subprocess
     browser.py  a headless chromium that draws a page and refuses every network request
     pages.py, recorded.py   the report pages' checks; real runs recorded once per session
+    emulated.py the emulator's replicas and events as the tests read them; wait_for
     replica_app.py  a replica app that crashes, stalls and streams on demand (emulator tests)
     fakes.py    in-process fakes (transport, hub) for byte-level tests of the emulator
     liars.py    broken routers for the gallery (tests/test_gallery.py)
