@@ -21,6 +21,7 @@ from tests.support.http import wait_for_live
 from tests.support.locust import LocustProcess, headless, locust_process
 
 USERS = 20
+PACE_RPS = 25  # per user, both runs: 500 req/s, plenty to judge, light on a shared machine
 LOAD_S = 60  # at most: the run is ended AFTER_KILL_S after the kill
 AFTER_KILL_S = 4.0
 CONTROL_S = 3
@@ -91,7 +92,8 @@ def ended(run: LocustProcess, timeout: float) -> None:
 
 def record_pair(directory: Path) -> RecordedPair:
     events = directory / "emulator_events.jsonl"
-    common: Any = {"users": USERS, "extra": ("--cache-key", "--loglevel", "WARNING",
+    common: Any = {"users": USERS, "extra": ("--cache-key", "--pace-rps", str(PACE_RPS),
+                                             "--loglevel", "WARNING",
                                              "--exit-code-on-error", "0")}
     with emulator(3, *CACHE, events=events) as emu:
         with locust_process(*headless(emu.url, "StickyUser", seconds=LOAD_S, **common),
