@@ -58,7 +58,7 @@ from locust.event import Events
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
 
-from locustfiles import affinity, ending
+from locustfiles import affinity, ending, lasttails
 from locustfiles import summary as summary_mod
 from locustfiles.affinity import InstanceReader
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE
@@ -160,6 +160,7 @@ class Recorder:
         else:
             if isinstance(runner, MasterRunner):
                 self.role = "master"
+                lasttails.install(runner)  # the workers' last rows arrive before it ends
                 events.worker_report.add_listener(self.on_worker_report)
                 runner.register_message(PAYLOAD, self.on_rows_message)
             else:
