@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from reports import charts
+from reports.columns import STREAM_CUT_PREFIX
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, WIDTH, render_in_chromium
 from tests.support.cli import run_reports
 from tests.support.pages import figures, unpacked
@@ -98,7 +99,7 @@ def test_the_swimlane_samples_sessions_and_bins_time() -> None:
     sid = np.repeat([f"s{i}" for i in range(n)], per)
     frame = pd.DataFrame({
         "ts": T0 + np.tile(np.arange(per, dtype=float), n) + np.repeat(np.arange(n) * 1e-3, per),
-        "session_id": sid, "status": 200, "response_time_ms": 10.0,
+        "session_id": sid, "status": 200, "response_time_ms": 10.0, "ok": True,
         "container_id": np.where(np.arange(n * per) % 7 == 0, "c1", "c0")})
     lanes = charts.swimlanes(frame, limit=60, bins=100)
     assert lanes.codes.shape == (60, 100) and lanes.total_sessions == n
@@ -107,20 +108,29 @@ def test_the_swimlane_samples_sessions_and_bins_time() -> None:
     assert np.asarray(heatmap.z).shape == (60, 100)
 
 
-def test_request_states_follow_the_previous_successful_request() -> None:
-    frame = pd.DataFrame({
-        "ts": [1.0, 2.0, 3.0, 4.0, 5.0, 1.5, 2.5],
-        "session_id": ["a", "a", "a", "a", "a", "b", "b"],
-        "container_id": ["x", "x", None, "y", "y", "z", "x"],
-        "status": [200, 200, 503, 200, 200, 200, 200]})
-    states = charts.request_states(frame)
-    assert states.tolist() == ["first", "repeat", pd.NA, "after_switch", "repeat", "first",
-                               "after_switch"]
+def test_a_cut_stream_is_a_failure_in_the_charts_as_in_the_figures(tmp_path: Path) -> None:
+    """One definition of a successful request (reports.metrics, the API's `ok` column): a
+    2xx stream that was cut names a container and still failed, in the swimlane too."""
+    from reports import load_run
+
+    prefix = tmp_path / "cut"
+    write_requests(Path(f"{prefix}_requests.parquet"), [
+        Row(T0, "a", "x"), Row(T0 + 1, "a", "x"), Row(T0 + 2, "a", None, 503),
+        Row(T0 + 3, "a", "y", error=STREAM_CUT_PREFIX + "after 3 tokens"),
+        Row(T0 + 4, "a", "y")])
+    run = load_run(str(prefix))
+    assert run.requests["ok"].tolist() == [True, True, False, False, True]
+    assert run.requests["state"].tolist() == ["first", "repeat", np.nan, np.nan,
+                                              "after_switch"]
+    lanes = charts.swimlanes(run.requests, bins=5)
+    assert lanes.containers == ["x", "y"]
+    assert lanes.codes[0].tolist() == [0, 0, -1, -1, 1]  # the cut stream's bin: failed only
 
 
 def test_a_swimlane_lane_keeps_its_colour_until_its_next_request() -> None:
     frame = pd.DataFrame({"ts": [0.0, 5.0, 9.99], "session_id": ["a", "a", "a"],
-                          "container_id": ["x", "y", "y"], "status": [200, 200, 200]})
+                          "container_id": ["x", "y", "y"], "status": [200, 200, 200],
+                          "ok": True})
     lanes = charts.swimlanes(frame, bins=10)
     assert lanes.codes[0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
 
