@@ -139,12 +139,10 @@ def packed(data: bytes) -> str:
     return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
 
 
-def page_figures(context: Mapping[str, object]) -> list[Figure]:
-    """Every figure of a page, numbered in the order the page shows them."""
-    found: list[Figure] = []
-    for section in context.get("sections") or []:  # type: ignore[attr-defined]
-        found.extend(section.figures)
-    found.extend(context.get("figures") or [])  # type: ignore[arg-type]
+def page_figures(sections: Sequence[Section], figures: Sequence[Figure]) -> list[Figure]:
+    """Every figure of a page, numbered in the order the page shows them: the sections',
+    then the page's own."""
+    found = [f for section in sections for f in section.figures] + list(figures)
     for i, fig in enumerate(found):
         fig.index = i
     return found
@@ -159,11 +157,13 @@ def environment() -> Environment:
     return env
 
 
-def render(template: str, **context: object) -> str:
-    figures = page_figures(context)
-    blob = packed(("[" + ",".join(f.data for f in figures) + "]").encode())
+def render(template: str, *, sections: Sequence[Section] = (),
+           figures: Sequence[Figure] = (), **context: object) -> str:
+    shown = page_figures(sections, figures)
+    blob = packed(("[" + ",".join(f.data for f in shown) + "]").encode())
     return environment().get_template(template).render(
-        **context, plotly_js=plotly_js(), figure_blob=blob)
+        **context, sections=sections, figures=figures, plotly_js=plotly_js(),
+        figure_blob=blob)
 
 
 # -- verdicts --------------------------------------------------------------------------------

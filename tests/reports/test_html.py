@@ -4,6 +4,7 @@ no console error and nothing wider than a 1,300 px window."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -186,3 +187,50 @@ def test_the_swimlane_picks_the_same_sessions_from_the_api_sessions(tmp_path: Pa
     heatmap = charts.swimlane_figure(run.requests, sessions=run.sessions).data[0]
     shown = {str(c) for c in np.asarray(heatmap.customdata)[:, 0]}
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and HOSTILE not in shown
+
+
+def plotly_array(value: object) -> np.ndarray:
+    """An array of a figure's JSON: a list, or plotly's typed array (base64 `bdata`)."""
+    if not isinstance(value, dict):
+        return np.asarray(value)
+    data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    shape = [int(n) for n in str(value.get("shape", len(data))).split(",")]
+    return data.reshape(shape)
+
+
+def test_the_page_samples_as_its_config_says(tmp_path: Path) -> None:
+    """The swimlane's sessions and bins and the timeline's points come from the run's
+    ReportConfig (no default of the charts' own), and the defaults are the config's."""
+    from reports import html, load_run
+    from reports.config import ReportConfig
+
+    prefix = synthetic_run(tmp_path)
+    default = ReportConfig()
+    assert (default.swimlane_sessions, default.swimlane_bins) == (120, 240)
+    run = load_run(prefix, config=ReportConfig(swimlane_sessions=7, swimlane_bins=30,
+                                                timeline_points=5))
+    shown = figures(html.render_report(run))
+    (lane,) = [f for f in shown if f["data"][0]["type"] == "heatmap"]
+    assert plotly_array(lane["data"][0]["z"]).shape == (7, 30)
+    timeline = shown[0]["data"][0]
+    assert timeline["name"] == "requests/s" and len(plotly_array(timeline["x"])) <= 5
+    lanes = charts.swimlanes(run.requests)
+    assert lanes.codes.shape[1] == default.swimlane_bins
+    assert len(lanes.sessions) == min(default.swimlane_sessions, lanes.total_sessions)
+
+
+def test_collateral_reads_n_a_when_no_repeat_answer_was_judged() -> None:
+    from reports import html
+    from reports.summary import ChangeSummary
+    from tests.support.summaries import summary
+
+    change = ChangeSummary(T0, 1.0, T0 + 1, T0 + 3, ["kill"], [], [A], 3, 2, 10, 0, None,
+                           None, None, None, None, 0, None, None)
+    judged = html.collateral_card(summary(collateral=2, membership_changes=[change]))
+    assert (judged.value, judged.detail) == (
+        "2", "answers moved off a live owner to a container already live")
+    unjudged = html.collateral_card(summary(collateral=None, membership_changes=[change]))
+    assert (unjudged.value, unjudged.detail) == (
+        "n/a", "no repeat answer across a change to judge")
+    quiet = html.collateral_card(summary(collateral=0, membership_changes=[]))
+    assert (quiet.value, quiet.detail) == ("n/a", "no membership change to judge")
