@@ -40,8 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 from modal_app.local.launch import emulator  # noqa: E402
 from reports.errors import ReportInputError  # noqa: E402
-from reports.summary import Latency, Percentiles, Summary, UserClassSummary  # noqa: E402
-from reports.summary import load_summary as read_summary  # noqa: E402
+from reports.summary import (  # noqa: E402
+    Latency,
+    Percentiles,
+    Summary,
+    UserClassSummary,
+    load_summary,
+)
 
 STICKY, CONTROL = "StickyUser", "NonStickyUser"
 REPORT_BAD_INPUT = 2
@@ -328,7 +333,7 @@ def reports(out: Path) -> tuple[dict[str, Summary], list[str]] | str:
             lines = done.stderr.strip().splitlines() or ["no output"]
             return f"the {leg.name} report failed: {lines[-1]}"
         try:
-            summaries[leg.name] = read_summary(out / f"{leg.name}_summary.json")
+            summaries[leg.name] = load_summary(out / f"{leg.name}_summary.json")
         except ReportInputError as exc:
             return f"the {leg.name} report failed: {exc}"
         files.append(str(out / f"{leg.name}_report.html"))
