@@ -254,7 +254,7 @@ def make_frame(requests: Requests, n_containers: int) -> Frame:
                  n_containers)
 
 
-def successful(frame: Frame, judged_sessions: Bools) -> Ok:
+def successful_requests(frame: Frame, judged_sessions: Bools) -> Ok:
     m = frame.ok
     rows: Ints | None = None
     if m.all():  # the common case: views, no copies
@@ -525,7 +525,7 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     judged, affinity, affinity_source = judge(requests, frame)
     if config.judge_controls:
         judged = np.ones_like(judged)
-    ok = successful(frame, judged)
+    ok = successful_requests(frame, judged)
     start, end = float(frame.ts.min()), float(frame.end.max())
     members = membership(run, ok, containers, start, end, config)
     starts, settled = members.starts, members.ends + config.settle_s

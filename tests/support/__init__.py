@@ -4,6 +4,7 @@ conftest file or from another test module).
     http.py     free_port, address, status_of, a keep-alive client, the emulator's control API
     locust.py   a Locust command line, Locust processes stopped group-wide, their results
     rows.py     synthetic runs in the real request-file format, with known answers
+    summaries.py  typed summaries with chosen figures (a real analysis of a synthetic run)
     cli.py      `python -m reports` as a subprocess
     browser.py  a headless chromium that draws a page and refuses every network request
     pages.py, recorded.py   the report pages' checks; real runs recorded once per session
