@@ -58,7 +58,7 @@ from locust.event import Events
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
 
-from locustfiles import affinity, ending
+from locustfiles import affinity, ending, partoptions
 from locustfiles import summary as summary_mod
 from locustfiles.affinity import InstanceReader
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE
@@ -101,6 +101,7 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         "--no-judgement", action="store_true", default=False, env_var="LOCUST_NO_JUDGEMENT",
         include_in_web_ui=True,
         help="Ask for no verdict (a control-only baseline): NOT JUDGED then exits 0, not 4")
+    partoptions.add_arguments(parser)  # --request-file-part-mb, --request-file-part-minutes
 
 
 # ## The plugin
@@ -186,8 +187,10 @@ class Recorder:
         only where a file is written (a worker or a run without --csv never imports it)."""
         from locustfiles.requestwriter import RequestFileWriter
 
+        options = getattr(self.environment, "parsed_options", None)
         self.writer = RequestFileWriter(prefix, batch_rows=self.batch_rows,
-                                        on_failure=self.on_write_failure, clock=self.clock)
+                                        on_failure=self.on_write_failure, clock=self.clock,
+                                        **partoptions.writer_options(options))
         self._buffer, self._limit = self.writer.buffer, self.batch_rows
         return self.writer
 
@@ -422,7 +425,7 @@ class Recorder:
         where = " (no --csv: no file)"
         writer = self.writer
         if writer is not None:
-            where = f" to {writer.path if writer.failure is None else writer.stream_path}"
+            where = f" to {writer.written_to()}"
             if writer.failure is not None:
                 where += (f" ({writer.written} written before the failure, {writer.dropped} "
                           "after it not written)")
