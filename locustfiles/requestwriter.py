@@ -132,12 +132,15 @@ class RequestFileWriter:
         if self.failure is None and not self.closed:
             try:
                 batch = encode(buffer, self._worker_runs(n), self._schema)
-                self._write(batch)
-                self.written += n
-                self.batches += 1
-                self.stream_rows[-1] += n
-                if self._part_full():
+                if self._part_old():  # this batch starts the next part
                     self._next_part()
+                if self.failure is None:
+                    self._write(batch)
+                    self.written += n
+                    self.batches += 1
+                    self.stream_rows[-1] += n
+                    if self._part_full():  # the next batch starts the next part
+                        self._next_part()
             except Exception as exc:  # ENOSPC, EIO, a closed file...: fail closed, never retry
                 self._fail(self.stream_path, exc)
         if self.failure is not None:
@@ -167,12 +170,15 @@ class RequestFileWriter:
             self._synced_at = self.clock()
 
     def _part_full(self) -> bool:
-        """Parts: the open stream part has reached its size or its age."""
-        if not self.parted or self._stream is None:
-            return False
-        if self.part_bytes is not None and self._file.tell() >= self.part_bytes:
-            return True
-        return self.part_s is not None and self.clock() - self._opened_at >= self.part_s
+        """Parts: the open stream part has reached its size."""
+        return self.part_bytes is not None and self._stream is not None \
+            and self._file.tell() >= self.part_bytes
+
+    def _part_old(self) -> bool:
+        """Parts: the open stream part has been open part_s (its batches are those flushed
+        in [opened, opened + part_s))."""
+        return self.part_s is not None and self._stream is not None \
+            and self.clock() - self._opened_at >= self.part_s
 
     def _next_part(self) -> None:
         """Close the stream part (end-of-stream marker, fsync'ed); the next flush opens the
