@@ -274,19 +274,28 @@ class LabelColumn:
 
     def __init__(self, capacity: int | None) -> None:
         self.capacity = capacity
-        self.values = pa.array([], pa.string())
+        self.index: dict[str, int] = {}  # name -> code, in the order the names came
         self.constant: int | None = None
         self.codes: Numbers | None = None
         self.n = 0
         self.valid = False  # some row has a value
 
     def add(self, column: pa.ChunkedArray) -> None:
+        remap: NDArray[np.int32] | None = None
         for chunk in column.chunks:
             if pa.types.is_null(chunk.type):
                 self.extend_constant(-1, len(chunk))
                 continue
-            remap = self.remap(chunk.dictionary)  # even with no rows: unify_dictionaries would
+            if remap is None:  # the chunks share one dictionary (Table.unify_dictionaries)
+                remap = self.remap(chunk.dictionary)  # even with no rows, as unify would
             if len(chunk) == 0:
+                continue
+            if chunk.null_count == len(chunk):
+                self.extend_constant(-1, len(chunk))
+                continue
+            if len(remap) == 2 and chunk.null_count == 0:  # one value throughout: no pass
+                self.valid = True
+                self.extend_constant(int(remap[0]), len(chunk))
                 continue
             indices = chunk.indices
             if indices.null_count:
@@ -321,29 +330,20 @@ class LabelColumn:
 
     def remap(self, dictionary: pa.Array) -> NDArray[np.int32]:
         """Each entry of a piece's dictionary as a code into the names (new ones appended);
-        one more slot at the end, -1, for the nulls."""
-        if dictionary.type != pa.string():
-            dictionary = dictionary.cast(pa.string())
-        if len(self.values):
-            found = pc.index_in(dictionary, value_set=self.values)
-            new = pc.is_null(found)
-        else:
-            found = pa.nulls(len(dictionary), pa.int32())
-            new = pa.array(np.ones(len(dictionary), dtype=np.bool_))
-        codes = np.full(len(dictionary) + 1, -1, dtype=np.int32)
-        known = np.asarray(found.fill_null(-1).cast(pa.int32()).to_numpy(
-            zero_copy_only=False), dtype=np.int32)
-        codes[:-1] = known
-        fresh = np.flatnonzero(np.asarray(new.to_numpy(zero_copy_only=False), dtype=np.bool_))
-        if len(fresh):
-            codes[fresh] = len(self.values) + np.arange(len(fresh), dtype=np.int32)
-            self.values = pa.concat_arrays([self.values, dictionary.take(pa.array(fresh))])
+        one more slot at the end, -1, for the nulls. A dict lookup per entry: the cost is
+        the piece's distinct values, whatever the run's."""
+        index = self.index
+        values = [str(v) for v in dictionary.to_pylist()]
+        codes = np.empty(len(values) + 1, dtype=np.int32)
+        codes[:-1] = np.fromiter((index.setdefault(v, len(index)) for v in values),
+                                 dtype=np.int32, count=len(values))
+        codes[-1] = -1
         return codes
 
     def result(self) -> Labels:
         if not self.valid:
             return Labels(constant(-1, self.n, np.int32), [])
-        names = [str(v) for v in self.values.to_pylist()]
+        names = list(self.index)
         if self.codes is None:
             return Labels(constant(-1 if self.constant is None else self.constant, self.n,
                                    np.int32), names)
@@ -422,6 +422,7 @@ class Builder:
         for name, numbers in self.numbers.items():
             for chunk in piece.column(name).chunks:
                 numbers.add(as_numpy(chunk, NUMBER_TYPES[name]))
+        piece = piece.unify_dictionaries()  # one dictionary per column: one remap each
         for name, label in self.labels.items():
             label.add(piece.column(name))
         for name, optional in self.optional.items():

@@ -418,14 +418,33 @@ def parquet_pieces(path: Path, names: tuple[str, ...], notes: list[str],
         groups = pq.ParquetFile(path, read_dictionary=dictionary)
     except READ_ERRORS as exc:
         raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
-    for i in range(parquet.metadata.num_row_groups):
+    for block in blocks(parquet.metadata):
         try:
-            table = groups.read_row_group(i, columns=read)
+            table = groups.read_row_groups(block, columns=read)
         except READ_ERRORS as exc:
             raise CorruptInput(f"{path}: truncated or corrupt ({first_line(exc)})") from None
         for name, value in known.items():
             table = table.append_column(name, constant_strings(value, table.num_rows))
         yield conform(path, table, names, notes)
+
+
+PIECE_ROWS = 1 << 20  # rows of a piece: row groups are read together up to this many
+
+
+def blocks(meta: pq.FileMetaData) -> Iterator[list[int]]:
+    """Consecutive row groups, about PIECE_ROWS rows at a time (a recorder's file has row
+    groups of 131,072 rows, a tiled or another tool's may have far smaller ones): a piece's
+    cost per distinct value is paid once per piece, not per row group."""
+    block: list[int] = []
+    rows = 0
+    for i in range(meta.num_row_groups):
+        block.append(i)
+        rows += meta.row_group(i).num_rows
+        if rows >= PIECE_ROWS:
+            yield block
+            block, rows = [], 0
+    if block:
+        yield block
 
 
 # ## The forms
