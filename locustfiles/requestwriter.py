@@ -14,6 +14,15 @@ loses at most the last `fsync_s` seconds more. At a normal end the stream is com
 `PREFIX_requests.parquet` (written under a temporary name, fsync'ed, renamed), and the stream
 file is removed. reports/requestfile.py reads either; docs/request-file.md says it for users.
 
+Parts (`part_bytes`, `part_s`: the Locust options of partoptions.py): the stream is written as
+`PREFIX_requests-00001.arrows`, `-00002.arrows`, ...: after a flush that brings the open part to
+`part_bytes`, or before the first flush `part_s` seconds after it opened, the part is closed
+(end-of-stream marker, fsync) and the next flush opens the next one. At a normal end each is
+compacted into `PREFIX_requests-0000N.parquet`, whose metadata carries the run's recording
+(with "parts": N) and {"index", "of", "rows"} under PART_KEY; the stream parts go once every
+part is written, and if one cannot be, the Parquet parts written so far go instead (the run
+stays whole, in stream form). docs/request-file.md#parts.
+
 Fail closed: the first error writing either file (ENOSPC, EIO, a read-only disk) is kept as
 one line naming the file and the cause (`failure`), `on_failure` is called once with it, and
 nothing is written after it: rows that arrive later are counted (`dropped`) and let go, so

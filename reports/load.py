@@ -3,11 +3,14 @@
     run = load_run("out/run1")                 # out/run1_requests.parquet (or .arrows, .csv)
     run = load_run("out/run1", events=Path("emu.jsonl"))
 
-The request file is read by `reports.requestfile.read_request_table` (every form of it, the
-canonical columns of reports/columns.py); problems raise the exceptions of `reports.errors`,
-whose message is one line that names the file. Strings come back as integer codes into a list
-of names (`Labels`), so that the metrics work on numpy integers, never on Python strings,
-whatever the size of the run.
+The request file (every form of it, parts included, the canonical columns of
+reports/columns.py) is read in one streaming pass over its pieces
+(`reports.requestfile.open_request_stream`): each row group goes straight into the numpy
+columns, never into one table of the whole file. `load_run_whole` is the in-memory path it
+replaced (one Arrow table, then converted), kept as the reference the tests compare it with.
+Problems raise the exceptions of `reports.errors`, whose message is one line that names the
+file. Strings come back as integer codes into a list of names (`Labels`), so that the metrics
+work on numpy integers, never on Python strings, whatever the size of the run.
 """
 
 from __future__ import annotations

@@ -9,7 +9,15 @@ The prefix (or the file itself) resolves to, in this order (reports/columns.py):
    run killed mid-way (SIGKILL, OOM, a power cut) or whose end could not write the Parquet
    file leaves it. Every complete record batch is read; a batch cut short by the crash is
    dropped, and `notes` says so;
-3. `PREFIX_requests.csv`, the same columns as CSV (a peer's harness).
+3. `PREFIX_requests.csv`, the same columns as CSV (a peer's harness);
+4. the parts of a run written as parts, `PREFIX_requests-00001.parquet`, ... (each the stream
+   part `-0000N.arrows` where its Parquet part is not there), read in index order as one run
+   (`RunFiles`); a part missing or in stream form makes the recording incomplete
+   (`parts_gaps`). `parts=` reads only some of them: a selection is incomplete too.
+
+`open_request_stream(prefix)` gives the same rows as pieces (a million rows of row groups at a
+time; a stream part or CSV whole) for a pass that never holds the whole file
+(reports.load.load_run).
 
 The table has the asked columns (default: every column of `COLUMNS`, in that order) with the
 canonical types; string columns come as dictionary arrays; a column the file predates (see
