@@ -24,7 +24,7 @@ def test_a_run_in_parts_is_one_run_to_the_report(target: str, tmp_path: Path) ->
     parts = sorted(tmp_path.glob("run_requests-*.parquet"))
     assert len(parts) >= 2, output[-3000:]
     assert not Path(f"{run.prefix}{SUFFIX}").exists() and not list(tmp_path.glob("*.arrows"))
-    assert "(%d parts)" % len(parts) in output
+    assert f"({len(parts)} parts)" in output
     locust = sum(e["num_requests"] for e in json.loads(Path(f"{run.prefix}.json").read_text()))
     rows = [pq.read_metadata(p).num_rows for p in parts]
     for i, part in enumerate(parts, 1):
