@@ -249,15 +249,13 @@ def load_run(prefix: PathLike, events: PathLike | None = None, *,
     parts (indices from 1) of a run written as parts; `window`: only the requests that started
     in [start, end) (Unix seconds; None leaves that side open): a selection is read, and
     analysed, as a run of its own, not judged. Raises TypeError for a prefix that is not a
-    path, ValueError for a part the run does not have, reports.errors.ReportInputError
-    (one-line message) on bad input."""
+    path or bad `parts`/`window`, ValueError for a part the run does not have,
+    reports.errors.ReportInputError (one-line message) on bad input."""
     text = path_text(prefix, "load_run(prefix)")
     log = None if events is None else Path(path_text(events, "load_run(events=)"))
     config = config or ReportConfig()
     if settle_s is not None:
         config = dataclasses.replace(config, settle_s=settle_s)
-    if window is not None and (not isinstance(window, tuple) or len(window) != 2):
-        raise TypeError("load_run(window=) must be a (start, end) tuple of Unix seconds")
     return analysed(read_run(text, log, parts=parts, window=window), config)
 
 

@@ -168,6 +168,7 @@ def load_run(prefix: str | os.PathLike[str], events: Path | None = None, *,
     the whole file. `parts`: only these parts (indices from 1) of a run written as parts;
     `window`: only the requests that started in [start, end) (Unix seconds, None: open). A
     selection is not the whole recording: it is not judged (see Run.incomplete)."""
+    check_window(window)
     prefix = normalize_prefix(prefix)
     stream = open_request_stream(prefix, core_columns() + stream_columns_of(
         run_files(prefix).paths), parts)
@@ -212,6 +213,17 @@ def load_run_whole(prefix: str | os.PathLike[str], events: Path | None = None) -
 
 def core_columns() -> list[str]:
     return [c for c in COLUMNS if c not in UNUSED_COLUMNS and c not in STREAM_COLUMNS]
+
+
+def check_window(window: object) -> None:
+    """A (start, end) pair of Unix seconds, either None; TypeError in one line otherwise."""
+    if window is None:
+        return
+    if not isinstance(window, tuple) or len(window) != 2 or not all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)
+                          and math.isfinite(v)) for v in window):
+        raise TypeError(f"window= must be a (start, end) pair of Unix seconds (None: open), "
+                        f"not {window!r}")
 
 
 def window_text(window: Window | None) -> str:

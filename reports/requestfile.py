@@ -157,16 +157,20 @@ def select_parts(files: RunFiles, parts: Iterable[int] | None, notes: list[str],
     """The parts asked for (None: every one); a selection is not the whole recording."""
     if parts is None:
         return files
-    wanted = sorted(set(int(i) for i in parts))
+    asked = [] if isinstance(parts, str | bytes) else list(parts)
+    if not asked or not all(isinstance(i, int) and not isinstance(i, bool) for i in asked):
+        raise TypeError(f"parts= must be a non-empty list of part indices (ints from 1), not "
+                        f"{parts!r}")
+    wanted = sorted(set(asked))
     if not files.parted:
         if wanted != [1]:
             raise ValueError(f"{files.path} is one file, not parts: parts= can only be [1]")
         return files
     index = dict(zip(files.indices, files.paths, strict=True))
     unknown = [i for i in wanted if i not in index]
-    if unknown or not wanted:
-        raise ValueError(f"{files.path}: no part {', '.join(map(str, unknown)) or '(none asked)'}"
-                         f" (the run has parts {compact_ranges(files.indices)})")
+    if unknown:
+        raise ValueError(f"{files.path}: no part {', '.join(map(str, unknown))} (the run has "
+                         f"parts {compact_ranges(files.indices)})")
     if wanted != files.indices:
         line = (f"{files.path}: parts {compact_ranges(wanted)} of "
                 f"{compact_ranges(files.indices)} read: not the whole recording")

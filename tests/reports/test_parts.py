@@ -199,6 +199,12 @@ def test_a_selection_of_parts_or_a_window_is_not_the_whole_run(tmp_path: Path) -
     assert any("parts 1 of 1-" in line for line in some.summary()["not_judged"])
     with pytest.raises(ValueError, match=f"no part {n + 1}"):
         load_run(prefix, parts=[n + 1])
+    for bad_parts in ("1", [], [1.0], [True]):
+        with pytest.raises(TypeError, match="parts="):
+            load_run(prefix, parts=bad_parts)  # type: ignore[arg-type]
+    for bad_window in ((1.0,), [1.0, 2.0], ("a", None), (float("nan"), None)):
+        with pytest.raises(TypeError, match="window="):
+            load_run(prefix, window=bad_window)  # type: ignore[arg-type]
     start = 1_700_000_000.0 + 2.0
     window = load_run(prefix, window=(start, start + 3.0))
     assert window.summary()["requests"] == 300
