@@ -189,7 +189,10 @@ def load_run(prefix: str | os.PathLike[str], events: Path | None = None, *,
                 f"not the whole recording ({built.outside} left out)")
         notes.append(line)
         incomplete.append(line)
-    return finish_run(prefix, path, built.requests(), notes, incomplete, events)
+    requests = built.requests()
+    del built
+    pa.default_memory_pool().release_unused()  # the pieces' buffers, kept by the allocator
+    return finish_run(prefix, path, requests, notes, incomplete, events)
 
 
 def load_run_whole(prefix: str | os.PathLike[str], events: Path | None = None) -> Run:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from locustfiles.requestwriter import write_parquet
-from reports import api, load
+from reports import api, load, metrics
 from reports.columns import CSV_SUFFIX, RECORDING_KEY, STREAM_SUFFIX, SUFFIX, part_path
 from reports.config import ReportConfig
 from reports.report import sessions_csv
@@ -87,6 +88,29 @@ def test_the_real_run_as_parts_reads_as_its_one_file(recorded_pair: RecordedPair
     reference = api.analysed(load.load_run_whole(single, events), ReportConfig())
     assert_same_run(streamed, reference, ignore=("prefix", "request_file"))
     assert streamed.summary()["request_file"] == parted + "_requests-*.parquet"
+
+
+def test_collateral_judged_by_blocks_of_sessions_adds_up_to_the_whole(
+        recorded_pair: RecordedPair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """reports.metrics.judge_answers cuts a large run into blocks of whole sessions: with
+    blocks of 50 requests, the real sticky run (with its changes) gives the same figures."""
+    prefix, events = recorded_pair.sticky, recorded_pair.events
+    whole = api.analysed(load.load_run(prefix, events), ReportConfig())
+    monkeypatch.setattr(metrics, "ANSWER_BLOCK_ROWS", 50)
+    seen: list[int] = []
+    judge = metrics.per_answer.judge_answers
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        seen.append(len(args[0]))
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(metrics.per_answer, "judge_answers", counted)
+    blocked = api.analysed(load.load_run(prefix, events), ReportConfig())
+    assert len(seen) > 3 and sum(seen) == blocked.analysis.summary.requests - \
+        blocked.analysis.summary.errors
+    assert blocked.analysis.summary.collateral is not None
+    assert any(c.answers for c in blocked.analysis.summary.membership_changes)
+    assert_same_run(blocked, whole)
 
 
 @pytest.mark.parametrize("form", ["arrows", "csv"])
