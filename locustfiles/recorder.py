@@ -58,7 +58,7 @@ from locust.event import Events
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
 
-from locustfiles import affinity, ending, partoptions
+from locustfiles import affinity, ending
 from locustfiles import summary as summary_mod
 from locustfiles.affinity import InstanceReader
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE
@@ -101,7 +101,9 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         "--no-judgement", action="store_true", default=False, env_var="LOCUST_NO_JUDGEMENT",
         include_in_web_ui=True,
         help="Ask for no verdict (a control-only baseline): NOT JUDGED then exits 0, not 4")
-    partoptions.add_arguments(parser)  # --request-file-part-mb, --request-file-part-minutes
+    from locustfiles import partoptions  # --request-file-part-mb, --request-file-part-minutes
+
+    partoptions.add_arguments(parser)
 
 
 # ## The plugin
@@ -185,6 +187,7 @@ class Recorder:
     def open_file(self, prefix: str) -> RequestFileWriter:
         """The request file (local, master): pyarrow is imported now, before any load, and
         only where a file is written (a worker or a run without --csv never imports it)."""
+        from locustfiles import partoptions
         from locustfiles.requestwriter import RequestFileWriter
 
         options = getattr(self.environment, "parsed_options", None)
