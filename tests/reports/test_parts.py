@@ -230,3 +230,31 @@ def test_no_rows_with_parts_leave_one_readable_empty_part(tmp_path: Path) -> Non
     RequestFileWriter(prefix, part_bytes=3000).close(recording(0))
     assert pq.read_metadata(part_path(prefix, 1, ".parquet")).num_rows == 0
     assert not Path(prefix + STREAM_SUFFIX).exists()
+
+
+def test_a_lossy_recording_in_parts_is_not_judged(tmp_path: Path) -> None:
+    """The record every part carries: rows lost by a process, or more rows recorded than the
+    parts hold, make the run NOT JUDGED as they do for one file."""
+    prefix = str(tmp_path / "lossy")
+    writer = RequestFileWriter(prefix, part_bytes=3000)
+    for i in range(300):
+        writer.buffer.add(row(i))
+        if len(writer.buffer) >= 50:
+            writer.flush()
+    lost = "worker w2 ended without its final batch: up to 2000 rows lost"
+    writer.close({**recording(300), "ended": "with lost rows", "lost": [lost],
+                  "processes": {"w1": {"recorded": 300, "done": True},
+                                "w2": {"recorded": 0, "done": False}}})
+    read = read_request_table(prefix)
+    assert read.table.num_rows == 300
+    assert any(lost in line for line in read.incomplete)
+    assert main([prefix, "--out", str(tmp_path / "out")]) == 4
+    assert main([prefix, "--out", str(tmp_path / "out"), "--accept-incomplete"]) != 4
+
+    short = str(tmp_path / "short")
+    write(short, 300, part_bytes=3000)
+    parts = sorted(tmp_path.glob("short_requests-*.parquet"))
+    # a part rewritten with fewer rows than the run recorded (its record kept)
+    table = pq.read_table(parts[0])
+    pq.write_table(table.slice(0, 10), parts[0])
+    assert any("the parts hold" in line for line in read_request_table(short).incomplete)
