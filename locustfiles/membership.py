@@ -158,7 +158,7 @@ def describe_failure(exc: Exception, host: str) -> str:
     return f"control API call failed: {exc}"
 
 
-class Membership:
+class Churn:
     """Runs the churn schedule on the master (or the local runner) and writes the event log."""
 
     def __init__(self) -> None:
@@ -242,7 +242,7 @@ class Membership:
                     sum(1 for e in answer["events"] if e["event"] in ("added", "removed")))
 
 
-def install(events: Events) -> Membership:
-    membership = Membership()
-    membership.register(events)
-    return membership
+def install(events: Events) -> Churn:
+    churn = Churn()
+    churn.register(events)
+    return churn

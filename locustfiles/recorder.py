@@ -58,7 +58,7 @@ from locust.event import Events
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
 
-from locustfiles import affinity, ending
+from locustfiles import affinity, ending, lasttails
 from locustfiles import summary as summary_mod
 from locustfiles.affinity import InstanceReader
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE
@@ -101,6 +101,9 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         "--no-judgement", action="store_true", default=False, env_var="LOCUST_NO_JUDGEMENT",
         include_in_web_ui=True,
         help="Ask for no verdict (a control-only baseline): NOT JUDGED then exits 0, not 4")
+    from locustfiles import partoptions  # --request-file-part-mb, --request-file-part-minutes
+
+    partoptions.add_arguments(parser)
 
 
 # ## The plugin
@@ -160,6 +163,7 @@ class Recorder:
         else:
             if isinstance(runner, MasterRunner):
                 self.role = "master"
+                lasttails.install(runner)  # the workers' last rows arrive before it ends
                 events.worker_report.add_listener(self.on_worker_report)
                 runner.register_message(PAYLOAD, self.on_rows_message)
             else:
@@ -184,10 +188,13 @@ class Recorder:
     def open_file(self, prefix: str) -> RequestFileWriter:
         """The request file (local, master): pyarrow is imported now, before any load, and
         only where a file is written (a worker or a run without --csv never imports it)."""
+        from locustfiles import partoptions
         from locustfiles.requestwriter import RequestFileWriter
 
+        options = getattr(self.environment, "parsed_options", None)
         self.writer = RequestFileWriter(prefix, batch_rows=self.batch_rows,
-                                        on_failure=self.on_write_failure, clock=self.clock)
+                                        on_failure=self.on_write_failure, clock=self.clock,
+                                        **partoptions.writer_options(options))
         self._buffer, self._limit = self.writer.buffer, self.batch_rows
         return self.writer
 
@@ -422,7 +429,7 @@ class Recorder:
         where = " (no --csv: no file)"
         writer = self.writer
         if writer is not None:
-            where = f" to {writer.path if writer.failure is None else writer.stream_path}"
+            where = f" to {writer.written_to()}"
             if writer.failure is not None:
                 where += (f" ({writer.written} written before the failure, {writer.dropped} "
                           "after it not written)")

@@ -14,6 +14,15 @@ loses at most the last `fsync_s` seconds more. At a normal end the stream is com
 `PREFIX_requests.parquet` (written under a temporary name, fsync'ed, renamed), and the stream
 file is removed. reports/requestfile.py reads either; docs/request-file.md says it for users.
 
+Parts (`part_bytes`, `part_s`: the Locust options of partoptions.py): the stream is written as
+`PREFIX_requests-00001.arrows`, `-00002.arrows`, ...: after a flush that brings the open part to
+`part_bytes`, or before the first flush `part_s` seconds after it opened, the part is closed
+(end-of-stream marker, fsync) and the next flush opens the next one. At a normal end each is
+compacted into `PREFIX_requests-0000N.parquet`, whose metadata carries the run's recording
+(with "parts": N) and {"index", "of", "rows"} under PART_KEY; the stream parts go once every
+part is written, and if one cannot be, the Parquet parts written so far go instead (the run
+stays whole, in stream form). docs/request-file.md#parts.
+
 Fail closed: the first error writing either file (ENOSPC, EIO, a read-only disk) is kept as
 one line naming the file and the cause (`failure`), `on_failure` is called once with it, and
 nothing is written after it: rows that arrive later are counted (`dropped`) and let go, so
@@ -44,7 +53,17 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from locustfiles.rowbuffer import BATCH_ROWS, DENSE, ROW_COLUMNS, SPARSE, RowBuffer
-from reports.columns import RECORDING_KEY, STREAM_SUFFIX, SUFFIX, TYPES, arrow_schema
+from reports.columns import (
+    PART_KEY,
+    PART_PATTERN,
+    PART_STEM,
+    RECORDING_KEY,
+    STREAM_SUFFIX,
+    SUFFIX,
+    TYPES,
+    arrow_schema,
+    part_path,
+)
 
 FSYNC_S = 5.0
 ROW_GROUP_ROWS = 1 << 17  # rows per row group of the final Parquet file
@@ -63,9 +82,18 @@ class RequestFileWriter:
 
     def __init__(self, prefix: str, *, worker: str = "local", batch_rows: int = BATCH_ROWS,
                  fsync_s: float = FSYNC_S, on_failure: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, part_bytes: int | None = None,
+                 part_s: float | None = None) -> None:
+        self.prefix = prefix
+        # parts: a new part once the stream part reaches part_bytes or has been open part_s
+        self.part_bytes = part_bytes or None
+        self.part_s = part_s or None
+        self.parted = bool(self.part_bytes or self.part_s)
         self.path = Path(prefix + SUFFIX)
-        self.stream_path = Path(prefix + STREAM_SUFFIX)
+        self.stream_path = Path(part_path(prefix, 1, ".arrows") if self.parted
+                                else prefix + STREAM_SUFFIX)
+        self.stream_paths: list[Path] = []  # the stream files opened, in order (parts: 1, 2..)
+        self.stream_rows: list[int] = []  # rows written to each
         self.worker = worker
         self.batch_rows = batch_rows
         self.fsync_s = fsync_s
@@ -82,8 +110,9 @@ class RequestFileWriter:
         self._stream: Any = None
         self._synced_at = 0.0
         self._schema = stream_schema()
+        self._opened_at = 0.0
         # a file of an earlier run under this prefix must not be read as this run's
-        for stale in (self.path, self.stream_path):
+        for stale in (self.path, Path(prefix + STREAM_SUFFIX), *stale_parts(prefix)):
             stale.unlink(missing_ok=True)
 
     # ## During the run
@@ -112,9 +141,15 @@ class RequestFileWriter:
         if self.failure is None and not self.closed:
             try:
                 batch = encode(buffer, self._worker_runs(n), self._schema)
-                self._write(batch)
-                self.written += n
-                self.batches += 1
+                if self._part_old():  # this batch starts the next part
+                    self._next_part()
+                if self.failure is None:
+                    self._write(batch)
+                    self.written += n
+                    self.batches += 1
+                    self.stream_rows[-1] += n
+                    if self._part_full():  # the next batch starts the next part
+                        self._next_part()
             except Exception as exc:  # ENOSPC, EIO, a closed file...: fail closed, never retry
                 self._fail(self.stream_path, exc)
         if self.failure is not None:
@@ -132,14 +167,46 @@ class RequestFileWriter:
         if self._stream is None:
             self.stream_path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.stream_path, "wb")  # noqa: SIM115 (closed in close())
+            self.stream_paths.append(self.stream_path)
+            self.stream_rows.append(0)
             self._stream = ipc.new_stream(self._file, self._schema,
                                           options=ipc.IpcWriteOptions(compression="lz4"))
-            self._synced_at = self.clock()
+            self._synced_at = self._opened_at = self.clock()
         self._stream.write_batch(batch)
         self._file.flush()  # to the OS: a killed process loses nothing written so far
         if self.clock() - self._synced_at >= self.fsync_s:
             os.fsync(self._file.fileno())
             self._synced_at = self.clock()
+
+    def _part_full(self) -> bool:
+        """Parts: the open stream part has reached its size."""
+        return self.part_bytes is not None and self._stream is not None \
+            and self._file.tell() >= self.part_bytes
+
+    def _part_old(self) -> bool:
+        """Parts: the open stream part has been open part_s (its batches are those flushed
+        in [opened, opened + part_s))."""
+        return self.part_s is not None and self._stream is not None \
+            and self.clock() - self._opened_at >= self.part_s
+
+    def _next_part(self) -> None:
+        """Close the stream part (end-of-stream marker, fsync'ed); the next flush opens the
+        next one. A failure to close it fails the writer closed, as any write error."""
+        self._close_stream()
+        self._stream = self._file = None
+        self.stream_path = Path(part_path(self.prefix, len(self.stream_paths) + 1, ".arrows"))
+
+    def written_to(self) -> str:
+        """Where the rows are, for the console: the final file (or parts), or after a
+        failure the stream file (part) being written."""
+        if self.failure is not None:
+            return str(self.stream_path)
+        if not self.parted:
+            return str(self.path)
+        n = max(len(self.stream_paths), 1)
+        last = Path(part_path(self.prefix, n, ".parquet")).name
+        return f"{part_path(self.prefix, 1, '.parquet')}{'' if n == 1 else ' .. ' + last} " \
+               f"({n} part{'s' if n > 1 else ''})"
 
     def _fail(self, path: Path, exc: BaseException) -> None:
         if self.failure is not None:
@@ -178,34 +245,79 @@ class RequestFileWriter:
                 self._file.close()
 
     def _compact(self, recording: dict[str, Any] | None = None) -> None:
-        """The stream file's batches into `PREFIX_requests.parquet`, then the stream goes."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        """The stream file's batches into `PREFIX_requests.parquet`, then the stream goes.
+        Parts: each stream part into its Parquet part; the stream parts go once every part is
+        written (a failure removes the Parquet parts written so far: the run stays whole, in
+        stream form)."""
+        if not self.parted:
+            self._compact_one(self.stream_paths[:1], self.path, recording, None)
+            return
+        streams: list[Path | None] = list(self.stream_paths) or [None]  # no rows: one empty part
+        rows = self.stream_rows or [0]
+        record = None if recording is None else {**recording, "parts": len(streams)}
+        written: list[Path] = []
+        for i, stream in enumerate(streams, 1):
+            final = Path(part_path(self.prefix, i, ".parquet"))
+            part = {"index": i, "of": len(streams), "rows": rows[i - 1]}
+            if not self._compact_one([] if stream is None else [stream], final, record, part,
+                                     remove_stream=False):
+                for path in written:
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
+                return
+            written.append(final)
+        for stream in self.stream_paths:
+            stream.unlink(missing_ok=True)
+
+    def _compact_one(self, streams: list[Path], final: Path, recording: dict[str, Any] | None,
+                     part: dict[str, int] | None, remove_stream: bool = True) -> bool:
+        tmp = final.with_name(final.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_parquet(tmp, self._stream_batches(), recording)
-            os.replace(tmp, self.path)
-            sync_directory(self.path.parent)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            write_parquet(tmp, stream_batches(streams), recording, part)
+            os.replace(tmp, final)
+            sync_directory(final.parent)
         except Exception as exc:
             self._fail(tmp, exc)
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            return
-        self.stream_path.unlink(missing_ok=True)
+            return False
+        if remove_stream:
+            for stream in streams:
+                stream.unlink(missing_ok=True)
+        return True
 
-    def _stream_batches(self) -> Iterable[pa.RecordBatch]:
-        if self._stream is None:
-            return
-        with pa.memory_map(str(self.stream_path)) as source:
+
+def stream_batches(paths: list[Path]) -> Iterable[pa.RecordBatch]:
+    for path in paths:
+        with pa.memory_map(str(path)) as source:
             yield from ipc.open_stream(source)
 
 
+def stale_parts(prefix: str) -> list[Path]:
+    """The part files (and their temporary files) of an earlier run under this prefix."""
+    path = Path(prefix)
+    folder, stem = path.parent, path.name + PART_STEM
+    if not folder.is_dir():
+        return []
+    return [f for f in folder.iterdir() if f.name.startswith(stem)
+            and PART_PATTERN.search(f.name.removesuffix(".tmp"))]
+
+
 def write_parquet(path: Path, batches: Iterable[pa.RecordBatch],
-                  recording: dict[str, Any] | None = None) -> None:
+                  recording: dict[str, Any] | None = None,
+                  part: dict[str, int] | None = None) -> None:
     """Batches into one Parquet file, `ROW_GROUP_ROWS` rows per row group, fsync'ed; with
-    `recording` as JSON under RECORDING_KEY in the file's metadata."""
+    `recording` as JSON under RECORDING_KEY in the file's metadata (and `part`, for a part of
+    a run, under PART_KEY)."""
     schema = arrow_schema()
+    metadata = {}
     if recording is not None:
-        schema = schema.with_metadata({RECORDING_KEY: json.dumps(recording)})
+        metadata[RECORDING_KEY] = json.dumps(recording)
+    if part is not None:
+        metadata[PART_KEY] = json.dumps(part)
+    if metadata:
+        schema = schema.with_metadata(metadata)
     strings = [f.name for f in schema if pa.types.is_string(f.type)]
     # dictionary pages for the strings only: the numbers gain nothing from them
     with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=strings,

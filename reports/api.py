@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -240,17 +241,22 @@ def path_text(value: object, what: str) -> str:
 
 
 def load_run(prefix: PathLike, events: PathLike | None = None, *,
-             settle_s: float | None = None, config: ReportConfig | None = None) -> Run:
+             settle_s: float | None = None, config: ReportConfig | None = None,
+             parts: Iterable[int] | None = None,
+             window: tuple[float | None, float | None] | None = None) -> Run:
     """Read and analyse one run (docs/api.md): PREFIX as `locust --csv PREFIX` wrote it, or
-    its request file; EVENTS, an event log other than PREFIX_events.jsonl. Raises TypeError
-    for a prefix that is not a path, reports.errors.ReportInputError (one-line message) on bad
-    input."""
+    its request file; EVENTS, an event log other than PREFIX_events.jsonl. `parts`: only these
+    parts (indices from 1) of a run written as parts; `window`: only the requests that started
+    in [start, end) (Unix seconds; None leaves that side open): a selection is read, and
+    analysed, as a run of its own, not judged. Raises TypeError for a prefix that is not a
+    path or bad `parts`/`window`, ValueError for a part the run does not have,
+    reports.errors.ReportInputError (one-line message) on bad input."""
     text = path_text(prefix, "load_run(prefix)")
     log = None if events is None else Path(path_text(events, "load_run(events=)"))
     config = config or ReportConfig()
     if settle_s is not None:
         config = dataclasses.replace(config, settle_s=settle_s)
-    return analysed(read_run(text, log), config)
+    return analysed(read_run(text, log, parts=parts, window=window), config)
 
 
 def analysed(raw: RawRun, config: ReportConfig) -> Run:

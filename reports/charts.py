@@ -8,6 +8,10 @@ Each figure stays small whatever the size of the run: the timeline merges second
 `points`, the swimlane samples sessions and bins time, the distributions are drawn from
 `QUANTILES` (a few hundred points), never from every request. html.py turns the figures into
 <div>s of one page that carries plotly.js once.
+
+Whether a request succeeded, and its state (first, repeat, after a switch), are the API's
+`ok` and `state` columns of `run.requests`: reports.metrics defines them once (a cut or short
+stream is a failure), and no chart decides them again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from reports.config import ReportConfig
 from reports.summary import ERROR_CLASSES, failed_column
 
 # share of requests at or below each point of a distribution curve: dense at the tail
@@ -51,6 +56,7 @@ STATE_COLOURS = {
     "all": "#555555", "first": "#ff7f0e", "repeat": "#1f77b4", "after_switch": "#9467bd",
     "errors": "#999999", "hit": "#2ca02c", "miss": "#8c564b",
 }
+DEFAULTS = ReportConfig()  # the swimlane's sampling: --swimlane-sessions and the like
 FONT = dict(family="system-ui, -apple-system, 'Segoe UI', sans-serif", size=12)
 LEGEND_TOP = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0)
 
@@ -106,15 +112,7 @@ def empty_figure(message: str, height: int = 160) -> go.Figure:
     return base_layout(fig, height)
 
 
-# -- what the requests say, per request --------------------------------------------------------
-
-
-def successful(requests: pd.DataFrame) -> pd.Series:
-    """A 2xx answer that names a container (the API's `ok` column when it has one)."""
-    if "ok" in requests.columns:
-        return requests["ok"].fillna(False).astype(bool)
-    status = requests["status"]
-    return status.between(200, 299) & requests["container_id"].notna()
+# -- the API's columns as integer codes ---------------------------------------------------------
 
 
 def labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -125,22 +123,6 @@ def labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
                 [str(c) for c in values.cat.categories])
     codes, names = pd.factorize(values, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), [str(n) for n in names]
-
-
-def request_states(requests: pd.DataFrame) -> pd.Series:
-    """Per successful request: "first" of its session, "repeat" (same container as the
-    session's previous successful request) or "after_switch"; missing for failed requests.
-    The API's `state` column when it has one."""
-    if "state" in requests.columns:
-        return requests["state"]
-    ok = requests.loc[successful(requests), ["session_id", "ts", "container_id"]]
-    ok = ok.sort_values(["session_id", "ts"], kind="stable")
-    session, _ = labels(ok["session_id"])
-    container, _ = labels(ok["container_id"])
-    same_session = np.r_[False, session[1:] == session[:-1]]
-    same_container = np.r_[False, container[1:] == container[:-1]]
-    state = np.where(~same_session, "first", np.where(same_container, "repeat", "after_switch"))
-    return pd.Series(state, index=ok.index, dtype="string").reindex(requests.index)
 
 
 def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, np.ndarray]:
@@ -341,11 +323,13 @@ def from_sessions(sessions: pd.DataFrame, session_names: list[str],
     return per[per.index >= 0].sort_values("first")
 
 
-def swimlanes(requests: pd.DataFrame, limit: int = 80, bins: int = 240,
-              sessions: pd.DataFrame | None = None) -> Lanes:
-    """The lanes of up to `limit` sessions; `sessions` (the API's run.sessions) spares a
-    pass over the requests to find them."""
-    ok = successful(requests).to_numpy(dtype=bool)
+def swimlanes(requests: pd.DataFrame, limit: int = DEFAULTS.swimlane_sessions,
+              bins: int = DEFAULTS.swimlane_bins, sessions: pd.DataFrame | None = None
+              ) -> Lanes:
+    """The lanes of up to `limit` sessions of the API's `run.requests` (its `ok` column says
+    which requests succeeded: reports.metrics defines it once); `sessions` (the API's
+    run.sessions) spares a pass over the requests to find them."""
+    ok = requests["ok"].to_numpy(dtype=bool)
     session, session_names = labels(requests["session_id"])
     container, container_names = labels(requests["container_id"])
     ts = requests["ts"].to_numpy(dtype="float64")
@@ -387,8 +371,8 @@ def fill_forward(codes: np.ndarray) -> np.ndarray:
 
 
 def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
-                    limit: int = 80, bins: int = 240, sessions: pd.DataFrame | None = None
-                    ) -> go.Figure:
+                    limit: int = DEFAULTS.swimlane_sessions, bins: int = DEFAULTS.swimlane_bins,
+                    sessions: pd.DataFrame | None = None) -> go.Figure:
     """Sampled sessions over time, one row each, coloured by the container that answered."""
     if requests.empty:
         return empty_figure("no request to show")

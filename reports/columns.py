@@ -10,6 +10,9 @@ Forms (reports/requestfile.py reads each):
   record batches (lz4), one per flush; left behind (and readable) when the run did not end
   normally, or when the final Parquet file could not be written.
 - `PREFIX_requests.csv`: the same columns as CSV, e.g. from a peer's harness.
+- Parts (`--request-file-part-mb` / `--request-file-part-minutes`): the run as numbered files
+  `PREFIX_requests-00001.arrows`, `-00002`, ... during the run, each compacted into
+  `PREFIX_requests-00001.parquet`, ... at a normal end; read in index order as one run.
 
 | column           | type    | meaning                                                         |
 |------------------|---------|-----------------------------------------------------------------|
@@ -39,6 +42,7 @@ Error text prefixes (`error`): "body: ..." (a 2xx answer without a usable CONTAI
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 COLUMNS: tuple[str, ...] = (
@@ -73,6 +77,19 @@ CSV_SUFFIX = "_requests.csv"
 # "processes": {process: {"recorded": rows, "done": whether its final batch arrived}}}.
 RECORDING_KEY = "harness.recording"
 REQUEST_SUFFIXES: tuple[str, ...] = (SUFFIX, STREAM_SUFFIX, CSV_SUFFIX)
+# A run written as parts: PREFIX_requests-NNNNN.arrows during the run, .parquet at a normal end
+# (index from 1, at least PART_DIGITS digits). Each final part records RECORDING_KEY (the whole
+# run's record, plus "parts": how many parts the run has) and PART_KEY ({"index": i, "rows": n}).
+PART_STEM = "_requests-"
+PART_DIGITS = 5
+PART_EXTENSIONS: tuple[str, ...] = (".parquet", ".arrows")  # in order of preference
+PART_PATTERN = re.compile(r"_requests-(\d{5,})\.(parquet|arrows)$")
+PART_KEY = "harness.part"
+
+
+def part_path(prefix: str, index: int, extension: str) -> str:
+    """The name of part `index` (from 1) of a run: PREFIX_requests-00001.parquet."""
+    return f"{prefix}{PART_STEM}{index:0{PART_DIGITS}d}{extension}"
 
 
 def arrow_schema() -> Any:

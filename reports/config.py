@@ -64,7 +64,7 @@ class ReportConfig:
     infer_margin_s: float = 2.0
     # The swimlane shows at most this many sessions and time bins.
     swimlane_sessions: int = 120
-    swimlane_bins: int = 300
+    swimlane_bins: int = 240
     # The timeline has at most this many points (seconds are merged beyond).
     timeline_points: int = 600
     gates: Gates = field(default_factory=Gates)

@@ -220,9 +220,8 @@ def pct(value: Any) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
-def page(summary: dict[str, Any]) -> tuple[list[str], list[list[object]], list[str]] | None:
-    """The HTML section's table (head, rows) and text, from summary.json's dict."""
-    costs = summary.get("costs")
+def page(costs: dict[str, Any] | None) -> tuple[list[str], list[list[object]], list[str]] | None:
+    """The HTML section's table (head, rows) and text, from the summary's `costs`."""
     if not costs:
         return None
     streaming = costs.get("ttft_steady") is not None

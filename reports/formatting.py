@@ -5,6 +5,7 @@ data layer (comparison.py) can use them without loading the presentation layer."
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -20,10 +21,12 @@ def ci(interval: Sequence[float] | None, digits: int = 1) -> str:
 
 
 def num(value: float | int | None, digits: int = 3) -> str:
+    """A count with thousands separators (numpy's integers too), a float to `digits`
+    significant digits; n/a for None, NaN and infinities."""
     if value is None:
         return "n/a"
-    if isinstance(value, int):
-        return f"{value:,}"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
     return f"{value:.{digits}g}" if math.isfinite(value) else "n/a"
 
 
@@ -32,7 +35,8 @@ def ms(value: float | None) -> str:
 
 
 def finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+    """A real number (numpy's too), neither NaN nor infinite."""
+    return isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 def when(ts: float) -> str:

@@ -20,29 +20,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from reports import charts, costs
 from reports.config import ReportConfig
 from reports.formatting import ci, finite, ms, num, pct, seconds, when
+from reports.summary import Latency, LocustCheck, Percentiles, Summary
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 CONTROL = "control"
 
 
+class Analysed(Protocol):
+    @property
+    def summary(self) -> Summary: ...
+
+
 class RunLike(Protocol):
-    """What the page needs of a run: the report API's DataFrames and summary (reports.load_run)."""
+    """What the page needs of a run: the report API's DataFrames, its typed summary (the
+    object summary.json is written from) and its configuration (reports.load_run)."""
 
     @property
     def requests(self) -> pd.DataFrame: ...
+    @property
+    def sessions(self) -> pd.DataFrame: ...
     @property
     def containers(self) -> pd.DataFrame: ...
     @property
@@ -52,8 +61,8 @@ class RunLike(Protocol):
 
     @property
     def config(self) -> ReportConfig: ...
-
-    def summary(self) -> dict[str, Any]: ...
+    @property
+    def analysis(self) -> Analysed: ...
 
 
 # -- the page's pieces -----------------------------------------------------------------------
@@ -130,12 +139,10 @@ def packed(data: bytes) -> str:
     return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
 
 
-def page_figures(context: Mapping[str, object]) -> list[Figure]:
-    """Every figure of a page, numbered in the order the page shows them."""
-    found: list[Figure] = []
-    for section in context.get("sections") or []:  # type: ignore[attr-defined]
-        found.extend(section.figures)
-    found.extend(context.get("figures") or [])  # type: ignore[arg-type]
+def page_figures(sections: Sequence[Section], figures: Sequence[Figure]) -> list[Figure]:
+    """Every figure of a page, numbered in the order the page shows them: the sections',
+    then the page's own."""
+    found = [f for section in sections for f in section.figures] + list(figures)
     for i, fig in enumerate(found):
         fig.index = i
     return found
@@ -145,27 +152,21 @@ def page_figures(context: Mapping[str, object]) -> list[Figure]:
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"),
                       autoescape=select_autoescape(["j2", "html"], default=True),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
     env.globals["plotly_config"] = Markup(json.dumps(PLOTLY_CONFIG))
     return env
 
 
-def render(template: str, **context: object) -> str:
-    figures = page_figures(context)
-    blob = packed(("[" + ",".join(f.data for f in figures) + "]").encode())
+def render(template: str, *, sections: Sequence[Section] = (),
+           figures: Sequence[Figure] = (), **context: object) -> str:
+    shown = page_figures(sections, figures)
+    blob = packed(("[" + ",".join(f.data for f in shown) + "]").encode())
     return environment().get_template(template).render(
-        **context, plotly_js=plotly_js(), figure_blob=blob)
+        **context, sections=sections, figures=figures, plotly_js=plotly_js(),
+        figure_blob=blob)
 
 
 # -- verdicts --------------------------------------------------------------------------------
-
-
-def verdict(gate: Mapping[str, Any]) -> str:
-    """"passed", "failed" or "not judged" (summary schema 2; schema 1 had only `passed`)."""
-    found = gate.get("verdict")
-    if isinstance(found, str):
-        return found
-    return "passed" if gate.get("passed") else "failed"
 
 
 def gate_key(name: str) -> str:
@@ -175,39 +176,34 @@ def gate_key(name: str) -> str:
 TONES = {"good": "passed", "bad": "failed"}
 
 
-def tone(summary: Mapping[str, Any], figure: str, *gate_names: str) -> str:
+def tone(s: Summary, figure: str, *gate_names: str) -> str:
     """The colour of a figure: the summary's verdict on it ("good", "bad" or "neutral": a
     gate, or the rules, judged it; docs/gates.md), else its gates: failed if one failed,
     passed if every one judged passed, neutral when none judged it."""
-    found = (summary.get("verdicts") or {}).get(figure)
+    found = s.verdicts.get(figure)
     if found is not None:
         return TONES.get(found, "")
-    verdicts = [verdict(g) for g in summary.get("gates") or ()
-                if gate_key(str(g.get("gate", ""))) in gate_names]
-    judged = [v for v in verdicts if v != "not judged"]
+    judged = [g.verdict for g in s.gates
+              if gate_key(g.gate) in gate_names and g.verdict != "not judged"]
     if "failed" in judged:
         return "failed"
     return "passed" if judged else ""
 
 
-def gates_table(summary: Mapping[str, Any]) -> Table | None:
-    gates = summary.get("gates") or []
-    if not gates:
+def gates_table(s: Summary) -> Table | None:
+    if not s.gates:
         return None
-    rows: list[list[object]] = [[g.get("gate"), num(g.get("threshold"), 4),
-                                 num(g.get("value"), 4), verdict(g), g.get("reason", "")]
-                                for g in gates]
+    rows: list[list[object]] = [[g.gate, num(g.threshold, 4), num(g.value, 4), g.verdict,
+                                 g.reason] for g in s.gates]
     return Table(["gate", "threshold", "value", "verdict", "reason"], rows, left=1, wrap=(4,))
 
 
-def overall(summary: Mapping[str, Any]) -> Card | None:
-    gates = summary.get("gates") or []
-    reasons = summary.get("not_judged") or []
-    if reasons:  # the run cannot back a verdict, whatever the gates say
-        return Card("verdict", "NOT JUDGED", "; ".join(reasons))
-    if not gates:
+def overall(s: Summary) -> Card | None:
+    if s.not_judged:  # the run cannot back a verdict, whatever the gates say
+        return Card("verdict", "NOT JUDGED", "; ".join(s.not_judged))
+    if not s.gates:
         return None
-    verdicts = [verdict(g) for g in gates]
+    verdicts = [g.verdict for g in s.gates]
     failed, unjudged = verdicts.count("failed"), verdicts.count("not judged")
     passed = len(verdicts) - failed - unjudged
     detail = f"{passed} passed, {failed} failed, {unjudged} not judged"
@@ -221,135 +217,130 @@ def overall(summary: Mapping[str, Any]) -> Card | None:
 # -- the headline ----------------------------------------------------------------------------
 
 
-def judged_classes(summary: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(classes that ask for affinity, control classes). Schema 1 had no such split: every
-    class is then shown as judged, as that report judged them."""
-    classes = summary.get("user_classes") or {}
-    judged = summary.get("judged_classes")
-    if judged is None:
-        return list(classes), []
-    return [c for c in judged if c in classes], [c for c in classes if c not in judged]
+def judged_classes(s: Summary) -> tuple[list[str], list[str]]:
+    """(classes that ask for affinity, control classes)."""
+    return ([c for c in s.judged_classes if c in s.user_classes],
+            [c for c in s.user_classes if c not in s.judged_classes])
 
 
 AFFINITY = {"session": "sends Modal-Session-Id", "strict": "holds a strict session",
             "none": "sends no session id"}
 
 
-def stickiness_cards(summary: Mapping[str, Any]) -> list[Card]:
-    judged, controls = judged_classes(summary)
+def stickiness_cards(s: Summary) -> list[Card]:
+    judged, controls = judged_classes(s)
     who = ", ".join(judged) if judged else "no class asks for affinity"
-    cards = [Card("session stickiness", pct(summary.get("session_stickiness"), 2),
-                  f"{ci(summary.get('session_stickiness_ci'))} judged: {who}; "
-                  f"{summary.get('sessions_multi_container', 0):,} of "
-                  f"{summary.get('sessions_multi_request', 0):,} sessions saw 2+ containers",
-                  tone(summary, "session_stickiness", "min_stickiness"))]
-    classes = summary.get("user_classes") or {}
+    cards = [Card("session stickiness", pct(s.session_stickiness, 2),
+                  f"{ci(s.session_stickiness_ci)} judged: {who}; "
+                  f"{s.sessions_multi_container:,} of {s.sessions_multi_request:,} sessions "
+                  "saw 2+ containers", tone(s, "session_stickiness", "min_stickiness"))]
     for name in controls:
-        c = classes[name]
-        cards.append(Card(f"control: {name}", pct(c.get("session_stickiness"), 2),
-                          f"{AFFINITY.get(c.get('affinity'), 'affinity not recorded')}: "
+        c = s.user_classes[name]
+        cards.append(Card(f"control: {name}", pct(c.session_stickiness, 2),
+                          f"{AFFINITY.get(c.affinity or '', 'affinity not recorded')}: "
                           "shown, not judged; "
-                          f"same-container rate {pct(c.get('same_container_rate'), 1)}",
+                          f"same-container rate {pct(c.same_container_rate, 1)}",
                           kind=CONTROL))
-    if "same_container_rate" in summary:
-        cards.append(Card("same-container rate", pct(summary.get("same_container_rate"), 2),
-                          "repeat requests on the previous request's container",
-                          tone(summary, "same_container_rate", "min_same_container_rate")))
-    classes_strict = summary.get("verdicts", {}).get("strict_violations")
-    if classes_strict is not None:
-        cards.append(Card("strict sessions", "one container each" if classes_strict == "good"
+    cards.append(Card("same-container rate", pct(s.same_container_rate, 2),
+                      "repeat requests on the previous request's container",
+                      tone(s, "same_container_rate", "min_same_container_rate")))
+    strict = s.verdicts.get("strict_violations")
+    if strict is not None:
+        cards.append(Card("strict sessions", "one container each" if strict == "good"
                           else "moved", "@modal.sessioned: one container per session, always",
-                          TONES.get(classes_strict, "")))
+                          TONES.get(strict, "")))
     return cards
 
 
-def churn_cards(summary: Mapping[str, Any]) -> list[Card]:
-    changes = summary.get("membership_changes") or []
-    excess = [c["excess"] for c in changes if finite(c.get("excess"))]
-    total = summary.get("collateral")  # per answer, over the run (schema 2 files since #16)
-    collateral = int(total) if total is not None else sum(
-        int(c.get("collateral") or 0) for c in changes)
-    cards = []
-    if "settled_stickiness" in summary or changes:
-        cards.append(Card("settled stickiness", pct(summary.get("settled_stickiness"), 2),
-                          f"{ci(summary.get('settled_stickiness_ci'))} (session, settled "
-                          f"epoch) pairs on one container; {len(changes)} membership changes",
-                          tone(summary, "settled_stickiness", "min_settled_stickiness")))
-    cards += [
-        Card("flaps", f"{summary.get('flaps', 0):,}", "switches inside settled epochs",
-             tone(summary, "flaps", "max_flaps")),
-        Card("collateral remaps", f"{collateral:,}" if changes or collateral else "n/a",
-             "answers moved off a live owner to a container already live"
-             if changes or collateral else "no membership change to judge",
-             tone(summary, "collateral", "max_collateral")),
+def collateral_card(s: Summary) -> Card:
+    """Collateral answers over the run (the per-answer rule); n/a when there was no change
+    and none was seen, or when no repeat answer could be judged (`collateral` null)."""
+    rule = tone(s, "collateral", "max_collateral")
+    if s.collateral is None:
+        return Card("collateral remaps", "n/a", "no repeat answer across a change to judge"
+                    if s.membership_changes else "no membership change to judge", rule)
+    if not s.membership_changes and not s.collateral:
+        return Card("collateral remaps", "n/a", "no membership change to judge", rule)
+    return Card("collateral remaps", f"{s.collateral:,}",
+                "answers moved off a live owner to a container already live", rule)
+
+
+def churn_cards(s: Summary) -> list[Card]:
+    changes = s.membership_changes
+    excess = [c.excess for c in changes if c.excess is not None and finite(c.excess)]
+    return [
+        Card("settled stickiness", pct(s.settled_stickiness, 2),
+             f"{ci(s.settled_stickiness_ci)} (session, settled epoch) pairs on one container; "
+             f"{len(changes)} membership changes",
+             tone(s, "settled_stickiness", "min_settled_stickiness")),
+        Card("flaps", f"{s.flaps:,}", "switches inside settled epochs",
+             tone(s, "flaps", "max_flaps")),
+        collateral_card(s),
         Card("remap excess", num(max(excess)) if excess else "n/a",
              "worst remapped / rendezvous minimum" if excess else "no change to judge",
-             tone(summary, "remap_excess", "max_remap_excess")),
+             tone(s, "remap_excess", "max_remap_excess")),
     ]
-    return cards
 
 
-def load_cards(summary: Mapping[str, Any]) -> list[Card]:
-    latency = (summary.get("latency") or {}).get("all") or {}
+def load_cards(s: Summary) -> list[Card]:
+    latency = s.latency["all"]
     cards = [
-        Card("error rate", pct(summary.get("error_rate"), 2),
-             f"{summary.get('errors', 0):,} errors; "
-             f"{summary.get('errors_no_live_replica', 0):,} 503s with no live replica apart",
-             tone(summary, "error_rate", "max_error_rate")),
-        Card("latency p95", f"{ms(latency.get('p95_ms'))} ms",
-             f"p50 {ms(latency.get('p50_ms'))} ms, p99 {ms(latency.get('p99_ms'))} ms",
-             tone(summary, "latency", "max_p95_ms", "max_p99_ms")),
+        Card("error rate", pct(s.error_rate, 2),
+             f"{s.errors:,} errors; "
+             f"{s.errors_no_live_replica:,} 503s with no live replica apart",
+             tone(s, "error_rate", "max_error_rate")),
+        Card("latency p95", f"{ms(latency.p95_ms)} ms",
+             f"p50 {ms(latency.p50_ms)} ms, p99 {ms(latency.p99_ms)} ms",
+             tone(s, "latency", "max_p95_ms", "max_p99_ms")),
     ]
-    cache_figures = summary.get("cache")
-    if cache_figures:
-        cards.append(Card("cache hit rate", pct(cache_figures.get("hit_rate")),
-                          f"{ci(cache_figures.get('hit_rate_ci'))} {cache_figures.get('hits', 0):,}"
-                          f" hits, {cache_figures.get('misses', 0):,} misses"))
-    ttft = (summary.get("ttft") or {}).get("all")
-    if ttft:
-        cards.append(Card("time to first token p50", f"{ms(ttft.get('p50_ms'))} ms",
-                          f"p95 {ms(ttft.get('p95_ms'))} ms over {ttft.get('count', 0):,} "
-                          "streams"))
-    cards.append(Card("sessions / containers",
-                      f"{summary.get('sessions', 0):,} / {summary.get('containers', 0):,}",
-                      f"{summary.get('ok_requests', 0):,} successful requests"))
+    if s.cache is not None:
+        cards.append(Card("cache hit rate", pct(s.cache.hit_rate),
+                          f"{ci(s.cache.hit_rate_ci)} {s.cache.hits:,} hits, "
+                          f"{s.cache.misses:,} misses"))
+    ttft = (s.ttft or {}).get("all")
+    if ttft is not None:
+        cards.append(Card("time to first token p50", f"{ms(ttft.p50_ms)} ms",
+                          f"p95 {ms(ttft.p95_ms)} ms over {ttft.count:,} streams"))
+    cards.append(Card("sessions / containers", f"{s.sessions:,} / {s.containers:,}",
+                      f"{s.ok_requests:,} successful requests"))
     return cards
 
 
 # -- the sections of one run ------------------------------------------------------------------
 
 
-def changes_table(summary: Mapping[str, Any]) -> Table | None:
-    changes = summary.get("membership_changes") or []
-    if not changes:
+def changes_table(s: Summary) -> Table | None:
+    if not s.membership_changes:
         return None
     rows: list[list[object]] = [[
-        f"{c.get('at_offset_s', 0):.1f} s", ", ".join(c.get("causes") or []),
-        " ".join(c.get("added") or []) or "-", " ".join(c.get("removed") or []) or "-",
-        f"{c.get('live_before')} \u2192 {c.get('live_after')}", c.get("sessions"),
-        pct(c.get("remapped_fraction")), ci(c.get("remapped_fraction_ci")),
-        pct(c.get("expected_fraction")), num(c.get("excess")), num(c.get("z")),
-        c.get("collateral"), seconds(c.get("restick_p50_s")), seconds(c.get("restick_max_s")),
-    ] for c in changes]
+        f"{c.at_offset_s:.1f} s", ", ".join(c.causes), " ".join(c.added) or "-",
+        " ".join(c.removed) or "-", f"{c.live_before} \u2192 {c.live_after}", c.sessions,
+        pct(c.remapped_fraction), ci(c.remapped_fraction_ci), pct(c.expected_fraction),
+        num(c.excess), num(c.z), c.collateral, seconds(c.restick_p50_s),
+        seconds(c.restick_max_s),
+    ] for c in s.membership_changes]
     return Table(["at", "cause", "added", "removed", "live", "sessions", "remapped", "95% CI",
                   "rendezvous min", "excess", "z", "collateral", "restick p50 s", "max s"],
                  rows, left=4, wrap=(2, 3))
 
 
-def latency_table(latency: Mapping[str, Mapping[str, Any]], prefix: str = "") -> Table:
-    rows: list[list[object]] = [
-        [prefix + charts.STATE_LABELS.get(k, k), v.get("count", 0), ms(v.get("mean_ms")),
-         ms(v.get("p50_ms")), ms(v.get("p95_ms")), ms(v.get("p99_ms")), ms(v.get("max_ms"))]
-        for k, v in latency.items() if v]
+def latency_table(latency: Mapping[str, Latency | Percentiles], prefix: str = "") -> Table:
+    """Count, mean, percentiles and max per state; a column nothing fills (the mean and max
+    of Percentiles) is left out."""
+    def row(key: str, v: Latency | Percentiles) -> list[object]:
+        mean, top = (v.mean_ms, v.max_ms) if isinstance(v, Latency) else (None, None)
+        return [prefix + charts.STATE_LABELS.get(key, key), v.count, ms(mean), ms(v.p50_ms),
+                ms(v.p95_ms), ms(v.p99_ms), ms(top)]
+    rows = [row(k, v) for k, v in latency.items()]
     head = ["requests", "count", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"]
     keep = [i for i in range(len(head)) if i < 2 or any(r[i] != "n/a" for r in rows)]
     return Table([head[i] for i in keep], [[r[i] for i in keep] for r in rows])
 
 
-def latency_section(run: RunLike, summary: Mapping[str, Any]) -> Section:
+def latency_section(run: RunLike, s: Summary) -> Section:
     requests = run.requests
-    ok = charts.successful(requests)
-    state = charts.request_states(requests)
+    ok = requests["ok"]
+    state = requests["state"]
     rt = requests["response_time_ms"]
     by_state = charts.groups(rt.where(ok), state, ("first", "repeat", "after_switch"))
     by_state = {"all": rt.dropna().to_numpy(dtype="float64"), **by_state}
@@ -358,120 +349,129 @@ def latency_section(run: RunLike, summary: Mapping[str, Any]) -> Section:
         "Cumulative distribution of response times (all requests), and of successful ones "
         "by state: a session's first request, repeats on the same container, the first "
         "request after a switch. Further right is slower.")])
-    cache_state = requests.get("cache")
-    if cache_state is not None and cache_state.notna().any():
+    cache_state = requests["cache"]
+    if cache_state.notna().any():
         section.figures.append(figure(
             charts.distribution_figure(charts.groups(rt.where(ok), cache_state,
                                                      ("hit", "miss")), "response time, ms"),
             "Response times of successful requests by the replica's KV-cache state."))
-    ttft = requests.get("ttft_ms")
-    if ttft is not None and ttft.notna().any():
-        if cache_state is not None:
-            section.figures.append(figure(
-                charts.distribution_figure(charts.groups(ttft, cache_state, ("hit", "miss")),
-                                           "time to first token, ms"),
-                "Time to first token by cache state: a hit pays the prefill of the new tokens "
-                "only, a miss the whole prompt."))
+    ttft = requests["ttft_ms"]
+    if ttft.notna().any():
+        section.figures.append(figure(
+            charts.distribution_figure(charts.groups(ttft, cache_state, ("hit", "miss")),
+                                       "time to first token, ms"),
+            "Time to first token by cache state: a hit pays the prefill of the new tokens "
+            "only, a miss the whole prompt."))
         section.figures.append(figure(
             charts.distribution_figure(charts.groups(ttft, state,
                                                      ("first", "repeat", "after_switch")),
                                        "time to first token, ms"),
             "Time to first token by stickiness state: first request of a session, repeat on "
             "the same container, first after a switch."))
-    section.tables.append(latency_table(summary.get("latency") or {}))
-    cache_figures = summary.get("cache")
-    if cache_figures and cache_figures.get("latency"):
-        section.tables.append(latency_table(cache_figures["latency"]))
-    for key, title in (("ttft", "time to first token: "), ("ttft_by_state", "TTFT: "),
-                       ):
-        if summary.get(key):
-            section.tables.append(latency_table(summary[key], title))
-    if summary.get("inter_token_gap"):
-        section.tables.append(latency_table({"gap": summary["inter_token_gap"]},
-                                            "inter-token "))
+    section.tables.append(latency_table(s.latency))
+    if s.cache is not None and s.cache.latency:
+        section.tables.append(latency_table(s.cache.latency))
+    if s.ttft:
+        section.tables.append(latency_table(s.ttft, "time to first token: "))
+    if s.ttft_by_state:
+        section.tables.append(latency_table(s.ttft_by_state, "TTFT: "))
+    if s.inter_token_gap is not None:
+        section.tables.append(latency_table({"gap": s.inter_token_gap}, "inter-token "))
     return section
 
 
-def errors_table(summary: Mapping[str, Any]) -> Table:
-    phases = list((summary.get("errors_by_phase") or {}).keys())
-    by_phase = summary.get("errors_by_phase") or {}
-    classes = summary.get("error_classes") or {}
-    rows: list[list[object]] = [[cls, *(by_phase[p].get(cls, 0) for p in phases), n]
-                                for cls, n in classes.items() if cls != "2xx" and n]
+def errors_table(s: Summary) -> Table:
+    phases = list(s.errors_by_phase)
+    rows: list[list[object]] = [
+        [cls, *(s.errors_by_phase[p].get(cls, 0) for p in phases), n]
+        for cls, n in s.error_classes.items() if cls != "2xx" and n]
     return Table(["class", *(p.replace("_", " ") for p in phases), "total"], rows)
 
 
-def errors_section(summary: Mapping[str, Any]) -> Section:
+def errors_section(s: Summary) -> Section:
     """Failures by class and phase, the commonest messages, the status codes; one line when
     no request failed."""
-    statuses = "Status codes: " + ", ".join(
-        f"{k}: {v:,}" for k, v in (summary.get("status_counts") or {}).items())
-    table = errors_table(summary)
+    statuses = "Status codes: " + ", ".join(f"{k}: {v:,}" for k, v in s.status_counts.items())
+    table = errors_table(s)
     if not table.rows:
         return Section("Errors", text=["No request failed. " + statuses])
-    top = summary.get("top_errors") or []
+    top = s.top_errors
     return Section("Errors", tables=[table] + (
         [Table(["error", "count"], [[e["error"], e["count"]] for e in top], wrap=(0,))]
         if top else []), text=[statuses])
 
 
-def classes_table(summary: Mapping[str, Any]) -> Table:
-    judged, _ = judged_classes(summary)
+def classes_table(s: Summary) -> Table:
+    judged, _ = judged_classes(s)
     rows: list[list[object]] = [[
-        name, u.get("affinity") or "n/a", "judged" if name in judged else "control",
-        u.get("sessions", 0), u.get("requests", 0), pct(u.get("session_stickiness"), 2),
-        ci(u.get("session_stickiness_ci")), pct(u.get("same_container_rate"), 2),
-        u.get("sessions_multi_container", 0), u.get("errors", 0), pct(u.get("error_rate"), 2),
-    ] for name, u in (summary.get("user_classes") or {}).items()]
+        name, u.affinity or "n/a", "judged" if name in judged else "control",
+        u.sessions, u.requests, pct(u.session_stickiness, 2), ci(u.session_stickiness_ci),
+        pct(u.same_container_rate, 2), u.sessions_multi_container, u.errors,
+        pct(u.error_rate, 2),
+    ] for name, u in s.user_classes.items()]
     return Table(["class", "affinity", "verdict", "sessions", "requests", "session stickiness",
                   "95% CI", "same-container rate", "on 2+ containers", "errors", "error rate"],
                  rows, left=3)
 
 
-def epochs_table(summary: Mapping[str, Any]) -> Table:
-    start = float(summary.get("start") or 0)
+def epochs_table(s: Summary) -> Table:
     rows: list[list[object]] = [[
-        i, f"{e['start'] - start:.1f}", f"{e['end'] - start:.1f}",
-        seconds(e["settled_start"] - start) if finite(e.get("settled_start")) else "",
-        len(e.get("live") or []), e.get("sessions", 0), e.get("requests", 0),
-        pct(e.get("settled_stickiness"), 2)]
-        for i, e in enumerate(summary.get("epochs") or [])]
+        i, f"{e.start - s.start:.1f}", f"{e.end - s.start:.1f}",
+        seconds(e.settled_start - s.start) if finite(e.settled_start) else "",
+        len(e.live), e.sessions, e.requests, pct(e.settled_stickiness, 2)]
+        for i, e in enumerate(s.epochs)]
     return Table(["epoch", "from s", "to s", "settled from s", "live", "sessions", "requests",
                   "settled stickiness"], rows)
 
 
-def balance_table(summary: Mapping[str, Any]) -> tuple[str, Table] | None:
-    b = summary.get("balance")
-    if not b:
+def balance_table(s: Summary) -> tuple[str, Table] | None:
+    b = s.balance
+    if b is None:
         return None
     rows: list[list[object]] = [
-        ["sessions", b["sessions"], num(b["max_over_mean"]), num(b["expected_max_over_mean"]),
-         num(b["cv"]), num(b["expected_cv"]), num(b["chi2_p"])],
-        ["requests", b["requests"], num(b["requests_max_over_mean"]), "",
-         num(b["requests_cv"]), "", num(b["requests_chi2_p"])]]
-    return (f"Balance over the {b['containers']} live containers of epoch {b['epoch']} (the one "
+        ["sessions", b.sessions, num(b.max_over_mean), num(b.expected_max_over_mean),
+         num(b.cv), num(b.expected_cv), num(b.chi2_p)],
+        ["requests", b.requests, num(b.requests_max_over_mean), "", num(b.requests_cv), "",
+         num(b.requests_chi2_p)]]
+    return (f"Balance over the {b.containers} live containers of epoch {b.epoch} (the one "
             "with the most sessions):",
             Table(["per container", "total", "max/mean", "expected (uniform hash)", "CV",
                    "expected CV", "chi-square p"], rows))
 
 
-def meta(summary: Mapping[str, Any]) -> str:
-    events = (f"event log {summary['events_file']}" if summary.get("events_file")
+def meta(s: Summary) -> str:
+    events = (f"event log {s.events_file}" if s.events_file
               else "no event log: membership inferred from the containers seen")
-    return (f"{when(float(summary.get('start') or 0))}, {summary.get('duration_s', 0):,.1f} s; "
-            f"{summary.get('requests', 0):,} requests from {summary.get('request_file')}; "
-            f"{events}; {summary.get('workers', 1)} worker(s).")
+    return (f"{when(s.start)}, {s.duration_s:,.1f} s; "
+            f"{s.requests:,} requests from {s.request_file}; "
+            f"{events}; {s.workers} worker(s).")
 
 
-def render_report(run: RunLike, timeline_points: int = 600) -> str:
-    """The page of one run."""
-    summary = run.summary()
-    balance = balance_table(summary)
-    changes = changes_table(summary)
+def locust_line(check: LocustCheck | None) -> str | None:
+    if check is None:
+        return None
+    return (f"Locust's stats CSV: {check.requests} requests, {check.failures} failures; the "
+            f"request file: {check.recorded} rows (Locust's CSV lags by up to a second).")
+
+
+def costs_section(s: Summary) -> list[Section]:
+    found = costs.page(s.costs)
+    if found is None:
+        return []
+    head, rows, text = found
+    return [Section("What stickiness costs: load per replica", tables=[Table(head, rows)],
+                    text=text)]
+
+
+def render_report(run: RunLike) -> str:
+    """The page of one run, from its typed summary and its configuration's sampling."""
+    s, config = run.analysis.summary, run.config
+    balance = balance_table(s)
+    changes = changes_table(s)
     sections = [
         Section("Timeline", [figure(
-            charts.timeline_figure(run.timeline, run.changes, timeline_points,
-                                   origin=summary.get("start")),
+            charts.timeline_figure(run.timeline, run.changes, config.timeline_points,
+                                   origin=s.start),
             "Per second: requests, errors by class, live containers. Dotted lines: membership "
             "changes (+added -removed). Drag to zoom, double-click to reset.")]),
         Section("Membership changes", tables=[changes] if changes else [],
@@ -480,9 +480,8 @@ def render_report(run: RunLike, timeline_points: int = 600) -> str:
                       "sides: rendezvous hashing makes none."] if changes
                 else ["No membership change during the run."]),
         Section("Sessions over time", [figure(
-            charts.swimlane_figure(run.requests, run.changes,
-                                   limit=run.config.swimlane_sessions,
-                                   sessions=getattr(run, "sessions", None)),
+            charts.swimlane_figure(run.requests, run.changes, limit=config.swimlane_sessions,
+                                   bins=config.swimlane_bins, sessions=run.sessions),
             "Each row is one sampled session (half of them, when there are any, sessions "
             "that saw 2+ containers), coloured by the container that answered it; sessions "
             "of control classes, if any, below the dashed line. A sticky session is one "
@@ -492,56 +491,51 @@ def render_report(run: RunLike, timeline_points: int = 600) -> str:
             "Sessions each container answered (light) and is the main container of (dark), "
             "and the requests it answered. Dashed: the mean.")],
             tables=[balance[1]] if balance else [], text=[balance[0]] if balance else []),
-        latency_section(run, summary),
-        errors_section(summary),
-        Section("User classes", tables=[classes_table(summary)],
-                text=[summary["affinity_note"]] if summary.get("affinity_note") else []),
-        Section(f"Epochs ({summary.get('epochs_source', 'n/a')})",
-                tables=[epochs_table(summary)]),
-        *(Section("What stickiness costs: load per replica", tables=[Table(head, rows)],
-                  text=text) for head, rows, text in filter(None, [costs.page(summary)])),
+        latency_section(run, s),
+        errors_section(s),
+        Section("User classes", tables=[classes_table(s)]),
+        Section(f"Epochs ({s.epochs_source})", tables=[epochs_table(s)]),
+        *costs_section(s),
     ]
-    return render("report.html.j2", title=f"Stickiness report: {summary.get('prefix', '')}",
-                  meta=meta(summary), notes=summary.get("notes") or [],
-                  overall=overall(summary), gates=gates_table(summary),
-                  headline=[stickiness_cards(summary), churn_cards(summary),
-                            load_cards(summary)],
-                  sections=sections, locust=summary.get("locust"))
+    return render("report.html.j2", title=f"Stickiness report: {s.prefix}", meta=meta(s),
+                  notes=s.notes, overall=overall(s), gates=gates_table(s),
+                  headline=[stickiness_cards(s), churn_cards(s), load_cards(s)],
+                  sections=sections, locust=locust_line(s.locust))
 
 
 # -- two runs ----------------------------------------------------------------------------------
 
 
-def comparison_rates(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[charts.Rate]:
-    def rate(name: str, key: str, ci_key: str | None = None) -> charts.Rate:
-        return charts.Rate(name, a.get(key), b.get(key), a.get(ci_key or key + "_ci"),
-                           b.get(ci_key or key + "_ci"))
-    rates = [rate("session stickiness", "session_stickiness"),
-             rate("settled stickiness", "settled_stickiness"),
-             rate("same-container rate", "same_container_rate"),
-             rate("request stickiness", "request_stickiness"),
-             rate("error rate", "error_rate")]
-    ca, cb = a.get("cache") or {}, b.get("cache") or {}
-    rates.append(charts.Rate("cache hit rate", ca.get("hit_rate"), cb.get("hit_rate"),
-                             ca.get("hit_rate_ci"), cb.get("hit_rate_ci")))
-    return rates
+def comparison_rates(a: Summary, b: Summary) -> list[charts.Rate]:
+    def figures(s: Summary) -> list[tuple[str, float | None, list[float] | None]]:
+        cache_rate = s.cache.hit_rate if s.cache else None
+        return [("session stickiness", s.session_stickiness, s.session_stickiness_ci),
+                ("settled stickiness", s.settled_stickiness, s.settled_stickiness_ci),
+                ("same-container rate", s.same_container_rate, s.same_container_rate_ci),
+                ("request stickiness", s.request_stickiness, s.request_stickiness_ci),
+                ("error rate", s.error_rate, s.error_rate_ci),
+                ("cache hit rate", cache_rate, s.cache.hit_rate_ci if s.cache else None)]
+    return [charts.Rate(name, va, vb, ca, cb)
+            for (name, va, ca), (_, vb, cb) in zip(figures(a), figures(b), strict=True)]
 
 
-def percentile_rows(a: Mapping[str, Any], b: Mapping[str, Any], key: str, state: str
+def percentile_rows(a: Latency | Percentiles | None, b: Latency | Percentiles | None
                     ) -> list[tuple[str, float | None, float | None]]:
-    fa, fb = (a.get(key) or {}).get(state) or {}, (b.get(key) or {}).get(state) or {}
-    return [(p, fa.get(f"{p}_ms"), fb.get(f"{p}_ms")) for p in ("p50", "p95", "p99")]
+    def at(f: Latency | Percentiles | None, p: str) -> float | None:
+        if f is None:
+            return None
+        return {"p50": f.p50_ms, "p95": f.p95_ms, "p99": f.p99_ms}[p]
+    return [(p, at(a, p), at(b, p)) for p in ("p50", "p95", "p99")]
 
 
 def ab_curves(a: RunLike, b: RunLike, column: str, names: tuple[str, str]
               ) -> dict[str, pd.Series]:
     out = {}
     for name, run in zip(names, (a, b), strict=True):
-        if column in run.requests:
-            values = run.requests[column]
-            if column == "response_time_ms":
-                values = values.where(charts.successful(run.requests))
-            out[name] = values.dropna()
+        values = run.requests[column]
+        if column == "response_time_ms":
+            values = values.where(run.requests["ok"])
+        out[name] = values.dropna()
     return out
 
 
@@ -550,17 +544,21 @@ def comparison_table(table: Iterable[Sequence[object]], names: tuple[str, str]) 
                  [list(row) for row in table])
 
 
-def achieved_rate(summary: Mapping[str, Any]) -> str:
-    duration = summary.get("duration_s")
-    if not finite(duration) or not duration:
+def achieved_rate(s: Summary) -> str:
+    if not finite(s.duration_s) or not s.duration_s:
         return "rate n/a"
-    return f"{(summary.get('requests') or 0) / duration:,.0f} requests/s"
+    return f"{s.requests / s.duration_s:,.0f} requests/s"
+
+
+def run_line(s: Summary) -> str:
+    """One side of a comparison: its prefix, start, request count and achieved rate."""
+    return f"{s.prefix} ({when(s.start)}, {s.requests:,} requests, {achieved_rate(s)})"
 
 
 def render_comparison(a: RunLike, b: RunLike, table: Iterable[Sequence[object]],
                       names: tuple[str, str] = ("A", "B")) -> str:
     """The page of two runs side by side; `table` is `comparison.formatted(rows)`."""
-    sa, sb = a.summary(), b.summary()
+    sa, sb = a.analysis.summary, b.analysis.summary
     colours = dict(zip(names, charts.RUN_COLOURS, strict=True))
     dashes = {names[1]: "dash"}
     figures = [
@@ -571,19 +569,21 @@ def render_comparison(a: RunLike, b: RunLike, table: Iterable[Sequence[object]],
                                           "response time, ms", colours=colours,
                                           dashes=dashes, labels={}),
                f"Response times of successful requests: {names[0]} solid, {names[1]} dashed."),
-        figure(charts.percentiles_figure(percentile_rows(sa, sb, "latency", "all"), names),
+        figure(charts.percentiles_figure(percentile_rows(sa.latency["all"],
+                                                         sb.latency["all"]), names),
                "Latency percentiles of all requests, side by side."),
     ]
-    if any("ttft_ms" in r.requests and r.requests["ttft_ms"].notna().any() for r in (a, b)):
+    if any(r.requests["ttft_ms"].notna().any() for r in (a, b)):
         figures += [
             figure(charts.distribution_figure(ab_curves(a, b, "ttft_ms", names),
                                               "time to first token, ms", colours=colours,
                                               dashes=dashes, labels={}),
                    f"Time to first token: {names[0]} solid, {names[1]} dashed."),
-            figure(charts.percentiles_figure(percentile_rows(sa, sb, "ttft", "all"), names),
+            figure(charts.percentiles_figure(percentile_rows((sa.ttft or {}).get("all"),
+                                                             (sb.ttft or {}).get("all")), names),
                    "Time-to-first-token percentiles, side by side."),
         ]
     return render("comparison.html.j2", title=f"Comparison: {names[0]} vs {names[1]}",
-                  names=names, a=sa, b=sb, when=when, rate=achieved_rate, figures=figures,
-                  overall=overall(sb), gates=gates_table(sb),
+                  sides=(run_line(sa), run_line(sb)), notes=(sa.notes, sb.notes),
+                  figures=figures, overall=overall(sb), gates=gates_table(sb),
                   table=comparison_table(table, names))

@@ -3,11 +3,14 @@
     run = load_run("out/run1")                 # out/run1_requests.parquet (or .arrows, .csv)
     run = load_run("out/run1", events=Path("emu.jsonl"))
 
-The request file is read by `reports.requestfile.read_request_table` (every form of it, the
-canonical columns of reports/columns.py); problems raise the exceptions of `reports.errors`,
-whose message is one line that names the file. Strings come back as integer codes into a list
-of names (`Labels`), so that the metrics work on numpy integers, never on Python strings,
-whatever the size of the run.
+The request file (every form of it, parts included, the canonical columns of
+reports/columns.py) is read in one streaming pass over its pieces
+(`reports.requestfile.open_request_stream`): each row group goes straight into the numpy
+columns, never into one table of the whole file. `load_run_whole` is the in-memory path it
+replaced (one Arrow table, then converted), kept as the reference the tests compare it with.
+Problems raise the exceptions of `reports.errors`, whose message is one line that names the
+file. Strings come back as integer codes into a list of names (`Labels`), so that the metrics
+work on numpy integers, never on Python strings, whatever the size of the run.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import contextlib
 import csv
 import json
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,12 @@ from reports.errors import (
     ReportInputError,
     first_line,
 )
-from reports.requestfile import normalize_prefix, read_request_table, request_path
+from reports.requestfile import (
+    normalize_prefix,
+    open_request_stream,
+    read_request_table,
+    run_files,
+)
 
 __all__ = ["ColumnMismatch", "CorruptInput", "EmptyRun", "MissingInput", "ReportInputError",
            "load_run", "normalize_prefix"]
@@ -148,11 +157,51 @@ class Run:
 # -- the request file --------------------------------------------------------------------------
 
 
-def load_run(prefix: str, events: Path | None = None) -> Run:
+Window = tuple[float | None, float | None]
+
+
+def load_run(prefix: str | os.PathLike[str], events: Path | None = None, *,
+             parts: Iterable[int] | None = None, window: Window | None = None) -> Run:
+    """The run, read in one streaming pass over the row groups of its file (or parts): each
+    piece goes straight into compact numpy columns (strings as codes into names that grow as
+    they come; a column with one value throughout takes no memory), never into one table of
+    the whole file. `parts`: only these parts (indices from 1) of a run written as parts;
+    `window`: only the requests that started in [start, end) (Unix seconds, None: open). A
+    selection is not the whole recording: it is not judged (see Run.incomplete)."""
+    check_window(window)
     prefix = normalize_prefix(prefix)
-    core = [c for c in COLUMNS if c not in UNUSED_COLUMNS and c not in STREAM_COLUMNS]
-    # the streaming columns are read only when some row has a value: one read of the file
-    read = read_request_table(prefix, core + stream_columns(request_path(prefix)))
+    stream = open_request_stream(prefix, core_columns() + stream_columns_of(
+        run_files(prefix).paths), parts)
+    path = stream.path
+    built = Builder(path, stream.rows, window)
+    for piece in stream.pieces():
+        built.add(piece)
+    notes, incomplete = stream.notes, list(stream.incomplete)
+    if built.no_session:
+        notes.append(f"{path}: {built.no_session} requests of users with no session id left "
+                     "out")
+    if built.n == 0:
+        if built.no_session:
+            raise EmptyRun(f"{path}: no requests of users with a session id")
+        raise EmptyRun(f"{path}: no requests in the window {window_text(window)}")
+    if window is not None:
+        line = (f"{path}: only the requests that started in {window_text(window)} read: "
+                f"not the whole recording ({built.outside} left out)")
+        notes.append(line)
+        incomplete.append(line)
+    requests = built.requests()
+    del built
+    pa.default_memory_pool().release_unused()  # the pieces' buffers, kept by the allocator
+    return finish_run(prefix, path, requests, notes, incomplete, events)
+
+
+def load_run_whole(prefix: str | os.PathLike[str], events: Path | None = None) -> Run:
+    """The reference: the run read as one Arrow table, then converted (the in-memory path
+    that `load_run` replaced; it holds the whole table and the arrays at once). The tests
+    check that both give the same run."""
+    prefix = normalize_prefix(prefix)
+    read = read_request_table(prefix, core_columns() + stream_columns_of(
+        run_files(prefix).paths))
     path, table = read.path, read.table
     if table.column("session_id").null_count:  # users with no session: not in any session
         read.notes.append(f"{path}: {table.column('session_id').null_count} requests of users "
@@ -162,6 +211,33 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
             raise EmptyRun(f"{path}: no requests of users with a session id")
     requests = to_requests(path, table)
     del table
+    return finish_run(prefix, path, requests, read.notes, list(read.incomplete), events)
+
+
+def core_columns() -> list[str]:
+    return [c for c in COLUMNS if c not in UNUSED_COLUMNS and c not in STREAM_COLUMNS]
+
+
+def check_window(window: object) -> None:
+    """A (start, end) pair of Unix seconds, either None; TypeError in one line otherwise."""
+    if window is None:
+        return
+    if not isinstance(window, tuple) or len(window) != 2 or not all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)
+                          and math.isfinite(v)) for v in window):
+        raise TypeError(f"window= must be a (start, end) pair of Unix seconds (None: open), "
+                        f"not {window!r}")
+
+
+def window_text(window: Window | None) -> str:
+    start, end = window or (None, None)
+    return f"[{'-inf' if start is None else f'{start:.3f}'}, " \
+           f"{'inf' if end is None else f'{end:.3f}'})"
+
+
+def finish_run(prefix: str, path: Path, requests: Requests, notes: list[str],
+               incomplete: list[str], events: Path | None) -> Run:
+    """The request rows with the event log and Locust's stats beside them."""
     if events is not None and not events.is_file():
         raise MissingInput(f"no event log {events}")
     events_path = events or Path(prefix + EVENTS_SUFFIX)
@@ -169,12 +245,232 @@ def load_run(prefix: str, events: Path | None = None) -> Run:
     if event_list is not None and not event_list:
         event_list = None  # a log with no membership change says nothing about epochs
     locust = read_locust_stats(prefix)
-    incomplete = list(read.incomplete)
     if locust is not None and locust.requests is not None and locust.requests > len(requests.ts):
         incomplete.append(f"Locust counted {locust.requests} requests, the request file has "
                           f"{len(requests.ts)}: rows were lost")
     return Run(prefix, path, requests, events_path if event_list is not None else None,
-               event_list, locust, read.notes, incomplete)
+               event_list, locust, notes, incomplete)
+
+
+# -- the streaming pass ------------------------------------------------------------------------
+
+
+class Numbers:
+    """A numeric column filled piece by piece: into one array when the rows are known
+    beforehand (Parquet), else into chunks joined at the end."""
+
+    def __init__(self, dtype: type[Any], capacity: int | None) -> None:
+        self.dtype = dtype
+        self.array: Any = None if capacity is None else np.empty(capacity, dtype=dtype)
+        self.chunks: list[Any] = []
+        self.n = 0
+
+    def add(self, values: Any) -> None:
+        if self.array is not None:
+            self.array[self.n:self.n + len(values)] = values
+        else:
+            self.chunks.append(np.array(values, dtype=self.dtype, copy=True))
+        self.n += len(values)
+
+    def fill(self, value: float, count: int) -> None:
+        self.add(np.full(count, value, dtype=self.dtype))
+
+    def result(self) -> Any:
+        if self.array is not None:
+            return self.array[:self.n]
+        if not self.chunks:
+            return np.empty(0, dtype=self.dtype)
+        out = np.concatenate(self.chunks)
+        self.chunks = []
+        return out
+
+
+class LabelColumn:
+    """A string column as codes into names that grow piece by piece, in the order
+    `Table.unify_dictionaries` gives (each piece's dictionary in its order, new names
+    appended), -1 for null. While every row has one code it holds no per-row array."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self.index: dict[str, int] = {}  # name -> code, in the order the names came
+        self.constant: int | None = None
+        self.codes: Numbers | None = None
+        self.n = 0
+        self.valid = False  # some row has a value
+
+    def add(self, column: pa.ChunkedArray) -> None:
+        remap: NDArray[np.int32] | None = None
+        for chunk in column.chunks:
+            if pa.types.is_null(chunk.type):
+                self.extend_constant(-1, len(chunk))
+                continue
+            if remap is None:  # the chunks share one dictionary (Table.unify_dictionaries)
+                remap = self.remap(chunk.dictionary)  # even with no rows, as unify would
+            if len(chunk) == 0:
+                continue
+            if chunk.null_count == len(chunk):
+                self.extend_constant(-1, len(chunk))
+                continue
+            if len(remap) == 2 and chunk.null_count == 0:  # one value throughout: no pass
+                self.valid = True
+                self.extend_constant(int(remap[0]), len(chunk))
+                continue
+            indices = chunk.indices
+            if indices.null_count:
+                indices = indices.fill_null(len(remap) - 1)  # the last slot: -1
+            codes = remap[as_numpy(indices.cast(pa.int32()), np.int32)]
+            if not self.valid:
+                self.valid = chunk.null_count < len(chunk)
+            first = int(codes[0])
+            if self.codes is None and (self.n == 0 or self.constant == first) \
+                    and bool((codes == first).all()):
+                self.constant = first
+                self.n += len(codes)
+                continue
+            self.materialize().add(codes)
+            self.n += len(codes)
+
+    def extend_constant(self, code: int, count: int) -> None:
+        if not count:
+            return
+        if self.codes is None and (self.n == 0 or self.constant == code):
+            self.constant = code
+        else:
+            self.materialize().fill(code, count)
+        self.n += count
+
+    def materialize(self) -> Numbers:
+        if self.codes is None:
+            self.codes = Numbers(np.int32, self.capacity)
+            if self.n:
+                self.codes.fill(-1 if self.constant is None else self.constant, self.n)
+        return self.codes
+
+    def remap(self, dictionary: pa.Array) -> NDArray[np.int32]:
+        """Each entry of a piece's dictionary as a code into the names (new ones appended);
+        one more slot at the end, -1, for the nulls. A dict lookup per entry: the cost is
+        the piece's distinct values, whatever the run's."""
+        index = self.index
+        values = [str(v) for v in dictionary.to_pylist()]
+        codes = np.empty(len(values) + 1, dtype=np.int32)
+        codes[:-1] = np.fromiter((index.setdefault(v, len(index)) for v in values),
+                                 dtype=np.int32, count=len(values))
+        codes[-1] = -1
+        return codes
+
+    def result(self) -> Labels:
+        if not self.valid:
+            return Labels(constant(-1, self.n, np.int32), [])
+        names = list(self.index)
+        if self.codes is None:
+            return Labels(constant(-1 if self.constant is None else self.constant, self.n,
+                                   np.int32), names)
+        return Labels(self.codes.result(), names)
+
+
+class Optional:
+    """A nullable numeric column as float64 with NaN for null; no memory while all null."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self.values: Numbers | None = None
+        self.n = 0
+
+    def add(self, path: Path, name: str, column: pa.ChunkedArray) -> None:
+        if self.values is None and column.null_count == len(column):
+            self.n += len(column)
+            return
+        if self.values is None:
+            self.values = Numbers(np.float64, self.capacity)
+            self.values.fill(np.nan, self.n)
+        try:
+            filled = column.cast(pa.float64()).fill_null(np.nan)
+        except pa.ArrowInvalid as exc:
+            raise CorruptInput(f"{path}: column {name}: {first_line(exc)}") from None
+        for chunk in filled.chunks:
+            self.values.add(as_numpy(chunk, np.float64))
+        self.n += len(column)
+
+    def result(self) -> Floats:
+        if self.values is None:
+            return np.broadcast_to(np.array([np.nan]), (self.n,))
+        return np.asarray(self.values.result())
+
+
+NUMBER_TYPES: dict[str, type[Any]] = {"ts": np.float64, "response_time_ms": np.float64,
+                                      "status": np.int32}
+LABEL_COLUMNS: tuple[str, ...] = tuple(c for c in STRING_COLUMNS if c not in UNUSED_COLUMNS)
+
+
+class Builder:
+    """The Requests of a run from its pieces (reports.requestfile.RequestStream)."""
+
+    def __init__(self, path: Path, capacity: int | None, window: Window | None) -> None:
+        self.path = path
+        self.window = window
+        self.numbers = {name: Numbers(dtype, capacity) for name, dtype in NUMBER_TYPES.items()}
+        self.labels = {name: LabelColumn(capacity) for name in LABEL_COLUMNS}
+        self.optional = {name: Optional(capacity) for name in STREAM_COLUMNS}
+        self.n = 0
+        self.no_session = 0  # rows left out: no session id
+        self.outside = 0  # rows left out: outside the window
+
+    def add(self, piece: pa.Table) -> None:
+        session = piece.column("session_id")
+        keep: Any = None
+        if session.null_count:
+            self.no_session += session.null_count
+            keep = pc.is_valid(session)
+        if self.window is not None:
+            start, end = self.window
+            ts = piece.column("ts")
+            inside = pc.is_valid(ts)
+            if start is not None:
+                inside = pc.and_(inside, pc.greater_equal(ts, start))
+            if end is not None:
+                inside = pc.and_(inside, pc.less(ts, end))
+            if keep is not None:
+                self.outside += int(pc.sum(pc.and_(keep, pc.invert(inside))).as_py() or 0)
+                keep = pc.and_(keep, inside)
+            else:
+                self.outside += len(ts) - int(pc.sum(inside).as_py() or 0)
+                keep = inside
+        if keep is not None:
+            piece = piece.filter(keep)
+        for name, numbers in self.numbers.items():
+            for chunk in piece.column(name).chunks:
+                numbers.add(as_numpy(chunk, NUMBER_TYPES[name]))
+        piece = piece.unify_dictionaries()  # one dictionary per column: one remap each
+        for name, label in self.labels.items():
+            label.add(piece.column(name))
+        for name, optional in self.optional.items():
+            if name in piece.column_names:
+                optional.add(self.path, name, piece.column(name))
+            else:
+                optional.n += piece.num_rows
+        self.n += piece.num_rows
+
+    def requests(self) -> Requests:
+        ts = self.numbers["ts"].result()
+        check_seconds(self.path, ts)
+        labels = {name: label.result() for name, label in self.labels.items()}
+        stream = {name: optional.result() for name, optional in self.optional.items()}
+        return Requests(ts, self.numbers["response_time_ms"].result(),
+                        self.numbers["status"].result(), labels["session_id"],
+                        labels["user_class"], no_blanks(labels["container_id"]),
+                        labels["cache"], labels["error"], labels["worker"], labels["affinity"],
+                        stream["ttfb_ms"], stream["ttft_ms"], stream["tokens"],
+                        stream["max_gap_ms"])
+
+
+def stream_columns_of(paths: list[Path]) -> list[str]:
+    """The streaming columns worth reading in any of the run's files (see stream_columns)."""
+    wanted: set[str] = set()
+    for path in paths:
+        wanted.update(stream_columns(path))
+        if len(wanted) == len(STREAM_COLUMNS):
+            break
+    return [name for name in STREAM_COLUMNS if name in wanted]
 
 
 def stream_columns(path: Path) -> list[str]:

@@ -254,7 +254,7 @@ def make_frame(requests: Requests, n_containers: int) -> Frame:
                  n_containers)
 
 
-def successful(frame: Frame, judged_sessions: Bools) -> Ok:
+def successful_requests(frame: Frame, judged_sessions: Bools) -> Ok:
     m = frame.ok
     rows: Ints | None = None
     if m.all():  # the common case: views, no copies
@@ -432,6 +432,42 @@ def change_summary(change: epochs.Change, sessions: int, moved: int, collateral:
         restick_max_s=float(restick.max()) if len(restick) else None)
 
 
+ANSWER_BLOCK_ROWS = 1 << 20  # successful requests per block of whole sessions
+
+
+def judge_answers(ok: Ok, frame: Frame, judged: Bools, members: Membership,
+                  index: dict[str, int], n_containers: int, settled: Floats, settle_s: float
+                  ) -> per_answer.PerAnswer:
+    """reports.collateral.judge_answers over blocks of whole sessions, about
+    ANSWER_BLOCK_ROWS successful requests each, added up. Each of its figures counts a
+    session's own answers (a repeat answer and the one before it, never across sessions) or
+    its own requests in flight, so the sums are the run's; its temporaries (some 60 bytes a
+    request) then take the memory of one block, not of the run."""
+    edges = np.unique(np.concatenate(([0], ok.sess[::ANSWER_BLOCK_ROWS][1:],
+                                      [frame.n_sessions]))).astype(np.int64)
+    ok_at = np.searchsorted(ok.sess, edges)
+    all_at = np.searchsorted(frame.sess, edges)
+    blocks = []
+    for j in range(len(edges) - 1):
+        a, b, c, d = ok_at[j], ok_at[j + 1], all_at[j], all_at[j + 1]
+        if a == b and c == d:
+            continue
+        blocks.append(per_answer.judge_answers(
+            ok.sess[a:b], ok.ts[a:b], ok.end[a:b], ok.cont[a:b], ok.first[a:b],
+            np.asarray(ok.judged[a:b]), members, index, n_containers, settled,
+            frame.ts[c:d], frame.end[c:d], judged[frame.sess[c:d]], settle_s))
+    if len(blocks) == 1:
+        return blocks[0]
+    k = len(members.changes)
+    return per_answer.PerAnswer(
+        np.concatenate([x.collateral for x in blocks]) if blocks else np.zeros(0, np.bool_),
+        sum(x.total for x in blocks), sum(x.outside for x in blocks),
+        sum((x.per_change for x in blocks), np.zeros(k, dtype=np.int64)),
+        sum((x.answers for x in blocks), np.zeros(k, dtype=np.int64)),
+        sum((x.in_flight for x in blocks), np.zeros(k, dtype=np.int64)),
+        sum(x.transitions for x in blocks))
+
+
 def judge_changes(changes: list[ChangeSummary], answers: per_answer.PerAnswer
                   ) -> list[ChangeSummary]:
     """Collateral per change by the per-answer rule; a change with requests in flight but no
@@ -525,7 +561,7 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     judged, affinity, affinity_source = judge(requests, frame)
     if config.judge_controls:
         judged = np.ones_like(judged)
-    ok = successful(frame, judged)
+    ok = successful_requests(frame, judged)
     start, end = float(frame.ts.min()), float(frame.end.max())
     members = membership(run, ok, containers, start, end, config)
     starts, settled = members.starts, members.ends + config.settle_s
@@ -533,10 +569,8 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     matched = match_changes(ok, epoch, inside, starts)
     changes, remapped = change_summaries(matched, members, index, len(containers), start,
                                          config.settle_s)
-    answers = per_answer.judge_answers(
-        ok.sess, ok.ts, ok.end, ok.cont, ok.first, np.asarray(ok.judged), members, index,
-        len(containers), settled, frame.ts, frame.end, judged[frame.sess],
-        config.settle_s)
+    answers = judge_answers(ok, frame, judged, members, index, len(containers), settled,
+                            config.settle_s)
     changes = judge_changes(changes, answers)
     forced = forced_switches(ok, starts, settled)
     phase = phases(frame, members, starts, members.ends, config.change_margin_s)

@@ -38,7 +38,7 @@ def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
     files = {
         summary_path: analysis.summary.to_json().encode(),
         sessions_path: sessions_csv(analysis.sessions),
-        html_path: html.render_report(run, config.timeline_points).encode(),
+        html_path: html.render_report(run).encode(),
     }
     return analysis, files
 

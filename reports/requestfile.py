@@ -9,7 +9,15 @@ The prefix (or the file itself) resolves to, in this order (reports/columns.py):
    run killed mid-way (SIGKILL, OOM, a power cut) or whose end could not write the Parquet
    file leaves it. Every complete record batch is read; a batch cut short by the crash is
    dropped, and `notes` says so;
-3. `PREFIX_requests.csv`, the same columns as CSV (a peer's harness).
+3. `PREFIX_requests.csv`, the same columns as CSV (a peer's harness);
+4. the parts of a run written as parts, `PREFIX_requests-00001.parquet`, ... (each the stream
+   part `-0000N.arrows` where its Parquet part is not there), read in index order as one run
+   (`RunFiles`); a part missing or in stream form makes the recording incomplete
+   (`parts_gaps`). `parts=` reads only some of them: a selection is incomplete too.
+
+`open_request_stream(prefix)` gives the same rows as pieces (a million rows of row groups at a
+time; a stream part or CSV whole) for a pass that never holds the whole file
+(reports.load.load_run).
 
 The table has the asked columns (default: every column of `COLUMNS`, in that order) with the
 canonical types; string columns come as dictionary arrays; a column the file predates (see
@@ -22,7 +30,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,12 +47,17 @@ from reports.columns import (
     COLUMNS,
     CSV_SUFFIX,
     LATER_COLUMNS,
+    PART_EXTENSIONS,
+    PART_KEY,
+    PART_PATTERN,
+    PART_STEM,
     RECORDING_KEY,
     REQUEST_SUFFIXES,
     REQUIRED_COLUMNS,
     STREAM_SUFFIX,
     SUFFIX,
     TYPES,
+    arrow_schema,
 )
 from reports.errors import ColumnMismatch, CorruptInput, EmptyRun, MissingInput, first_line
 
@@ -65,23 +79,115 @@ class RequestTable:
     incomplete: list[str] = field(default_factory=list)
 
 
-def normalize_prefix(prefix: str) -> str:
-    """Accept the request file itself as well as its prefix."""
+def normalize_prefix(prefix: str | os.PathLike[str]) -> str:
+    """Accept the request file itself (or one of its parts) as well as its prefix."""
+    prefix = os.fspath(prefix)
     for suffix in REQUEST_SUFFIXES:
         if prefix.endswith(suffix):
             return prefix[: -len(suffix)]
+    part = PART_PATTERN.search(prefix)
+    if part:
+        return prefix[: part.start()]
     return prefix
 
 
-def request_path(prefix: str) -> Path:
-    """The file to read for a prefix: the final Parquet file, else the crash form, else CSV."""
+def request_path(prefix: str | os.PathLike[str]) -> Path:
+    """The file to read for a prefix: the final Parquet file, else the crash form, else CSV;
+    for a run written as parts, its first part."""
+    return run_files(prefix).paths[0]
+
+
+@dataclass
+class RunFiles:
+    """The files of one run: one file, or its parts in index order (each the Parquet part, or
+    the stream part where there is no Parquet one). `path` names the run in messages and in
+    the summary: the file, or `PREFIX_requests-*.parquet` (`.arrows`) for parts."""
+
+    prefix: str
+    paths: list[Path]
+    indices: list[int]  # the parts' indices; [] for one file
+
+    @property
+    def parted(self) -> bool:
+        return bool(self.indices)
+
+    @property
+    def path(self) -> Path:
+        if not self.parted:
+            return self.paths[0]
+        streams = any(p.suffix == ".arrows" for p in self.paths)
+        return Path(f"{self.prefix}{PART_STEM}*{'.arrows' if streams else '.parquet'}")
+
+
+def run_files(prefix: str | os.PathLike[str]) -> RunFiles:
+    """One file (the final Parquet file, else the crash form, else CSV), else the parts."""
     prefix = normalize_prefix(prefix)
     for suffix in REQUEST_SUFFIXES:
         path = Path(prefix + suffix)
         if path.is_file():
-            return path
+            return RunFiles(prefix, [path], [])
+    parts = find_parts(prefix)
+    if parts:
+        return RunFiles(prefix, [path for _, path in parts], [i for i, _ in parts])
     raise MissingInput(f"no request file {prefix}{SUFFIX} (nor {prefix}{STREAM_SUFFIX}, "
-                       f"{prefix}{CSV_SUFFIX}){runs_near(prefix)}")
+                       f"{prefix}{CSV_SUFFIX}, parts {prefix}{PART_STEM}*.parquet)"
+                       f"{runs_near(prefix)}")
+
+
+def find_parts(prefix: str) -> list[tuple[int, Path]]:
+    """(index, file) of each part of the run, by index: its Parquet part, else its stream
+    part."""
+    path = Path(prefix)
+    folder, stem = path.parent, path.name + PART_STEM
+    if not folder.is_dir():
+        return []
+    found: dict[int, Path] = {}
+    for f in folder.iterdir():
+        match = PART_PATTERN.search(f.name)
+        if not f.name.startswith(stem) or not match or match.start() != len(path.name):
+            continue
+        index = int(match.group(1))
+        if index not in found or f.suffix == PART_EXTENSIONS[0]:
+            found[index] = f
+    return sorted(found.items())
+
+
+def select_parts(files: RunFiles, parts: Iterable[int] | None, notes: list[str],
+                 incomplete: list[str]) -> RunFiles:
+    """The parts asked for (None: every one); a selection is not the whole recording."""
+    if parts is None:
+        return files
+    asked = [] if isinstance(parts, str | bytes) else list(parts)
+    if not asked or not all(isinstance(i, int) and not isinstance(i, bool) for i in asked):
+        raise TypeError(f"parts= must be a non-empty list of part indices (ints from 1), not "
+                        f"{parts!r}")
+    wanted = sorted(set(asked))
+    if not files.parted:
+        if wanted != [1]:
+            raise ValueError(f"{files.path} is one file, not parts: parts= can only be [1]")
+        return files
+    index = dict(zip(files.indices, files.paths, strict=True))
+    unknown = [i for i in wanted if i not in index]
+    if unknown:
+        raise ValueError(f"{files.path}: no part {', '.join(map(str, unknown))} (the run has "
+                         f"parts {compact_ranges(files.indices)})")
+    if wanted != files.indices:
+        line = (f"{files.path}: parts {compact_ranges(wanted)} of "
+                f"{compact_ranges(files.indices)} read: not the whole recording")
+        notes.append(line)
+        incomplete.append(line)
+    return RunFiles(files.prefix, [index[i] for i in wanted], wanted)
+
+
+def compact_ranges(values: Sequence[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3, 5"."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def runs_near(prefix: str, shown: int = 8) -> str:
@@ -92,35 +198,115 @@ def runs_near(prefix: str, shown: int = 8) -> str:
     if not folder.is_dir():
         return ""
     runs = sorted({str(folder / f.name[: -len(suffix)]) for f in folder.iterdir()
-                   for suffix in REQUEST_SUFFIXES if f.name.endswith(suffix)})
+                   for suffix in REQUEST_SUFFIXES if f.name.endswith(suffix)}
+                  | {str(folder / f.name[: m.start()]) for f in folder.iterdir()
+                     if (m := PART_PATTERN.search(f.name))})
     if not runs:
         return f"; {folder} holds no run"
     more = f" and {len(runs) - shown} more" if len(runs) > shown else ""
     return f"; the runs in {folder}: {', '.join(runs[:shown])}{more}"
 
 
-def read_request_table(prefix: str, columns: Sequence[str] | None = None) -> RequestTable:
-    """The request file of a run (see the module docstring)."""
+def wanted_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
     names = tuple(COLUMNS if columns is None else columns)
     unknown = [c for c in names if c not in TYPES]
     if unknown:
         raise ValueError(f"no such request-file columns: {', '.join(unknown)}")
-    path = request_path(prefix)
+    return names
+
+
+def read_request_table(prefix: str | os.PathLike[str], columns: Sequence[str] | None = None,
+                       parts: Iterable[int] | None = None) -> RequestTable:
+    """The request file of a run (see the module docstring); `parts`: only these parts of a
+    run written as parts (their indices, from 1), which is then not judged as a whole run."""
+    names = wanted_columns(columns)
     notes: list[str] = []
-    if path.name.endswith(STREAM_SUFFIX):
-        table = read_stream(path, notes)
-        return RequestTable(conform(path, table, names, notes), path, notes, notes[-1:])
-    if path.suffix == ".csv":
-        return RequestTable(conform(path, read_csv(path), names, notes), path, notes)
-    table = read_parquet(path, names, notes)
-    incomplete = recording_gaps(path, pq.read_schema(path).metadata or {})
+    whole = run_files(prefix)
+    incomplete = parts_gaps(whole) if whole.parted else []
     notes += incomplete
-    return RequestTable(table, path, notes, incomplete)
+    files = select_parts(whole, parts, notes, incomplete)
+    if not files.parted:
+        path = files.paths[0]
+        if path.name.endswith(STREAM_SUFFIX):
+            table = read_stream(path, notes)
+            return RequestTable(conform(path, table, names, notes), path, notes,
+                                incomplete + notes[-1:])
+        if path.suffix == ".csv":
+            return RequestTable(conform(path, read_csv(path), names, notes), path, notes,
+                                incomplete)
+        table = read_parquet(path, names, notes)
+        gaps = recording_gaps(path, pq.read_schema(path).metadata or {})
+        notes += gaps
+        return RequestTable(table, path, notes, incomplete + gaps)
+    tables = [read_part(path, names, notes) for path in files.paths]
+    table = pa.concat_tables(tables)
+    if table.num_rows == 0:
+        raise EmptyRun(f"{files.path}: no requests (an empty run)")
+    return RequestTable(table, files.path, notes, incomplete)
 
 
-def recording_gaps(path: Path, metadata: dict[bytes, bytes]) -> list[str]:
+def read_part(path: Path, names: tuple[str, ...], notes: list[str]) -> pa.Table:
+    """One part, whole, in the canonical form; it may hold no rows. Of a stream part's notes,
+    only a cut batch is kept (parts_gaps says the run did not end normally, once)."""
+    if path.suffix == ".arrows":
+        own: list[str] = []
+        table = conform(path, read_stream(path, own, allow_empty=True), names, notes)
+        notes += [line for line in own if "cut short" in line]
+        return table
+    return read_parquet(path, names, notes, allow_empty=True)
+
+
+def parts_gaps(files: RunFiles) -> list[str]:
+    """Why a run's parts are not its whole recording: a part missing (by index, and by the
+    count each Parquet part records under PART_KEY), parts still in stream form (the run did
+    not end normally), or what the recording's record says (RECORDING_KEY; see
+    recording_gaps; its count of rows is checked against the parts' own). [] when whole."""
+    gaps: list[str] = []
+    streams = [i for i, p in zip(files.indices, files.paths, strict=True)
+               if p.suffix == ".arrows"]
+    if streams:
+        gaps.append(f"run did not end normally (no {Path(files.prefix).name}{SUFFIX} nor "
+                    f"every Parquet part): parts {compact_ranges(streams)} read in stream "
+                    f"form from {files.path}")
+    totals: set[object] = set()
+    rows = 0
+    last: tuple[Path, dict[bytes, bytes]] | None = None
+    for path in files.paths:
+        if path.suffix != ".parquet":
+            continue
+        try:
+            meta = pq.read_metadata(path)
+        except READ_ERRORS as exc:
+            raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") \
+                from None
+        metadata = meta.metadata or {}
+        rows += meta.num_rows
+        try:
+            part = json.loads(metadata.get(PART_KEY.encode(), b"{}"))
+            totals.add(part.get("of") if isinstance(part, dict) else None)
+        except ValueError:
+            totals.add(None)
+        last = (path, metadata)
+    expected = files.indices[-1]
+    if len(totals) > 1:
+        gaps.append(f"{files.path}: the parts disagree on how many the run has: parts of "
+                    "different runs?")
+    elif totals and isinstance(total := next(iter(totals)), int):
+        expected = max(expected, total)
+    missing = sorted(set(range(1, expected + 1)) - set(files.indices))
+    if missing:
+        gaps.append(f"{files.path}: parts {compact_ranges(missing)} of {expected} missing: "
+                    "their rows are lost")
+    if last is not None and not streams:
+        gaps += recording_gaps(last[0], last[1], rows)
+    return gaps
+
+
+def recording_gaps(path: Path, metadata: dict[bytes, bytes], rows: int | None = None
+                   ) -> list[str]:
     """What the file's record of its recording (RECORDING_KEY) says was lost; [] when it
-    says nothing was, or the file has no such record (another tool's file)."""
+    says nothing was, or the file has no such record (another tool's file). `rows`: the rows
+    read (parts: of all of them), checked against the rows it says were recorded."""
     raw = metadata.get(RECORDING_KEY.encode())
     if raw is None:
         return []
@@ -137,13 +323,147 @@ def recording_gaps(path: Path, metadata: dict[bytes, bytes]) -> list[str]:
     if isinstance(sent, int) and isinstance(recorded, int) and sent > recorded:
         gaps.append(f"{path}: Locust counted {sent} requests, the recorder recorded "
                     f"{recorded}")
+    if rows is not None and isinstance(recorded, int) and rows < recorded:
+        gaps.append(f"{path}: the recorder recorded {recorded} requests, the parts hold "
+                    f"{rows}: rows are lost")
     return gaps
+
+
+# ## The run as a stream of pieces
+
+
+@dataclass
+class RequestStream:
+    """A run's rows as pieces, for a pass that never holds the whole file: `pieces()` yields
+    canonical tables (as read_request_table's, in the same order, with the same notes): a row
+    group of a Parquet file or part; a stream file or part, or a CSV file, whole. `rows` is
+    an upper bound of the rows, when the files say it before they are read (Parquet)."""
+
+    files: RunFiles
+    names: tuple[str, ...]
+    notes: list[str]
+    incomplete: list[str]
+    rows: int | None
+
+    @property
+    def path(self) -> Path:
+        return self.files.path
+
+    def pieces(self) -> Iterator[pa.Table]:
+        files, names, notes = self.files, self.names, self.notes
+        if not files.parted:
+            path = files.paths[0]
+            if path.suffix == ".parquet":
+                yield from parquet_pieces(path, names, notes)
+                return
+            read = read_request_table(path, names)  # the stream or CSV form, whole
+            notes += read.notes
+            self.incomplete += read.incomplete
+            yield read.table
+            return
+        rows = 0
+        for path in files.paths:
+            if path.suffix == ".parquet":
+                for piece in parquet_pieces(path, names, notes, allow_empty=True):
+                    rows += piece.num_rows
+                    yield piece
+            else:
+                piece = read_part(path, names, notes)
+                rows += piece.num_rows
+                yield piece
+        if rows == 0:
+            raise EmptyRun(f"{files.path}: no requests (an empty run)")
+
+
+def open_request_stream(prefix: str | os.PathLike[str], columns: Sequence[str] | None = None,
+                        parts: Iterable[int] | None = None) -> RequestStream:
+    """The run's files, checked as far as their metadata goes, ready for `pieces()`."""
+    names = wanted_columns(columns)
+    notes: list[str] = []
+    whole = run_files(prefix)
+    incomplete = parts_gaps(whole) if whole.parted else []
+    notes += incomplete
+    files = select_parts(whole, parts, notes, incomplete)
+    rows: int | None = None
+    if all(p.suffix == ".parquet" for p in files.paths):
+        rows = 0
+        for path in files.paths:
+            try:
+                rows += pq.read_metadata(path).num_rows
+            except READ_ERRORS as exc:
+                raise CorruptInput(f"{path}: not a readable Parquet file "
+                                   f"({first_line(exc)})") from None
+    if not files.parted and files.paths[0].suffix == ".parquet":
+        path = files.paths[0]
+        try:
+            schema = pq.read_schema(path)
+        except READ_ERRORS as exc:
+            raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") \
+                from None
+        check_schema(path, schema)
+        absent = [c for c in names if schema.get_field_index(c) < 0]
+        if absent:  # said first, as read_parquet does
+            notes.append(f"{path} predates the columns {', '.join(absent)}: read as nulls")
+        gaps = recording_gaps(path, schema.metadata or {})
+        notes += gaps
+        incomplete += gaps
+    return RequestStream(files, names, notes, incomplete, rows)
+
+
+def parquet_pieces(path: Path, names: tuple[str, ...], notes: list[str],
+                   allow_empty: bool = False) -> Iterator[pa.Table]:
+    """A Parquet file row group by row group, each as read_parquet reads the whole file."""
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except READ_ERRORS as exc:
+        raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
+    check_schema(path, schema)
+    if parquet.metadata.num_rows == 0 and not allow_empty:
+        raise EmptyRun(f"{path}: no requests (an empty run)")
+    present = [c for c in names if schema.get_field_index(c) >= 0]
+    strings = [c for c in present if TYPES[c] == "string"]
+    known = uniform_values(parquet.metadata, strings)
+    read = [c for c in present if c not in known]
+    dictionary = [c for c in read if TYPES[c] == "string"]
+    try:
+        groups = pq.ParquetFile(path, read_dictionary=dictionary)
+    except READ_ERRORS as exc:
+        raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
+    for block in blocks(parquet.metadata):
+        try:
+            table = groups.read_row_groups(block, columns=read)
+        except READ_ERRORS as exc:
+            raise CorruptInput(f"{path}: truncated or corrupt ({first_line(exc)})") from None
+        for name, value in known.items():
+            table = table.append_column(name, constant_strings(value, table.num_rows))
+        yield conform(path, table, names, notes)
+
+
+PIECE_ROWS = 1 << 20  # rows of a piece: row groups are read together up to this many
+
+
+def blocks(meta: pq.FileMetaData) -> Iterator[list[int]]:
+    """Consecutive row groups, about PIECE_ROWS rows at a time (a recorder's file has row
+    groups of 131,072 rows, a tiled or another tool's may have far smaller ones): a piece's
+    cost per distinct value is paid once per piece, not per row group."""
+    block: list[int] = []
+    rows = 0
+    for i in range(meta.num_row_groups):
+        block.append(i)
+        rows += meta.row_group(i).num_rows
+        if rows >= PIECE_ROWS:
+            yield block
+            block, rows = [], 0
+    if block:
+        yield block
 
 
 # ## The forms
 
 
-def read_parquet(path: Path, names: tuple[str, ...], notes: list[str]) -> pa.Table:
+def read_parquet(path: Path, names: tuple[str, ...], notes: list[str],
+                 allow_empty: bool = False) -> pa.Table:
     """Reads only what it must: a string column that the row-group statistics show to hold one
     value throughout (or only nulls), as `worker` and `cache` often do, is built, not read."""
     try:
@@ -153,7 +473,7 @@ def read_parquet(path: Path, names: tuple[str, ...], notes: list[str]) -> pa.Tab
         raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
     check_schema(path, schema)
     n = parquet.metadata.num_rows
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise EmptyRun(f"{path}: no requests (an empty run)")
     present = [c for c in names if schema.get_field_index(c) >= 0]
     strings = [c for c in present if TYPES[c] == "string"]
@@ -169,11 +489,13 @@ def read_parquet(path: Path, names: tuple[str, ...], notes: list[str]) -> pa.Tab
     return conform(path, table, names, notes)
 
 
-def read_stream(path: Path, notes: list[str]) -> pa.Table:
+def read_stream(path: Path, notes: list[str], allow_empty: bool = False) -> pa.Table:
     """Every complete record batch of the Arrow IPC stream, in order."""
     try:
         reader = ipc.open_stream(pa.memory_map(str(path)))
     except READ_ERRORS as exc:
+        if path.stat().st_size == 0 and allow_empty:
+            return arrow_schema().empty_table()
         if path.stat().st_size == 0:
             raise EmptyRun(f"{path}: no requests (the file is empty: the run stopped before "
                            "its first flush, or that flush failed)")\
@@ -194,7 +516,7 @@ def read_stream(path: Path, notes: list[str]) -> pa.Table:
     notes.append(f"run did not end normally (no {path.name.removesuffix(STREAM_SUFFIX)}"
                  f"{SUFFIX}): read {len(batches)} closed batches, {rows} requests, from "
                  f"{path}{cut}")
-    if rows == 0:
+    if rows == 0 and not allow_empty:
         raise EmptyRun(f"{path}: no requests (the run stopped before its first flush, or that "
                        "flush failed)")
     return pa.Table.from_batches(batches, schema=reader.schema)
@@ -255,7 +577,9 @@ def conform(path: Path, table: pa.Table, names: tuple[str, ...], notes: list[str
     n = table.num_rows
     absent = [c for c in names if c not in table.column_names]
     if absent:
-        notes.append(f"{path} predates the columns {', '.join(absent)}: read as nulls")
+        note = f"{path} predates the columns {', '.join(absent)}: read as nulls"
+        if note not in notes:
+            notes.append(note)
     arrays = []
     for name in names:
         if name in absent:

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reports.errors import CorruptInput, MissingInput, ReportInputError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter, ValidationError
 
 SCHEMA_VERSION = 2
 PHASES: tuple[str, ...] = ("steady", "change", "no_live_replica")
@@ -260,6 +268,70 @@ class Summary:
 
     def to_json(self) -> str:
         return json.dumps(clean(self.to_dict()), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: object, source: str = "summary") -> Summary:
+        """The typed summary of a summary.json dict (the boundary: a file, a notebook's
+        dict). Keys it does not know are ignored (docs/summary-json.md: readers of schema 2
+        may); a missing or mistyped one, or another `schema_version`, raises SummaryMismatch
+        with one line naming `source`."""
+        if not isinstance(data, dict):
+            raise SummaryMismatch(f"{source}: not a summary (a JSON object expected)")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SummaryMismatch(
+                f"{source}: summary schema_version {version!r}, this report reads only "
+                f"{SCHEMA_VERSION}: run python -m reports on the run again")
+        from pydantic import ValidationError
+
+        try:
+            text = json.dumps(data)
+        except (TypeError, ValueError) as exc:
+            raise SummaryMismatch(f"{source}: not JSON data ({exc})") from None
+        try:  # from JSON, strictly: no string is taken for a number, no float for an int
+            return summary_adapter().validate_json(text, strict=True)
+        except ValidationError as exc:
+            raise SummaryMismatch(f"{source}: not a schema {SCHEMA_VERSION} summary: "
+                                  f"{first_error(exc)}") from None
+
+
+class SummaryMismatch(ReportInputError):
+    """A summary.json of another schema, or one whose keys are missing or mistyped."""
+
+
+def load_summary(path: str | os.PathLike[str]) -> Summary:
+    """A `PREFIX_summary.json` file as the typed Summary; bad input raises a
+    ReportInputError (MissingInput, CorruptInput, SummaryMismatch) whose message is one line
+    naming the file."""
+    where = Path(path)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingInput(f"no summary file {where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptInput(f"{where}: cannot be read ({type(exc).__name__})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CorruptInput(f"{where}: not JSON ({str(exc).splitlines()[0]})") from None
+    return Summary.from_dict(data, str(where))
+
+
+@cache
+def summary_adapter() -> TypeAdapter[Summary]:
+    """pydantic's validator of the Summary dataclass (built once: it takes a moment)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Summary)
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic ValidationError as "key.path: message"."""
+    found = exc.errors()
+    first = found[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return f"{where}: {first['msg'].lower()}{more}"
 
 
 def clean(value: Any) -> Any:

@@ -1,21 +1,30 @@
-"""Benchmark: the full report beside a user's one-liner, on a real run tiled to 10 M rows.
+"""Benchmark: the full report beside a user's one-liner, on a real run tiled to 10 M rows, and
+the same report on a day's soak (86 M rows: 24 hours at 1,000 requests/s).
 
-    .venv/bin/python scripts/bench_report.py [--rows 10000000] [--repeat 3] [--keep DIR]
+    .venv/bin/python scripts/bench_report.py [--rows 10000000] [--big-rows 86000000]
+        [--sessions 100000] [--repeat 3] [--rss-cap-gib 11] [--keep DIR] [--no-compacted]
 
 1. A short real run: the emulator with 3 replicas and a headless Locust run of
    locustfiles/sticky.py (StickyUser) with `--csv`, which records PREFIX_requests.parquet
    (a small direct HTTP client stands in when locustfiles/sticky.py is missing).
-2. That request file tiled to --rows rows in the same format (reports.columns, zstd, row groups
-   as large as the real file's): each tile shifted in time by the run's span, with its own
-   session ids (`<id>-<tile>`), so that sessions grow with the run as they would over hours.
-3. Side by side, alternated, --repeat times each, every one in a fresh process:
+2. That request file tiled to --rows rows, and to --big-rows rows, in the recorder's format
+   (reports.columns, zstd, row groups of the recorder's 131,072 rows): tile k is the run
+   shifted in time by k spans, its sessions renamed `<id>-<k mod M>` so that the run's
+   sessions grow with the tiles up to --sessions (100,000: a day's soak of many users), each
+   session's rows still in start order. Written a million rows at a time with pyarrow
+   (`take` of the base run's rows, codes into one session dictionary): no Python loop per row.
+3. Side by side, alternated, --repeat times each, every one in a fresh process, at --rows:
    - the full report, `python -m reports PREFIX` (every figure, CSV, HTML, summary.json);
    - the one-number answer a user would write by hand:
      `pd.read_parquet(f).groupby("session_id").container_id.nunique()`.
    Printed: both median wall times, their ratio (report / one-liner; goal <= 1.0, moonshot
-   0.5), CPU time, and peak memory (ru_maxrss from wait4, in a small helper process; goal
-   <= 1.5 GiB), with the machine's load average: the figures are only as quiet as the machine.
-4. The same on a compacted copy (row groups of a million rows, dictionaries for the string
+   0.5), CPU time, and peak memory (ru_maxrss from wait4, in a small helper process), with the
+   machine's load average: the figures are only as quiet as the machine.
+4. The full report once at --big-rows: wall time, peak RSS (goal <= 4 GiB) and its time over
+   the median at --rows (goal <= 10; linear in rows would be --big-rows / --rows). The helper
+   stops a report whose RSS passes --rss-cap-gib (the machine is shared: better a report cut
+   short than another's process killed by the kernel), and says so.
+5. The same as 3 on a compacted copy (row groups of a million rows, dictionaries for the string
    columns only): what the recorder's one-row-group-per-second format costs each side.
 """
 
@@ -37,6 +46,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -44,12 +54,15 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from locustfiles.requestwriter import ROW_GROUP_ROWS  # noqa: E402
 from modal_app.local.launch import emulator, stop_process  # noqa: E402
 from reports.columns import COLUMNS, SUFFIX, arrow_schema  # noqa: E402
 
 TARGET_RATIO = 1.0
 MOONSHOT_RATIO = 0.5
-TARGET_BYTES = int(1.5 * 1024**3)
+TARGET_BYTES = int(1.5 * 1024**3)  # at --rows
+BIG_TARGET_BYTES = 4 * 1024**3  # at --big-rows
+TARGET_TIME_RATIO = 10.0  # big / small wall time
 USERS = 50
 RUN_S = 8
 COMPACT_GROUP = 1_000_000
@@ -116,40 +129,75 @@ def direct_run(url: str, prefix: Path) -> None:
                    compression="zstd")
 
 
-def tile(source: Path, target: Path, rows: int) -> tuple[int, int]:
-    """The source file repeated to `rows` rows; returns (tiles, row group size)."""
-    meta = pq.ParquetFile(source).metadata
-    group = max(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-    base = pq.read_table(source).select(list(COLUMNS))
-    ts = base.column("ts")
-    span = pc.max(ts).as_py() - pc.min(ts).as_py() + 1.0
-    tiles = math.ceil(rows / base.num_rows)
-    sessions = base.column("session_id").combine_chunks()
-    with pq.ParquetWriter(target, arrow_schema(), compression="zstd") as writer:
-        written = 0
-        for k in range(tiles):
-            piece = base.slice(0, min(base.num_rows, rows - written))
-            piece = piece.set_column(0, "ts", pc.add(piece.column("ts"), k * span))
-            renamed = pc.binary_join_element_wise(sessions.slice(0, piece.num_rows),
-                                                  pa.scalar(str(k)), "-")
-            piece = piece.set_column(COLUMNS.index("session_id"), "session_id", renamed)
-            writer.write_table(piece.cast(arrow_schema()), row_group_size=group)
-            written += piece.num_rows
-    return tiles, group
+BLOCK_ROWS = 8 * ROW_GROUP_ROWS  # rows written at a time
+
+
+def tile(source: Path, target: Path, rows: int, sessions: int) -> tuple[int, int, int]:
+    """The source file repeated to `rows` rows (see the module docstring); returns (tiles,
+    row group size, sessions)."""
+    base = pq.read_table(source).select(list(COLUMNS)).combine_chunks()
+    n = base.num_rows
+    ts = base.column("ts").to_numpy()
+    span = float(ts.max() - ts.min()) + 1.0
+    ids = base.column("session_id").cast(pa.string()).combine_chunks()
+    known = pc.unique(ids.drop_null())
+    per_tile = max(1, len(known))
+    cycle = max(1, math.ceil(sessions / per_tile))  # tile k's sessions: suffix k mod cycle
+    tiles = math.ceil(rows / n)
+    suffixes = min(cycle, tiles)
+    # one dictionary of every session name the file will hold: `<id>-<m>` for m < suffixes
+    names = pc.binary_join_element_wise(
+        pa.array(np.tile(np.asarray(known.to_pylist(), dtype=object), suffixes), pa.string()),
+        pa.array(np.repeat(np.arange(suffixes).astype(str), per_tile).astype(object),
+                 pa.string()), "-")
+    position = pc.index_in(ids, value_set=known)
+    valid = np.asarray(pc.is_valid(position).to_numpy(zero_copy_only=False), dtype=np.bool_)
+    code = np.asarray(position.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    schema = arrow_schema()
+    with pq.ParquetWriter(target, schema, compression="zstd",
+                          use_dictionary=[f.name for f in schema
+                                          if pa.types.is_string(f.type)]) as writer:
+        for first in range(0, rows, BLOCK_ROWS):
+            row = np.arange(first, min(rows, first + BLOCK_ROWS), dtype=np.int64)
+            k, i = np.divmod(row, n)
+            block = base.take(pa.array(i))
+            block = block.set_column(0, "ts", pa.array(ts[i] + k * span))
+            index = code[i] + (k % cycle) * per_tile
+            session = pa.DictionaryArray.from_arrays(
+                pa.array(index.astype(np.int32), mask=~valid[i]), names).cast(pa.string())
+            block = block.set_column(COLUMNS.index("session_id"), "session_id", session)
+            writer.write_table(block.cast(schema), row_group_size=ROW_GROUP_ROWS)
+    return tiles, ROW_GROUP_ROWS, suffixes * per_tile
 
 
 # Runs a command and prints its wall time, CPU time and peak RSS. It runs in a small process of
 # its own: a child's peak RSS (ru_maxrss) counts the memory of the process it was forked from,
-# and this one holds a 10-million-row table.
+# and this one holds a 10-million-row table. argv[1]: the RSS (bytes) past which the command is
+# stopped (SIGKILL, by its id), polled every 50 ms; 0: no cap.
 MEASURE = """
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, threading, time
+cap = int(sys.argv[1])
 start = time.perf_counter()
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+capped = []
+def watch():
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+        except (OSError, StopIteration, ValueError):
+            rss = 0
+        if cap and rss > cap:
+            capped.append(rss)
+            os.kill(proc.pid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+threading.Thread(target=watch, daemon=True).start()
 output = proc.stdout.read()
 _, status, usage = os.wait4(proc.pid, 0)
 print(json.dumps({"wall": time.perf_counter() - start, "code": os.waitstatus_to_exitcode(status),
                   "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss * 1024,
-                  "output": output}))
+                  "capped": bool(capped), "output": output}))
 """
 
 # What a user would write by hand for one number: the share of sessions on one container.
@@ -167,20 +215,24 @@ class Timing:
     cpu: float
     peak: int
     output: str
+    capped: bool = False  # stopped at the RSS cap: wall and peak are lower bounds
 
 
-def measure(command: list[str]) -> Timing:
-    """The command in a fresh process: wall and CPU seconds, peak RSS bytes, output."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, *command], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, check=True)
+def measure(command: list[str], cap: int = 0, timeout: float = 900) -> Timing:
+    """The command in a fresh process: wall and CPU seconds, peak RSS bytes, output; stopped
+    when its RSS passes `cap` bytes (0: never)."""
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(cap), *command], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=True)
     result = json.loads(done.stdout)
+    if result["capped"]:
+        return Timing(result["wall"], result["cpu"], result["rss"], result["output"], True)
     if result["code"] != 0:
         raise SystemExit(f"{' '.join(command[:3])} exited {result['code']}:\n"
                          f"{result['output'][-3000:]}")
     return Timing(result["wall"], result["cpu"], result["rss"], result["output"])
 
 
-def side_by_side(prefix: Path, repeat: int, label: str, show_output: bool = False) -> None:
+def side_by_side(prefix: Path, repeat: int, label: str, show_output: bool = False) -> float:
     """The report and the one-liner, alternated `repeat` times; medians, ratio and peaks."""
     report_cmd = [sys.executable, "-m", "reports", str(prefix)]
     liner_cmd = [sys.executable, "-c", ONE_LINER, str(prefix) + SUFFIX]
@@ -212,6 +264,28 @@ def side_by_side(prefix: Path, repeat: int, label: str, show_output: bool = Fals
     ok = ratio <= TARGET_RATIO and peak <= TARGET_BYTES
     print(f"{label}: " + ("within goals" if ok else "OVER GOAL")
           + (" (moonshot reached)" if ratio <= MOONSHOT_RATIO else ""))
+    return report
+
+
+def big_run(prefix: Path, rows: int, small_rows: int, small_wall: float, cap: int) -> None:
+    """The full report once on the day's soak: wall time, peak RSS, time over the small run's."""
+    print(f"  load average before: {os.getloadavg()[0]:.1f}")
+    t = measure([sys.executable, "-m", "reports", str(prefix)], cap=cap, timeout=6 * 3600)
+    ratio = t.wall / small_wall
+    if t.capped:
+        print(f"{rows:,} rows: the report was STOPPED at the RSS cap ({cap / 1024**3:.1f} GiB) "
+              f"after {t.wall:.1f} s wall ({t.cpu:.1f} s CPU): peak RSS > "
+              f"{t.peak / 1024**3:.2f} GiB (goal <= {BIG_TARGET_BYTES / 1024**3:.0f} GiB); no "
+              f"time ratio; load average {os.getloadavg()[0]:.1f}")
+        print(f"{rows:,} rows: OVER GOAL")
+        return
+    print(f"{rows:,} rows: full report {t.wall:.1f} s wall (CPU {t.cpu:.1f} s), peak RSS "
+          f"{t.peak / 1024**3:.2f} GiB (goal <= {BIG_TARGET_BYTES / 1024**3:.0f} GiB) | time "
+          f"over the {small_rows:,}-row report {ratio:.2f} (goal <= {TARGET_TIME_RATIO:.0f}; "
+          f"rows ratio {rows / small_rows:.1f}) | {rows / t.wall:,.0f} rows/s; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    ok = t.peak <= BIG_TARGET_BYTES and ratio <= TARGET_TIME_RATIO
+    print(f"{rows:,} rows: " + ("within goals" if ok else "OVER GOAL"))
 
 
 def compact(source: Path, target: Path) -> None:
@@ -224,11 +298,19 @@ def compact(source: Path, target: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--big-rows", type=int, default=86_000_000,
+                        help="the day's soak (0: skip it)")
+    parser.add_argument("--sessions", type=int, default=100_000,
+                        help="sessions the tiled runs grow to")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep the files")
     parser.add_argument("--repeat", type=int, default=3, help="report runs to time (median)")
+    parser.add_argument("--rss-cap-gib", type=float, default=11.0,
+                        help="stop the big report past this RSS (the machine is shared)")
     parser.add_argument("--no-compacted", action="store_false", dest="compacted",
                         help="skip the compacted copy of the file")
     args = parser.parse_args()
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}, {os.getloadavg()[1]:.1f}, "
+          f"{os.getloadavg()[2]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench_report_") as scratch:
         work = args.keep or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
@@ -236,15 +318,25 @@ def main() -> None:
         real = Path(str(work / "real") + SUFFIX)
         real_rows = pq.ParquetFile(real).metadata.num_rows
         print(f"real run ({how}): {real_rows:,} rows")
-        tiles, group = tile(real, Path(str(work / "big") + SUFFIX), args.rows)
-        size = Path(str(work / "big") + SUFFIX).stat().st_size
-        print(f"tiled x{tiles} to {args.rows:,} rows, row groups of {group:,}: "
-              f"{size / 1e6:,.0f} MB of Parquet")
-        side_by_side(work / "big", args.repeat, "recorder's format", show_output=True)
+        sizes = [("big", args.rows)] + ([("day", args.big_rows)] if args.big_rows else [])
+        for name, rows in sizes:
+            target = Path(str(work / name) + SUFFIX)
+            start = time.perf_counter()
+            tiles, group, sessions = tile(real, target, rows, args.sessions)
+            print(f"tiled x{tiles} to {rows:,} rows, {sessions:,} sessions, row groups of "
+                  f"{group:,}: {target.stat().st_size / 1e6:,.0f} MB of Parquet, written in "
+                  f"{time.perf_counter() - start:.1f} s")
+        small = side_by_side(work / "big", args.repeat, f"{args.rows:,} rows, recorder's format",
+                             show_output=True)
+        if args.big_rows:
+            big_run(work / "day", args.big_rows, args.rows, small,
+                    int(args.rss_cap_gib * 1024**3))
+            Path(str(work / "day") + SUFFIX).unlink(missing_ok=True)
         if args.compacted:
             compact(Path(str(work / "big") + SUFFIX), Path(str(work / "compact") + SUFFIX))
             side_by_side(work / "compact", args.repeat,
                          f"compacted (row groups of {COMPACT_GROUP:,})")
+
 
 if __name__ == "__main__":
     main()

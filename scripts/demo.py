@@ -26,7 +26,6 @@ See docs/harness.md ("The demo").
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import subprocess
@@ -40,6 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from modal_app.local.launch import emulator  # noqa: E402
+from reports.errors import ReportInputError  # noqa: E402
+from reports.summary import (  # noqa: E402
+    Latency,
+    Percentiles,
+    Summary,
+    UserClassSummary,
+    load_summary,
+)
 
 STICKY, CONTROL = "StickyUser", "NonStickyUser"
 REPORT_BAD_INPUT = 2
@@ -145,12 +152,12 @@ class Rates:
     problem: str | None  # why the comparison is not valid, or None
 
 
-def rates(pair: tuple[Leg, Leg], summaries: dict[str, dict[str, Any]],
+def rates(pair: tuple[Leg, Leg], summaries: dict[str, Summary],
           args: argparse.Namespace) -> Rates:
     """Each leg's achieved rate (its own request count over the load time) against the
     offered load (users x pace), and whether the two were equal enough to compare."""
     offered = args.users * pace_of(pair[0], args)
-    achieved = {leg.name: summaries[leg.name]["requests"] / args.seconds for leg in pair}
+    achieved = {leg.name: summaries[leg.name].requests / args.seconds for leg in pair}
     low, high = min(achieved.values()), max(achieved.values())
     problem = None
     if high <= 0:
@@ -164,29 +171,20 @@ def rates(pair: tuple[Leg, Leg], summaries: dict[str, dict[str, Any]],
     return Rates(offered, achieved, problem)
 
 
-def judged_classes(summary: dict[str, Any], leg: Leg) -> list[str]:
-    """The classes that ask for affinity: the report's `judged_classes`; a report without the
-    key predates it, and the demo knows what it ran (StickyUser sends Modal-Session-Id)."""
-    if "judged_classes" in summary:
-        return list(summary["judged_classes"] or [])
-    return [leg.user_class]
-
-
-def sticky_problems(summary: dict[str, Any], leg: Leg) -> list[str]:
-    """Why a sticky leg was not sticky (its judged classes only), or []."""
-    judged = judged_classes(summary, leg)
-    if not judged:
+def sticky_problems(summary: Summary, leg: Leg) -> list[str]:
+    """Why a sticky leg was not sticky (its judged classes only: those that ask for
+    affinity), or []."""
+    if not summary.judged_classes:
         return [f"{leg.name}: no class asking for affinity to judge"]
     problems = []
-    classes = summary.get("user_classes") or {}
-    for name in judged:
-        figures = classes.get(name)
+    for name in summary.judged_classes:
+        figures = summary.user_classes.get(name)
         if figures is None:
             problems.append(f"{leg.name}: {name} is not in the report")
-        elif figures.get("session_stickiness") is None:
+        elif figures.session_stickiness is None:
             problems.append(f"{leg.name}: {name} has no session with 2+ successful requests")
-        elif figures.get("sessions_multi_container", 0) > 0:
-            problems.append(f"{leg.name}: {figures['sessions_multi_container']} {name} "
+        elif figures.sessions_multi_container > 0:
+            problems.append(f"{leg.name}: {figures.sessions_multi_container} {name} "
                             f"sessions saw more than one container")
     return problems
 
@@ -202,9 +200,10 @@ def ms(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1f} ms"
 
 
-def change(ours: float, theirs: float) -> str:
-    """'(67% less)' or '(12% more)': plain words, no negative percentages."""
-    if theirs <= 0:
+def change(ours: float | None, theirs: float | None) -> str:
+    """'(67% less)' or '(12% more)': plain words, no negative percentages; nothing when
+    either is unknown."""
+    if ours is None or theirs is None or theirs <= 0:
         return ""
     ratio = ours / theirs
     if ratio <= 1:
@@ -212,57 +211,60 @@ def change(ours: float, theirs: float) -> str:
     return f" ({100 * (ratio - 1):.0f}% more)"
 
 
-def hit_rate(summary: dict[str, Any]) -> float | None:
-    cache = summary.get("cache") or {}
-    value = cache.get("hit_rate")
-    return None if value is None else float(value)
+def hit_rate(summary: Summary) -> float | None:
+    return summary.cache.hit_rate if summary.cache is not None else None
 
 
-def class_figures(s: dict[str, Any], leg: Leg) -> dict[str, Any]:
+def class_figures(s: Summary, leg: Leg) -> UserClassSummary | None:
     """The leg's class as the report counts it (a control's figures are under user_classes
     only: the top-level ones cover the judged classes)."""
-    return dict((s.get("user_classes") or {}).get(leg.user_class) or {})
+    return s.user_classes.get(leg.user_class)
 
 
-def leg_line(leg: Leg, s: dict[str, Any], rate: float) -> str:
-    lat = (s.get("latency") or {}).get("all") or {}
-    ttft = ((s.get("ttft") or {}).get("all") or {}) if leg.streaming else {}
+def leg_line(leg: Leg, s: Summary, rate: float) -> str:
+    lat = s.latency["all"]
     c = class_figures(s, leg)
     unit = "streams/s" if leg.streaming else "req/s"
-    line = (f"  {leg.name:<17}{rate:6.1f} {unit}, {leg.user_class} ({c.get('affinity', '?')}): "
-            f"sessions {c.get('sessions', 'n/a')}, on 2+ containers "
-            f"{c.get('sessions_multi_container', 'n/a')}/{c.get('sessions_multi_request', 'n/a')}"
-            f", session stickiness {pct(c.get('session_stickiness'))}, same-container rate "
-            f"{pct(c.get('same_container_rate'))}, errors {pct(s.get('error_rate'))}, cache hits "
-            f"{pct(hit_rate(s))}, latency p50 {ms(lat.get('p50_ms'))} p95 {ms(lat.get('p95_ms'))}")
+    if c is None:
+        figures = "not in the report"
+    else:
+        figures = (f"sessions {c.sessions}, on 2+ containers {c.sessions_multi_container}/"
+                   f"{c.sessions_multi_request}, session stickiness "
+                   f"{pct(c.session_stickiness)}, same-container rate "
+                   f"{pct(c.same_container_rate)}")
+    line = (f"  {leg.name:<17}{rate:6.1f} {unit}, {leg.user_class} "
+            f"({c.affinity if c is not None and c.affinity else '?'}): {figures}, errors "
+            f"{pct(s.error_rate)}, cache hits {pct(hit_rate(s))}, latency p50 "
+            f"{ms(lat.p50_ms)} p95 {ms(lat.p95_ms)}")
+    ttft = ttft_all(s)
     if leg.streaming:
-        line += f", TTFT p50 {ms(ttft.get('p50_ms'))} p95 {ms(ttft.get('p95_ms'))}"
+        line += (f", TTFT p50 {ms(ttft.p50_ms if ttft else None)} "
+                 f"p95 {ms(ttft.p95_ms if ttft else None)}")
     return line
 
 
-def latency_headline(sticky: dict[str, Any], control: dict[str, Any], rate: float) -> str:
-    ours, theirs = sticky["latency"]["all"]["p50_ms"], control["latency"]["all"]["p50_ms"]
-    return (f"stickiness buys, at {rate:.0f} req/s each: median latency {ms(ours)} instead of "
-            f"{ms(theirs)}{change(ours, theirs)}, cache hits {pct(hit_rate(sticky))} instead "
-            f"of {pct(hit_rate(control))}; {tails(sticky, control, 'latency')}")
+def latency_headline(sticky: Summary, control: Summary, rate: float) -> str:
+    ours, theirs = sticky.latency["all"], control.latency["all"]
+    return (f"stickiness buys, at {rate:.0f} req/s each: median latency {ms(ours.p50_ms)} "
+            f"instead of {ms(theirs.p50_ms)}{change(ours.p50_ms, theirs.p50_ms)}, cache hits "
+            f"{pct(hit_rate(sticky))} instead of {pct(hit_rate(control))}; "
+            f"{tails(ours, theirs)}")
 
 
-def tails(sticky: dict[str, Any], control: dict[str, Any], key: str) -> str:
+def tails(ours: Latency | Percentiles | None, theirs: Latency | Percentiles | None) -> str:
     """'p95 X ms instead of Y ms, p99 ...': the tails beside the median (a sticky run's
     warm-up misses and a hot replica show there first)."""
-    ours, theirs = ((s.get(key) or {}).get("all") or {} for s in (sticky, control))
-    words = []
-    for p in ("p95", "p99"):
-        a, b = ours.get(f"{p}_ms"), theirs.get(f"{p}_ms")
-        words.append(f"{p} {ms(a)} instead of {ms(b)}"
-                     f"{change(a, b) if a is not None and b is not None else ''}")
+    def at(f: Latency | Percentiles | None, p: str) -> float | None:
+        return None if f is None else f.p95_ms if p == "p95" else f.p99_ms
+    words = [f"{p} {ms(at(ours, p))} instead of {ms(at(theirs, p))}"
+             f"{change(at(ours, p), at(theirs, p))}" for p in ("p95", "p99")]
     return ", ".join(words)
 
 
-def cost_line(sticky: dict[str, Any], control: dict[str, Any], streaming: bool) -> str:
+def cost_line(sticky: Summary, control: Summary, streaming: bool) -> str:
     """What stickiness costs, beside what it buys: load skew over the replicas, the hottest
     replica, and the tail once the warm-up is set apart (reports/costs.py)."""
-    ours, theirs = sticky.get("costs") or {}, control.get("costs") or {}
+    ours, theirs = sticky.costs or {}, control.costs or {}
     hot = ours.get("hottest") or {}
 
     def ratio(x: Any) -> str:
@@ -282,18 +284,19 @@ def cost_line(sticky: dict[str, Any], control: dict[str, Any], streaming: bool) 
             f"{ms(other.get('p99_ms'))}")
 
 
-def ttft_p50(summary: dict[str, Any]) -> float | None:
-    value = ((summary.get("ttft") or {}).get("all") or {}).get("p50_ms")
-    return None if value is None else float(value)
+def ttft_all(summary: Summary) -> Percentiles | None:
+    """Time to first token over every stream of the run; None when it streamed nothing."""
+    return (summary.ttft or {}).get("all")
 
 
-def ttft_headline(sticky: dict[str, Any], control: dict[str, Any], rate: float) -> str | None:
-    ours, theirs = ttft_p50(sticky), ttft_p50(control)
-    if ours is None or theirs is None:
+def ttft_headline(sticky: Summary, control: Summary, rate: float) -> str | None:
+    ours, theirs = ttft_all(sticky), ttft_all(control)
+    if ours is None or theirs is None or ours.p50_ms is None or theirs.p50_ms is None:
         return None
-    return (f"stickiness buys, at {rate:.0f} streams/s each: TTFT p50 {ms(ours)} instead of "
-            f"{ms(theirs)}{change(ours, theirs)}, cache hit rate {pct(hit_rate(sticky))} "
-            f"instead of {pct(hit_rate(control))}; TTFT {tails(sticky, control, 'ttft')}")
+    return (f"stickiness buys, at {rate:.0f} streams/s each: TTFT p50 {ms(ours.p50_ms)} "
+            f"instead of {ms(theirs.p50_ms)}{change(ours.p50_ms, theirs.p50_ms)}, cache hit "
+            f"rate {pct(hit_rate(sticky))} instead of {pct(hit_rate(control))}; TTFT "
+            f"{tails(ours, theirs)}")
 
 
 # ## The demo
@@ -320,16 +323,19 @@ def run_legs(args: argparse.Namespace, out: Path) -> dict[str, int]:
     return codes
 
 
-def reports(out: Path) -> tuple[dict[str, dict[str, Any]], list[str]] | str:
-    """Each leg's report and each pair's comparison; their summaries and output files, or
-    the one-line reason the reports failed."""
+def reports(out: Path) -> tuple[dict[str, Summary], list[str]] | str:
+    """Each leg's report and each pair's comparison; their summaries (parsed once, here) and
+    output files, or the one-line reason the reports failed."""
     summaries, files = {}, []
     for leg in LEGS:
         done = run_report(out / leg.name)
         if done.returncode == REPORT_BAD_INPUT:
             lines = done.stderr.strip().splitlines() or ["no output"]
             return f"the {leg.name} report failed: {lines[-1]}"
-        summaries[leg.name] = json.loads((out / f"{leg.name}_summary.json").read_text())
+        try:
+            summaries[leg.name] = load_summary(out / f"{leg.name}_summary.json")
+        except ReportInputError as exc:
+            return f"the {leg.name} report failed: {exc}"
         files.append(str(out / f"{leg.name}_report.html"))
     for sticky, control in PAIRS:  # A the reference (the control), B the candidate
         compared = run_report(out / control.name, out / sticky.name)

@@ -93,6 +93,20 @@ def test_ctrl_c_with_processes_2_records_every_request(target: str, tmp_path: Pa
     assert set(containers_per_session(result.rows, "StickyUser").values()) == {1}
 
 
+def test_workers_slow_to_stop_still_deliver_their_last_rows(target: str, tmp_path: Path
+                                                            ) -> None:
+    """tests/locustfiles/slow_stop.py: users that take 1.5 s to stop. Locust's master waits
+    0.5 s for its workers' last reports; the recorder's master waits for their last rows."""
+    args = headless(target, "SlowStopUser", users=4, seconds=2, locustfile=(
+        "tests/locustfiles/slow_stop.py"), extra=("--pace-rps", "20", *processes(2)))
+    with locust_process(*args, tmp=tmp_path) as run:
+        result = finish(run)
+    assert result.code == 0, result.output[-3000:]
+    assert "not recorded" not in result.output
+    assert result.rows.num_rows == result.locust_requests > 0
+    assert len(pc.unique(result.rows["worker"])) == 2
+
+
 def test_ctrl_c_locally_with_failures_loses_nothing(tmp_path: Path) -> None:
     """The replicas go away mid-run: 503s (failures) are rows too; then a Ctrl-C."""
     args = ["-f", STICKY, "StickyUser", "--headless", "-u", "10", "-r", "10"]

@@ -24,7 +24,8 @@ def test_churn_remaps_about_the_rendezvous_minimum_and_nothing_collateral(
             # the kill comes long after the scale-up: on a busy machine a new replica can
             # take seconds to become live, and two changes that close would read as one
             *headless(emu.url, "StickyUser", seconds=12, extra=(
-                "-u", "60", "-r", "60", "--churn", "1s:scale=4,9.5s:kill=1",
+                "-u", "60", "-r", "60", "--pace-rps", "5",  # 300 req/s: light, plenty
+                "--churn", "1s:scale=4,9.5s:kill=1",
                 "--max-multi-container-sessions", "60",
                 "--exit-code-on-error", "0")),  # a kill cuts requests in flight: 502s
             tmp=tmp_path) as run:
@@ -63,7 +64,8 @@ def test_with_a_cache_sticky_sessions_hit_far_more_often(tmp_path: Path) -> None
         rates = {}
         for user in ("StickyUser", "NonStickyUser"):
             with locust_process(*headless(emu.url, user, seconds=4, extra=(
-                    "-u", "30", "-r", "30", "--cache-key")), tmp=tmp_path, name=user) as run:
+                    "-u", "30", "-r", "30", "--cache-key", "--pace-rps", "10")),
+                    tmp=tmp_path, name=user) as run:
                 result = finish(run)
             assert result.rows.column("cache").null_count == 0
             rates[user] = cache_hit_rate(result.rows)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from locustfiles.ending import verdict
-from locustfiles.membership import Membership
+from locustfiles.membership import Churn
 from locustfiles.summary import Stickiness, render
 from locustfiles.target import Probe, TargetNotReady, WaitConfig, wait_until_ready
 
@@ -39,7 +39,7 @@ def test_a_failed_event_log_write_leaves_no_file(tmp_path: Path,
     def full(self: Path, target: Path) -> Path:
         raise OSError(28, "No space left on device")
 
-    membership = Membership()
+    membership = Churn()
     membership.started = 1.0
     monkeypatch.setattr(Path, "replace", full)
     with pytest.raises(OSError):

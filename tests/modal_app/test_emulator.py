@@ -14,7 +14,7 @@ import pytest
 
 from modal_app.local.launch import Emulator, emulator
 from modal_app.local.rendezvous import pick, rank
-from tests.modal_app.conftest import TEST_APP, live_ids, read_events, replicas, wait_for
+from tests.support.emulated import TEST_APP, live_ids, read_events, replicas, wait_for
 from tests.support.http import Conn, call
 
 SESSIONS = [f"user-{i}" for i in range(60)]

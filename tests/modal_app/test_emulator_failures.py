@@ -17,7 +17,7 @@ import pytest
 
 from modal_app.local.launch import emulator
 from modal_app.local.rendezvous import pick
-from tests.modal_app.conftest import TEST_APP, live_ids, read_events, replicas, wait_for
+from tests.support.emulated import TEST_APP, live_ids, read_events, replicas, wait_for
 from tests.support.http import Conn, call
 
 SESSIONS = [f"user-{i}" for i in range(90)]

@@ -19,8 +19,8 @@ import pytest
 from modal_app.local.launch import Emulator, emulator
 from modal_app.local.rendezvous import pick
 from modal_app.local.supervisor import has_died
-from tests.modal_app.conftest import TEST_APP, address, live_ids, replicas, wait_for
-from tests.support.http import call
+from tests.support.emulated import TEST_APP, live_ids, replicas, wait_for
+from tests.support.http import address, call
 
 
 @pytest.fixture(scope="module")

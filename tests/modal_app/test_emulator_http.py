@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from modal_app.local.launch import Emulator, emulator
-from tests.modal_app.conftest import TEST_APP, address, live_ids, wait_for
-from tests.support.http import call
+from tests.support.emulated import TEST_APP, live_ids, wait_for
+from tests.support.http import address, call
 
 MIB = 1 << 20
 

@@ -17,8 +17,8 @@ import pytest
 from modal_app.local.launch import ROOT, emulator
 from modal_app.local.policy import modulo_rank
 from modal_app.local.rendezvous import pick
-from tests.modal_app.conftest import TEST_APP, address, live_ids, wait_for
-from tests.support.http import Conn, call
+from tests.support.emulated import TEST_APP, live_ids, wait_for
+from tests.support.http import Conn, address, call
 
 SESSIONS = [f"user-{i}" for i in range(60)]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import ROOT, Emulator, emulator
-from tests.modal_app.conftest import live_ids, replicas, wait_for
+from tests.support.emulated import live_ids, replicas, wait_for
 from tests.support.http import Conn, call
 
 KEY, SECRET = "wk-test-key", "ws-test-secret"

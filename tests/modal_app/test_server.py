@@ -18,7 +18,7 @@ import modal._functions
 import pytest
 
 from modal_app.local.launch import stop_process
-from tests.modal_app.conftest import wait_for
+from tests.support.emulated import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMS = ["modal_app.server", "modal_app.server_ga", "modal_app.server_sessioned"]

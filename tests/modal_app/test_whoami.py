@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import replica
-from tests.modal_app.conftest import wait_for
+from tests.support.emulated import wait_for
 from tests.support.http import Conn, call
 
 

@@ -4,6 +4,7 @@ no console error and nothing wider than a 1,300 px window."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from reports import charts
+from reports.columns import STREAM_CUT_PREFIX
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, WIDTH, render_in_chromium
 from tests.support.cli import run_reports
 from tests.support.pages import figures, unpacked
@@ -98,7 +100,7 @@ def test_the_swimlane_samples_sessions_and_bins_time() -> None:
     sid = np.repeat([f"s{i}" for i in range(n)], per)
     frame = pd.DataFrame({
         "ts": T0 + np.tile(np.arange(per, dtype=float), n) + np.repeat(np.arange(n) * 1e-3, per),
-        "session_id": sid, "status": 200, "response_time_ms": 10.0,
+        "session_id": sid, "status": 200, "response_time_ms": 10.0, "ok": True,
         "container_id": np.where(np.arange(n * per) % 7 == 0, "c1", "c0")})
     lanes = charts.swimlanes(frame, limit=60, bins=100)
     assert lanes.codes.shape == (60, 100) and lanes.total_sessions == n
@@ -107,20 +109,29 @@ def test_the_swimlane_samples_sessions_and_bins_time() -> None:
     assert np.asarray(heatmap.z).shape == (60, 100)
 
 
-def test_request_states_follow_the_previous_successful_request() -> None:
-    frame = pd.DataFrame({
-        "ts": [1.0, 2.0, 3.0, 4.0, 5.0, 1.5, 2.5],
-        "session_id": ["a", "a", "a", "a", "a", "b", "b"],
-        "container_id": ["x", "x", None, "y", "y", "z", "x"],
-        "status": [200, 200, 503, 200, 200, 200, 200]})
-    states = charts.request_states(frame)
-    assert states.tolist() == ["first", "repeat", pd.NA, "after_switch", "repeat", "first",
-                               "after_switch"]
+def test_a_cut_stream_is_a_failure_in_the_charts_as_in_the_figures(tmp_path: Path) -> None:
+    """One definition of a successful request (reports.metrics, the API's `ok` column): a
+    2xx stream that was cut names a container and still failed, in the swimlane too."""
+    from reports import load_run
+
+    prefix = tmp_path / "cut"
+    write_requests(Path(f"{prefix}_requests.parquet"), [
+        Row(T0, "a", "x"), Row(T0 + 1, "a", "x"), Row(T0 + 2, "a", None, 503),
+        Row(T0 + 3, "a", "y", error=STREAM_CUT_PREFIX + "after 3 tokens"),
+        Row(T0 + 4, "a", "y")])
+    run = load_run(str(prefix))
+    assert run.requests["ok"].tolist() == [True, True, False, False, True]
+    assert run.requests["state"].tolist() == ["first", "repeat", np.nan, np.nan,
+                                              "after_switch"]
+    lanes = charts.swimlanes(run.requests, bins=5)
+    assert lanes.containers == ["x", "y"]
+    assert lanes.codes[0].tolist() == [0, 0, -1, -1, 1]  # the cut stream's bin: failed only
 
 
 def test_a_swimlane_lane_keeps_its_colour_until_its_next_request() -> None:
     frame = pd.DataFrame({"ts": [0.0, 5.0, 9.99], "session_id": ["a", "a", "a"],
-                          "container_id": ["x", "y", "y"], "status": [200, 200, 200]})
+                          "container_id": ["x", "y", "y"], "status": [200, 200, 200],
+                          "ok": True})
     lanes = charts.swimlanes(frame, bins=10)
     assert lanes.codes[0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
 
@@ -176,3 +187,50 @@ def test_the_swimlane_picks_the_same_sessions_from_the_api_sessions(tmp_path: Pa
     heatmap = charts.swimlane_figure(run.requests, sessions=run.sessions).data[0]
     shown = {str(c) for c in np.asarray(heatmap.customdata)[:, 0]}
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and HOSTILE not in shown
+
+
+def plotly_array(value: object) -> np.ndarray:
+    """An array of a figure's JSON: a list, or plotly's typed array (base64 `bdata`)."""
+    if not isinstance(value, dict):
+        return np.asarray(value)
+    data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    shape = [int(n) for n in str(value.get("shape", len(data))).split(",")]
+    return data.reshape(shape)
+
+
+def test_the_page_samples_as_its_config_says(tmp_path: Path) -> None:
+    """The swimlane's sessions and bins and the timeline's points come from the run's
+    ReportConfig (no default of the charts' own), and the defaults are the config's."""
+    from reports import html, load_run
+    from reports.config import ReportConfig
+
+    prefix = synthetic_run(tmp_path)
+    default = ReportConfig()
+    assert (default.swimlane_sessions, default.swimlane_bins) == (120, 240)
+    run = load_run(prefix, config=ReportConfig(swimlane_sessions=7, swimlane_bins=30,
+                                                timeline_points=5))
+    shown = figures(html.render_report(run))
+    (lane,) = [f for f in shown if f["data"][0]["type"] == "heatmap"]
+    assert plotly_array(lane["data"][0]["z"]).shape == (7, 30)
+    timeline = shown[0]["data"][0]
+    assert timeline["name"] == "requests/s" and len(plotly_array(timeline["x"])) <= 5
+    lanes = charts.swimlanes(run.requests)
+    assert lanes.codes.shape[1] == default.swimlane_bins
+    assert len(lanes.sessions) == min(default.swimlane_sessions, lanes.total_sessions)
+
+
+def test_collateral_reads_n_a_when_no_repeat_answer_was_judged() -> None:
+    from reports import html
+    from reports.summary import ChangeSummary
+    from tests.support.summaries import summary
+
+    change = ChangeSummary(T0, 1.0, T0 + 1, T0 + 3, ["kill"], [], [A], 3, 2, 10, 0, None,
+                           None, None, None, None, 0, None, None)
+    judged = html.collateral_card(summary(collateral=2, membership_changes=[change]))
+    assert (judged.value, judged.detail) == (
+        "2", "answers moved off a live owner to a container already live")
+    unjudged = html.collateral_card(summary(collateral=None, membership_changes=[change]))
+    assert (unjudged.value, unjudged.detail) == (
+        "n/a", "no repeat answer across a change to judge")
+    quiet = html.collateral_card(summary(collateral=0, membership_changes=[]))
+    assert (quiet.value, quiet.detail) == ("n/a", "no membership change to judge")

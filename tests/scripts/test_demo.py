@@ -4,7 +4,7 @@ classes only) on summaries; bad arguments."""
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import re
 import subprocess
 import sys
@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from reports.summary import Summary, load_summary
+from tests.support.summaries import summary
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -35,19 +38,20 @@ def test_the_demo_compares_at_equal_load_and_passes(tmp_path: Path) -> None:
     # A the reference (the non-sticky control), B the candidate, as everywhere
     assert (out / "nonsticky_vs_sticky_comparison.html").is_file()
     assert (out / "stream_nonsticky_vs_stream_sticky_comparison.html").is_file()
-    summaries = {leg.name: json.loads((out / f"{leg.name}_summary.json").read_text())
-                 for leg in demo.LEGS}
+    summaries = {leg.name: load_summary(out / f"{leg.name}_summary.json") for leg in demo.LEGS}
     for sticky, control in (("sticky", "nonsticky"), ("stream_sticky", "stream_nonsticky")):
-        ours = summaries[sticky]["user_classes"]["StickyUser"]
-        theirs = summaries[control]["user_classes"]["NonStickyUser"]
-        assert summaries[sticky]["judged_classes"] == ["StickyUser"]
-        assert summaries[control]["judged_classes"] == []  # the control is never judged
-        assert ours["affinity"] == "session" and theirs["affinity"] == "none"
-        assert ours["sessions"] == 40 and ours["sessions_multi_container"] == 0
-        assert theirs["sessions_multi_container"] > 20  # the control moves
-        assert summaries[sticky]["cache"]["hit_rate"] > summaries[control]["cache"]["hit_rate"]
+        ours = summaries[sticky].user_classes["StickyUser"]
+        theirs = summaries[control].user_classes["NonStickyUser"]
+        assert summaries[sticky].judged_classes == ["StickyUser"]
+        assert summaries[control].judged_classes == []  # the control is never judged
+        assert ours.affinity == "session" and theirs.affinity == "none"
+        assert ours.sessions == 40 and ours.sessions_multi_container == 0
+        assert theirs.sessions_multi_container > 20  # the control moves
+        hits = demo.hit_rate(summaries[sticky]), demo.hit_rate(summaries[control])
+        assert hits[0] is not None and hits[1] is not None and hits[0] > hits[1]
     for name in ("stream_sticky", "stream_nonsticky"):
-        assert summaries[name]["ttft"]["all"]["count"] == summaries[name]["requests"]
+        streamed = demo.ttft_all(summaries[name])
+        assert streamed is not None and streamed.count == summaries[name].requests
     latency = re.search(r"stickiness buys, at (\d+) req/s each: median latency [\d.]+ ms "
                         r"instead of [\d.]+ ms \(\d+% (less|more)\), cache hits [\d.]+% "
                         r"instead of [\d.]+%", done.stdout)
@@ -77,8 +81,9 @@ def args(**overrides: Any) -> argparse.Namespace:
                             *[a for k, v in overrides.items() for a in (f"--{k}", str(v))]])
 
 
-def summaries(sticky_requests: int, control_requests: int) -> dict[str, dict[str, Any]]:
-    return {"sticky": {"requests": sticky_requests}, "nonsticky": {"requests": control_requests}}
+def summaries(sticky_requests: int, control_requests: int) -> dict[str, Summary]:
+    return {"sticky": summary(requests=sticky_requests),
+            "nonsticky": summary(requests=control_requests)}
 
 
 def test_legs_at_the_offered_load_compare() -> None:
@@ -98,15 +103,23 @@ def test_a_leg_below_the_offered_load_does_not_compare() -> None:
 
 def test_the_verdict_covers_the_affinity_classes_only() -> None:
     leg = demo.LEGS[0]
-    mixed = {"judged_classes": ["StickyUser"], "user_classes": {
-        "StickyUser": {"session_stickiness": 1.0, "sessions_multi_container": 0},
-        "NonStickyUser": {"session_stickiness": 0.0, "sessions_multi_container": 9}}}
+    sticky = summary().user_classes["StickyUser"]
+
+    def classes(**figures: Any) -> dict[str, Any]:
+        return {name: dataclasses.replace(sticky, **changed)
+                for name, changed in figures.items()}
+    mixed = summary(judged_classes=["StickyUser"], user_classes=classes(
+        StickyUser={"session_stickiness": 1.0, "sessions_multi_container": 0},
+        NonStickyUser={"session_stickiness": 0.0, "sessions_multi_container": 9}))
     assert demo.sticky_problems(mixed, leg) == []
-    broken = {"judged_classes": ["StickyUser"], "user_classes": {
-        "StickyUser": {"session_stickiness": 0.9, "sessions_multi_container": 2}}}
+    broken = summary(judged_classes=["StickyUser"], user_classes=classes(
+        StickyUser={"session_stickiness": 0.9, "sessions_multi_container": 2}))
     assert demo.sticky_problems(broken, leg) == [
         "sticky: 2 StickyUser sessions saw more than one container"]
-    assert demo.sticky_problems({"judged_classes": [], "user_classes": {}}, leg) == [
+    unmeasured = summary(user_classes=classes(StickyUser={"session_stickiness": None}))
+    assert demo.sticky_problems(unmeasured, leg) == [
+        "sticky: StickyUser has no session with 2+ successful requests"]
+    assert demo.sticky_problems(summary(judged_classes=[], user_classes={}), leg) == [
         "sticky: no class asking for affinity to judge"]
 
 

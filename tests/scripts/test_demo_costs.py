@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+
+from reports.summary import CacheSummary, Latency, Percentiles, Summary
+from tests.support.summaries import summary as a_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -12,14 +14,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import demo  # noqa: E402
 
 
-def summary(p50: float, p95: float, p99: float, busy: float, steady_p95: float
-            ) -> dict[str, Any]:
-    figures = {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
-    return {"latency": {"all": figures}, "ttft": {"all": figures}, "cache": {"hit_rate": 0.5},
-            "costs": {"busy_max_over_mean": busy, "expected_max_over_mean": 1.23,
-                      "hottest": {"busy_share": 0.3, "latency_p95_ms": 9.0},
-                      "latency_steady": {"p95_ms": steady_p95, "p99_ms": steady_p95 + 1},
-                      "ttft_steady": {"p95_ms": steady_p95, "p99_ms": steady_p95 + 1}}}
+def summary(p50: float, p95: float, p99: float, busy: float, steady_p95: float) -> Summary:
+    return a_summary(
+        latency={"all": Latency(100, p50, p50, p95, p99, p99)},
+        ttft={"all": Percentiles(100, p50, p95, p99)},
+        cache=CacheSummary(50, 50, 0.5, [0.4, 0.6], {}),
+        costs={"busy_max_over_mean": busy, "expected_max_over_mean": 1.23,
+               "hottest": {"busy_share": 0.3, "latency_p95_ms": 9.0},
+               "latency_steady": {"p95_ms": steady_p95, "p99_ms": steady_p95 + 1},
+               "ttft_steady": {"p95_ms": steady_p95, "p99_ms": steady_p95 + 1}})
 
 
 def test_the_headline_names_the_tails_and_the_cost_line_the_price() -> None:
@@ -37,6 +40,7 @@ def test_the_headline_names_the_tails_and_the_cost_line_the_price() -> None:
 
 
 def test_a_summary_without_costs_says_n_a() -> None:
-    bare = {"latency": {"all": {"p50_ms": 1.0}}}
+    bare = a_summary(costs=None, latency={"all": Latency(1, 1.0, 1.0)}, ttft=None)
     assert "max/mean over the replicas n/a instead of n/a" in demo.cost_line(bare, bare, False)
-    assert "p95 n/a instead of n/a" in demo.tails(bare, bare, "latency")
+    assert "p95 n/a instead of n/a" in demo.tails(bare.latency["all"], bare.latency["all"])
+    assert demo.ttft_headline(bare, bare, 10) is None  # no stream: no TTFT to claim

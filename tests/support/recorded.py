@@ -6,6 +6,9 @@ NonStickyUser run, the reference, at the same load."""
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
+import json
 import signal
 import time
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from tests.support.http import wait_for_live
 from tests.support.locust import LocustProcess, headless, locust_process
 
 USERS = 20
+PACE_RPS = 25  # per user, both runs: 500 req/s, plenty to judge, light on a shared machine
 LOAD_S = 60  # at most: the run is ended AFTER_KILL_S after the kill
 AFTER_KILL_S = 4.0
 CONTROL_S = 3
@@ -37,6 +41,24 @@ class RecordedPair:
     control: str  # the reference's prefix
     events: Path  # the emulator's own event log
     killed: str  # the replica killed during the sticky run
+
+
+def shared_pair(base: Path) -> RecordedPair:
+    """The pair recorded once for the whole test session, even when pytest-xdist runs the
+    modules that read it on several workers: BASE is the directory the workers share (the
+    parent of each one's base temp); the first to come records under a lock, the others wait
+    for it and read what it wrote."""
+    directory = base / "recorded-pair"
+    known = base / "recorded-pair.json"
+    with (base / "recorded-pair.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on error
+        if not known.exists():
+            directory.mkdir(exist_ok=True)
+            pair = record_pair(directory)
+            known.write_text(json.dumps(dataclasses.asdict(pair), default=str))
+    fields = json.loads(known.read_text())
+    return RecordedPair(Path(fields["directory"]), fields["sticky"], fields["control"],
+                        Path(fields["events"]), fields["killed"])
 
 
 def wait_for_load(url: str, deadline_s: float = 60.0) -> None:
@@ -70,7 +92,8 @@ def ended(run: LocustProcess, timeout: float) -> None:
 
 def record_pair(directory: Path) -> RecordedPair:
     events = directory / "emulator_events.jsonl"
-    common: Any = {"users": USERS, "extra": ("--cache-key", "--loglevel", "WARNING",
+    common: Any = {"users": USERS, "extra": ("--cache-key", "--pace-rps", str(PACE_RPS),
+                                             "--loglevel", "WARNING",
                                              "--exit-code-on-error", "0")}
     with emulator(3, *CACHE, events=events) as emu:
         with locust_process(*headless(emu.url, "StickyUser", seconds=LOAD_S, **common),
