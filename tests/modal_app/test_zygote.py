@@ -20,8 +20,8 @@ from modal_app.local.launch import emulator
 from modal_app.local.prctl import become_subreaper
 from modal_app.local.spawn import ChildProcess, ReplicaProcess, Spawner
 from modal_app.local.supervisor import has_died
-from tests.modal_app.conftest import TEST_APP, live_ids, read_events, replicas, wait_for
 from tests.support import ROOT
+from tests.support.emulated import TEST_APP, live_ids, read_events, replicas, wait_for
 from tests.support.http import Conn, call
 
 FORKED = "modal_app.local.zygote"  # a forked replica's command line is its zygote's
