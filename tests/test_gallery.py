@@ -9,6 +9,7 @@ may ever get PASS. Each liar runs once (module-scoped) and its tests only read t
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from modal_app.local.launch import emulator, stop_process
+from reports.__main__ import main as reports_main
 from tests.support import ROOT
 from tests.support.locust import finish, locust_process
 
@@ -65,12 +67,15 @@ def run(tmp: Path, url: str, users: tuple[str, ...], seconds: int, extra: tuple[
             f"{seconds}s", "--host", url, "--wait-timeout", "10", *extra]
     with locust_process(*args, tmp=tmp) as proc:
         result = finish(proc)
-    report = subprocess.run([sys.executable, "-m", "reports", str(proc.prefix), *gates],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    # `python -m reports`'s own entry point, in this process (the CLI as a subprocess, exit
+    # codes and all, is tests/reports/test_cli.py's; here the imports would cost more than the
+    # report)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        report_code = reports_main([str(proc.prefix), *gates])
     summary = json.loads(Path(f"{proc.prefix}_summary.json").read_text())
     html = Path(f"{proc.prefix}_report.html").read_text()
-    return Outcome(result.code, result.output, report.returncode,
-                   report.stdout + report.stderr, summary, html)
+    return Outcome(result.code, result.output, report_code, printed.getvalue(), summary, html)
 
 
 def first_card(html: str) -> str:
