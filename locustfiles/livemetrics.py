@@ -428,7 +428,9 @@ class LiveMetrics:
         logger.info("metrics: serving Prometheus metrics on http://%s:%d/metrics", *self.address)
 
     def attach(self) -> None:
-        if self.recorder is not None:
+        """The recorder hands its rows over while the metrics are served, never otherwise:
+        without --metrics-port nothing is counted here (no cost per request)."""
+        if self.recorder is not None and self.server is not None:
             self.recorder.metrics = self.counts
 
     def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:
