@@ -33,6 +33,11 @@ With `--metrics` the StickyUser side also serves live Prometheus metrics (`--met
 locustfiles/livemetrics.py), scraped once a second by this script as Prometheus would: the
 ratio is then the recorder's and the metrics' cost together.
 
+With `--side-by-side` each round also runs both at the same moment, each with its own 50 users
+against the same replica, for the same seconds (and 1 s for the fixed costs): both then see
+the same load of the shared machine, so their CPU per request and their rates compare under
+equal conditions whatever other processes do; it prints both, and their ratios.
+
 With `--reconnect-leg` each round also runs StickyUser with `--reconnect-every 0` (one
 connection per user, as the bare user keeps): what the shipped default (a new connection every
 50 requests, which exposes a router that pins by connection) costs is then the difference of
@@ -66,7 +71,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import replica, run_locust
+from benchlib import locust_command, replica, run_locust, run_locusts_together
 
 AIM = 0.97
 FULL_SPEED_RPS = 5000
@@ -344,6 +349,33 @@ def parts_us(tmp: Path, n: int = 100_000, url: str | None = None) -> dict[str, f
 RENEWAL = "user: a new connection every 50 requests (--reconnect-every), per request"
 
 
+def side_by_side(url: str, args: argparse.Namespace, stream: tuple[str, ...], prefix: Path
+                 ) -> tuple[float, float, float, float] | None:
+    """Both sides at the same moment, `args.seconds` and then 1 s (the fixed costs): the rates
+    and the CPU per request with the fixed costs apart (StickyUser, bare), printed; None when
+    the short runs leave no difference of requests."""
+    runs = []
+    for seconds, name in ((args.seconds, "long"), (1, "short")):
+        with scraping(args.metrics, require=name == "long") as live:
+            sticky = locust_command("locustfiles/sticky.py", url, args.users, seconds, *stream,
+                                    *live, *NO_VERDICT, "--csv", f"{prefix}{name}sticky",
+                                    user_class="StickyUser")
+            plain = locust_command("locustfiles/plain.py", url, args.users, seconds, *stream,
+                                   "--csv", f"{prefix}{name}plain")
+            runs.append(run_locusts_together([sticky, plain], seconds))
+    (s_long, s_cpu), (p_long, p_cpu) = runs[0]
+    (s_short, s_cpu0), (p_short, p_cpu0) = runs[1]
+    if s_long.requests <= s_short.requests or p_long.requests <= p_short.requests:
+        return None
+    a = 1e6 * (s_cpu - s_cpu0) / (s_long.requests - s_short.requests)
+    b = 1e6 * (p_cpu - p_cpu0) / (p_long.requests - p_short.requests)
+    print(f"         side by side: StickyUser {s_long.rps:6.0f} req/s ({a:.1f} us CPU/req, "
+          f"{s_long.failures} failures) | bare {p_long.rps:6.0f} req/s ({b:.1f} us CPU/req, "
+          f"{p_long.failures} failures) | rate ratio {s_long.rps / p_long.rps:.3f}, CPU ratio "
+          f"{b / a:.3f}", flush=True)
+    return s_long.rps, p_long.rps, a, b
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -354,6 +386,8 @@ def main() -> None:
                         help="StickyUser also serves live metrics, scraped every second")
     parser.add_argument("--stream-tokens", type=int, default=0, metavar="N",
                         help="both sides stream POST /generate for N tokens (default 0: POST /)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="each round also runs both sides at the same moment (equal load)")
     parser.add_argument("--reconnect-leg", action="store_true",
                         help="each round also runs StickyUser with --reconnect-every 0: what "
                              "the default renewal of connections costs")
@@ -363,6 +397,7 @@ def main() -> None:
     recorded: list[Measured] = []
     bare: list[Measured] = []
     kept: list[Measured] = []  # StickyUser with --reconnect-every 0 (--reconnect-leg)
+    paired: list[tuple[float, float, float, float]] = []  # side by side: rps, CPU us (S, bare)
     kept_slopes: list[float] = []
     slopes: list[tuple[float, float]] = []  # (StickyUser, bare) CPU us per request
     load_before = os.getloadavg()
@@ -422,6 +457,10 @@ def main() -> None:
                 print(f"         StickyUser --reconnect-every 0 {kept_leg.rps:6.0f} req/s "
                       f"({kept_leg.cpu_us:.0f} us CPU/req, {kept_leg.failures} failures) | "
                       f"ratio to bare {kept_leg.rps / plain.rps:.3f}", flush=True)
+            if args.side_by_side:
+                figures = side_by_side(url, args, stream, Path(tmp) / f"pair{n}")
+                if figures is not None:
+                    paired.append(figures)
         parts = parts_us(Path(tmp), url=url if not stream else None)
     ratios = [s.rps / p.rps for s, p in zip(recorded, bare, strict=True)]
     bare_rps = statistics.median(p.rps for p in bare)
@@ -447,6 +486,15 @@ def main() -> None:
         print(f"whole-user CPU ratio (median, fixed costs apart): StickyUser {a:.1f} us per "
               f"request, bare {b:.1f} us: ratio {b / a:.3f} (aim {AIM}); rounds "
               + ", ".join(f"{y / x:.3f}" for x, y in slopes))
+    if paired:
+        print(f"side by side (both at once, equal load; median of {len(paired)} rounds): "
+              f"StickyUser {statistics.median(p[0] for p in paired):.0f} req/s, "
+              f"{statistics.median(p[2] for p in paired):.1f} us CPU per request, bare "
+              f"{statistics.median(p[1] for p in paired):.0f} req/s, "
+              f"{statistics.median(p[3] for p in paired):.1f} us: rate ratio "
+              f"{statistics.median(p[0] / p[1] for p in paired):.3f}, CPU ratio "
+              f"{statistics.median(p[3] / p[2] for p in paired):.3f} (aim {AIM}); rounds "
+              + ", ".join(f"{p[3] / p[2]:.3f}" for p in paired))
     if kept:
         renewal = statistics.median(s.rps / k.rps for s, k in zip(recorded, kept, strict=True))
         line = (f"--reconnect-every 50 (the default) against 0: StickyUser "
@@ -476,7 +524,8 @@ def main() -> None:
                           "recorder_rps": [s.rps for s in recorded],
                           "bare_rps": [p.rps for p in bare], "parts_us": parts,
                           "kept_connection_rps": [k.rps for k in kept],
-                          "kept_connection_cpu_slopes_us": kept_slopes}))
+                          "kept_connection_cpu_slopes_us": kept_slopes,
+                          "side_by_side": paired}))
 
 
 if __name__ == "__main__":
