@@ -30,10 +30,10 @@ does (Prometheus reads a counter that drops as a counter reset).
 from __future__ import annotations
 
 import argparse
-import bisect
 import logging
 import sys
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -148,11 +148,11 @@ class Counts:
     def observe(self, session_id: str | None, user_class: str | None, status: int,
                 container: str | None, cache: str | None, error: str | None,
                 response_ms: float, stream: Any = None, affinity: str | None = None) -> None:
-        """One row (a request, failures included)."""
-        user_class = user_class or "?"
-        kind = NO_ERROR if error is None else error_kind(status, error)
-        bucket = bisect.bisect_left(BOUNDS_MS, response_ms)
-        key = (user_class, status, kind, container, cache, bucket)
+        """One row (a request, failures included): a few dict updates, the hot path."""
+        if user_class is None:
+            user_class = "?"
+        key = (user_class, status, NO_ERROR if error is None else error_kind(status, error),
+               container, cache, bisect_left(BOUNDS_MS, response_ms))
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = [0, 0.0]
@@ -160,14 +160,15 @@ class Counts:
         cell[1] += response_ms
         if stream is not None and stream[1] is not None:
             ttft = float(stream[1])
-            tkey = (user_class, cache, bisect.bisect_left(BOUNDS_MS, ttft))
+            tkey = (user_class, cache, bisect_left(BOUNDS_MS, ttft))
             tcell = self.ttft.get(tkey)
             if tcell is None:
                 tcell = self.ttft[tkey] = [0, 0.0]
             tcell[0] += 1
             tcell[1] += ttft
-        if container is not None and self.seen.get(container) != self.tick:
-            self.seen[container] = self.tick
+        tick = self.tick
+        if container is not None and self.seen.get(container) != tick:
+            self.seen[container] = tick
             if container not in self.first:
                 self._first_answer(container)
         if session_id is None:
@@ -187,6 +188,9 @@ class Counts:
             state.last = container
             state.answered = 1
             return
+        if container == last and state.answered == 2:  # the usual answer: one count
+            self.classes[user_class][4] += 1  # a transition
+            return
         figures = self.classes[user_class]
         figures[4] += 1  # a transition
         if state.answered < 2:
@@ -198,7 +202,7 @@ class Counts:
             if not state.moved:
                 state.moved = True
                 figures[2] += 1
-            self.pending[(self.tick, user_class, last, container)] += 1
+            self.pending[(tick, user_class, last, container)] += 1
 
     def observe_columns(self, dense: list[list[Any]], notes: list[Note]) -> None:
         """A batch of rows as the recorder's buffers carry them (a worker's payload)."""
@@ -428,7 +432,9 @@ class LiveMetrics:
         logger.info("metrics: serving Prometheus metrics on http://%s:%d/metrics", *self.address)
 
     def attach(self) -> None:
-        if self.recorder is not None:
+        """The recorder hands its rows over while the metrics are served, never otherwise:
+        without --metrics-port nothing is counted here (no cost per request)."""
+        if self.recorder is not None and self.server is not None:
             self.recorder.metrics = self.counts
 
     def on_test_start(self, environment: Environment, **_kwargs: Any) -> None:

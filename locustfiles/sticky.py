@@ -32,6 +32,8 @@ the exit code and adds the web UI's Stickiness tab.
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import logging
 import math
 import random
@@ -48,7 +50,7 @@ from locust.runners import WorkerRunner
 from locust.user.wait_time import constant_throughput
 
 from locustfiles import affinity as affinity_options
-from locustfiles import conversation, streaming
+from locustfiles import conversation, dnscache, streaming
 from locustfiles.livemetrics import install as install_live_metrics
 from locustfiles.membership import install as install_membership
 from locustfiles.modal_sessions import STRICT_HEADER, proxy_headers
@@ -90,6 +92,20 @@ def request_body(options: Any, session_id: str) -> dict[str, float | str]:
     return body
 
 
+def post_request(body: Mapping[str, Any], headers: Mapping[str, str]
+                 ) -> tuple[str, dict[str, str]]:
+    """POST `body` as JSON with `headers`, built once: the payload and headers that Locust's
+    `client.post(url, json=body, headers=headers)` builds on every request (its json.dumps,
+    and the Content-Type and Accept it adds when absent), for `data=..., headers=...`."""
+    sent = dict(headers)
+    names = {name.lower() for name in sent}
+    if "content-type" not in names:
+        sent["Content-Type"] = "application/json"
+    if "accept" not in names:
+        sent["Accept"] = "application/json"
+    return json.dumps(body), sent
+
+
 DEFAULT_RECONNECT_EVERY = 50
 
 
@@ -125,6 +141,12 @@ class SessionUser(FastHttpUser):
     _settings: affinity_options.Affinity = affinity_options.Affinity()
     _conversation: conversation.Conversation | None = None
     _chat: bool = False  # turns or cookies: the task takes the conversation's path
+    # the POST, built once: again only when `body` or `headers` differ from what it was built of
+    _payload: str = "{}"
+    _post_headers: dict[str, str] = {}  # noqa: RUF012 (read-only: replaced, never changed)
+    _built_of: tuple[Any, Any] | None = None  # (headers, body) as they were, deep copies
+    _every: int = DEFAULT_RECONNECT_EVERY  # --reconnect-every, read once per user start
+    _sent: int = 0  # requests since the last new connection
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
@@ -144,6 +166,7 @@ class SessionUser(FastHttpUser):
         self.update_context()
         pace = pace_of(options)
         self._pacer = constant_throughput(pace) if pace else None
+        self._every, self._sent = reconnect_every(options), 0
 
     def update_context(self) -> None:
         """The record of who sends, and what it asks for: call it whenever headers change."""
@@ -163,7 +186,7 @@ class SessionUser(FastHttpUser):
             tokens = streaming.generate(self.client, self.stream_body, self.headers,
                                         instance_header=self._settings.instance_header).tokens
         else:
-            self.client.post("/", json=self.body, headers=self.headers)
+            self.post_json()
         chat = self._conversation
         if chat is None:
             return
@@ -202,15 +225,28 @@ class SessionUser(FastHttpUser):
             streaming.generate(self.client, self.stream_body, self.headers,
                                instance_header=self._settings.instance_header)
         else:
-            self.client.post("/", json=self.body, headers=self.headers)
+            self.post_json()
         self.reconnect_now()
+
+    def post_json(self) -> None:
+        """POST the session's `body` to / with its `headers`: what `client.post("/",
+        json=self.body, headers=self.headers)` sends, built once (`post_request`) and built
+        again whenever either has changed, in place or replaced (a subclass may change them)."""
+        headers, body = self.headers, self.body
+        built = self._built_of
+        if built is None or built[0] != headers or built[1] != body:
+            self._built_of = (copy.deepcopy(headers), copy.deepcopy(body))
+            self._payload, self._post_headers = post_request(body, headers)
+        self.client.post("/", data=self._payload, headers=self._post_headers)
 
     def reconnect_now(self) -> None:
         """--reconnect-every K: close the user's connection after every K requests, so that a
-        target that pins by connection (and ignores the session) shows as moved sessions."""
-        self._sent = getattr(self, "_sent", 0) + 1
-        every = reconnect_every(self.environment.parsed_options)
-        if every and self._sent % every == 0:
+        target that pins by connection (and ignores the session) shows as moved sessions.
+        The new connection's lookup of the host is kept for a while (locustfiles/dnscache.py):
+        the connection is what is new, not the name's address."""
+        self._sent += 1
+        if self._sent == self._every:
+            self._sent = 0
             self.client.client.close()  # the next request opens a new connection
 
 
@@ -361,7 +397,14 @@ def _headless(environment: Environment) -> bool:
     return bool(getattr(environment.parsed_options, "headless", False))
 
 
+def keep_lookups(**_kwargs: Any) -> None:
+    """`init` listener: the users' new connections (--reconnect-every) look the host up once
+    per dnscache.TTL_S, not once each (locustfiles/dnscache.py)."""
+    dnscache.install()
+
+
 GATE = TargetGate()
+events.init.add_listener(keep_lookups)
 events.init.add_listener(GATE.on_init)
 events.test_start.add_listener(GATE.on_test_start)
 LIVE_METRICS = install_live_metrics(events)  # before the recorder: its end runs after

@@ -33,6 +33,17 @@ With `--metrics` the StickyUser side also serves live Prometheus metrics (`--met
 locustfiles/livemetrics.py), scraped once a second by this script as Prometheus would: the
 ratio is then the recorder's and the metrics' cost together.
 
+With `--side-by-side` each round also runs both at the same moment, each with its own 50 users
+against the same replica, for the same seconds (and 1 s for the fixed costs): both then see
+the same load of the shared machine, so their CPU per request and their rates compare under
+equal conditions whatever other processes do; it prints both, and their ratios.
+
+With `--reconnect-leg` each round also runs StickyUser with `--reconnect-every 0` (one
+connection per user, as the bare user keeps): what the shipped default (a new connection every
+50 requests, which exposes a router that pins by connection) costs is then the difference of
+the two StickyUser legs, printed as CPU per request and as a rate ratio. The parts below also
+time that renewal alone in this process, against the same replica.
+
 With `--stream-tokens N` both sides stream instead: each user POSTs `/generate` for N tokens
 and reads the server-sent events (locustfiles/streaming.py), StickyUser recording
 `ttft_ms`, tokens and gaps, PlainUser recording nothing. The replica then runs with no
@@ -60,7 +71,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import replica, run_locust
+from benchlib import locust_command, replica, run_locust, run_locusts_together
 
 AIM = 0.97
 FULL_SPEED_RPS = 5000
@@ -161,7 +172,47 @@ def per_call_us(fn: Callable[[int], Any], n: int) -> float:
     return 1e6 * best
 
 
-def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
+def reconnect_us(url: str, every: int = 50, n: int = 2000) -> tuple[float, float]:
+    """A new connection every `every` requests, per request, as StickyUser renews it (the
+    client's pool closed, the host's lookup kept by locustfiles/dnscache.py), and without the
+    kept lookup: microseconds of this process's CPU per request, best of 3 rounds of `n`
+    requests each way, one connection throughout the baseline."""
+    import gevent
+    from locust.contrib.fasthttp import FastHttpSession
+    from locust.event import EventHook
+
+    from locustfiles import dnscache
+
+    hub_resolver = gevent.get_hub().resolver
+    payload = "{}"
+    headers = {"Modal-Session-Id": "bench", "Content-Type": "application/json",
+               "Accept": "application/json"}
+
+    def run(renew: int, cached: bool) -> float:
+        hub = gevent.get_hub()
+        hub.resolver = dnscache.CachingResolver(hub_resolver) if cached else hub_resolver
+        session = FastHttpSession(url, EventHook(), None)
+        try:
+            session.post("/", data=payload, headers=headers)
+            start = time.process_time()
+            for i in range(1, n + 1):
+                session.post("/", data=payload, headers=headers)
+                if renew and i % renew == 0:
+                    session.client.close()
+            return 1e6 * (time.process_time() - start) / n
+        finally:
+            session.client.close()
+            hub.resolver = hub_resolver
+
+    kept = uncached = float("inf")
+    for _ in range(3):
+        base = run(0, True)
+        kept = min(kept, run(1, True) - base)
+        uncached = min(uncached, run(1, False) - base)
+    return kept / every, uncached / every
+
+
+def parts_us(tmp: Path, n: int = 100_000, url: str | None = None) -> dict[str, float]:
     os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"  # no gevent patching of this process
     try:
         from locustfiles.recorder import Bodies, Recorder, parse_body
@@ -288,7 +339,41 @@ def parts_us(tmp: Path, n: int = 100_000) -> dict[str, float]:
 
     costs["flush: rows to an Arrow batch on disk, per row"] = per_call_us(flush, 60_000)
     flush_writer.close()
+    if url is not None:
+        kept, uncached = reconnect_us(url)
+        costs[RENEWAL] = kept
+        costs["user: the same without the kept lookup (for comparison)"] = uncached
     return costs
+
+
+RENEWAL = "user: a new connection every 50 requests (--reconnect-every), per request"
+
+
+def side_by_side(url: str, args: argparse.Namespace, stream: tuple[str, ...], prefix: Path
+                 ) -> tuple[float, float, float, float] | None:
+    """Both sides at the same moment, `args.seconds` and then 1 s (the fixed costs): the rates
+    and the CPU per request with the fixed costs apart (StickyUser, bare), printed; None when
+    the short runs leave no difference of requests."""
+    runs = []
+    for seconds, name in ((args.seconds, "long"), (1, "short")):
+        with scraping(args.metrics, require=name == "long") as live:
+            sticky = locust_command("locustfiles/sticky.py", url, args.users, seconds, *stream,
+                                    *live, *NO_VERDICT, "--csv", f"{prefix}{name}sticky",
+                                    user_class="StickyUser")
+            plain = locust_command("locustfiles/plain.py", url, args.users, seconds, *stream,
+                                   "--csv", f"{prefix}{name}plain")
+            runs.append(run_locusts_together([sticky, plain], seconds))
+    (s_long, s_cpu), (p_long, p_cpu) = runs[0]
+    (s_short, s_cpu0), (p_short, p_cpu0) = runs[1]
+    if s_long.requests <= s_short.requests or p_long.requests <= p_short.requests:
+        return None
+    a = 1e6 * (s_cpu - s_cpu0) / (s_long.requests - s_short.requests)
+    b = 1e6 * (p_cpu - p_cpu0) / (p_long.requests - p_short.requests)
+    print(f"         side by side: StickyUser {s_long.rps:6.0f} req/s ({a:.1f} us CPU/req, "
+          f"{s_long.failures} failures) | bare {p_long.rps:6.0f} req/s ({b:.1f} us CPU/req, "
+          f"{p_long.failures} failures) | rate ratio {s_long.rps / p_long.rps:.3f}, CPU ratio "
+          f"{b / a:.3f}", flush=True)
+    return s_long.rps, p_long.rps, a, b
 
 
 def main() -> None:
@@ -301,9 +386,19 @@ def main() -> None:
                         help="StickyUser also serves live metrics, scraped every second")
     parser.add_argument("--stream-tokens", type=int, default=0, metavar="N",
                         help="both sides stream POST /generate for N tokens (default 0: POST /)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="each round also runs both sides at the same moment (equal load)")
+    parser.add_argument("--reconnect-leg", action="store_true",
+                        help="each round also runs StickyUser with --reconnect-every 0: what "
+                             "the default renewal of connections costs")
     args = parser.parse_args()
+    if args.rounds < 1 or args.seconds < 2 or args.users < 1:
+        parser.error("--rounds must be >= 1, --seconds >= 2 and --users >= 1")
     recorded: list[Measured] = []
     bare: list[Measured] = []
+    kept: list[Measured] = []  # StickyUser with --reconnect-every 0 (--reconnect-leg)
+    paired: list[tuple[float, float, float, float]] = []  # side by side: rps, CPU us (S, bare)
+    kept_slopes: list[float] = []
     slopes: list[tuple[float, float]] = []  # (StickyUser, bare) CPU us per request
     load_before = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, {python_rate():.1f} M simple Python ops/s, load "
@@ -315,11 +410,12 @@ def main() -> None:
     with replica(env=no_delays) as url, \
             tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
         for n in range(1, args.rounds + 1):
-            def sticky_leg(n: int = n) -> Measured:
-                with scraping(args.metrics) as live:
-                    return measure("locustfiles/sticky.py", url, args.users, args.seconds,
-                                   *stream, *live, *NO_VERDICT,
-                                   "--csv", str(Path(tmp) / f"round{n}"),
+            def sticky_leg(n: int = n, *extra: str, seconds: int = args.seconds,
+                           name: str = "round", require: bool = True) -> Measured:
+                with scraping(args.metrics, require) as live:
+                    return measure("locustfiles/sticky.py", url, args.users, seconds,
+                                   *stream, *live, *NO_VERDICT, *extra,
+                                   "--csv", str(Path(tmp) / f"{name}{n}"),
                                    user_class="StickyUser")
 
             # --csv on both sides: Locust's own stats CSVs cost the same on each, so the
@@ -328,17 +424,19 @@ def main() -> None:
                 return measure("locustfiles/plain.py", url, args.users, args.seconds, *stream,
                                "--csv", str(Path(tmp) / f"plain{n}"))
 
+            one_connection = ("--reconnect-every", "0")
             if n % 2:
                 sticky, plain = sticky_leg(), plain_leg()
+                kept_leg = sticky_leg(n, *one_connection, name="kept") \
+                    if args.reconnect_leg else None
             else:
+                kept_leg = sticky_leg(n, *one_connection, name="kept") \
+                    if args.reconnect_leg else None
                 plain, sticky = plain_leg(), sticky_leg()
             recorded.append(sticky)
             bare.append(plain)
             # a 1 s run of each: the fixed costs, to set apart from the per-request CPU
-            with scraping(args.metrics, require=False) as live:
-                short_sticky = measure("locustfiles/sticky.py", url, args.users, 1, *stream,
-                                       *live, *NO_VERDICT, "--csv", str(Path(tmp) / f"short{n}"),
-                                       user_class="StickyUser")
+            short_sticky = sticky_leg(n, seconds=1, name="short", require=False)
             short_plain = measure("locustfiles/plain.py", url, args.users, 1, *stream,
                                   "--csv", str(Path(tmp) / f"shortplain{n}"))
             a, b = cpu_slope_us(sticky, short_sticky), cpu_slope_us(plain, short_plain)
@@ -349,7 +447,21 @@ def main() -> None:
                   f"({sticky.cpu_us:.0f} us CPU/req, {sticky.failures} failures) | "
                   f"bare FastHttpUser {plain.rps:6.0f} req/s ({plain.cpu_us:.0f} us CPU/req, "
                   f"{plain.failures} failures) | ratio {sticky.rps / plain.rps:.3f}", flush=True)
-        parts = parts_us(Path(tmp))
+            if kept_leg is not None:
+                kept.append(kept_leg)
+                short_kept = sticky_leg(n, *one_connection, seconds=1, name="shortkept",
+                                        require=False)
+                c = cpu_slope_us(kept_leg, short_kept)
+                if c is not None:
+                    kept_slopes.append(c)
+                print(f"         StickyUser --reconnect-every 0 {kept_leg.rps:6.0f} req/s "
+                      f"({kept_leg.cpu_us:.0f} us CPU/req, {kept_leg.failures} failures) | "
+                      f"ratio to bare {kept_leg.rps / plain.rps:.3f}", flush=True)
+            if args.side_by_side:
+                figures = side_by_side(url, args, stream, Path(tmp) / f"pair{n}")
+                if figures is not None:
+                    paired.append(figures)
+        parts = parts_us(Path(tmp), url=url if not stream else None)
     ratios = [s.rps / p.rps for s, p in zip(recorded, bare, strict=True)]
     bare_rps = statistics.median(p.rps for p in bare)
     bare_cpu = statistics.median(p.cpu_us for p in bare)
@@ -374,6 +486,27 @@ def main() -> None:
         print(f"whole-user CPU ratio (median, fixed costs apart): StickyUser {a:.1f} us per "
               f"request, bare {b:.1f} us: ratio {b / a:.3f} (aim {AIM}); rounds "
               + ", ".join(f"{y / x:.3f}" for x, y in slopes))
+    if paired:
+        print(f"side by side (both at once, equal load; median of {len(paired)} rounds): "
+              f"StickyUser {statistics.median(p[0] for p in paired):.0f} req/s, "
+              f"{statistics.median(p[2] for p in paired):.1f} us CPU per request, bare "
+              f"{statistics.median(p[1] for p in paired):.0f} req/s, "
+              f"{statistics.median(p[3] for p in paired):.1f} us: rate ratio "
+              f"{statistics.median(p[0] / p[1] for p in paired):.3f}, CPU ratio "
+              f"{statistics.median(p[3] / p[2] for p in paired):.3f} (aim {AIM}); rounds "
+              + ", ".join(f"{p[3] / p[2]:.3f}" for p in paired))
+    if kept:
+        renewal = statistics.median(s.rps / k.rps for s, k in zip(recorded, kept, strict=True))
+        line = (f"--reconnect-every 50 (the default) against 0: StickyUser "
+                f"{statistics.median(s.rps for s in recorded):.0f} against "
+                f"{statistics.median(k.rps for k in kept):.0f} req/s, rate ratio {renewal:.3f} "
+                f"(median of rounds); StickyUser --reconnect-every 0 against bare: ratio "
+                f"{statistics.median(k.rps / p.rps for k, p in zip(kept, bare, strict=True)):.3f}")
+        if kept_slopes and slopes:
+            line += (f"; CPU per request (fixed costs apart) "
+                     f"{statistics.median(s[0] for s in slopes):.1f} against "
+                     f"{statistics.median(kept_slopes):.1f} us")
+        print(line)
     print("the recorder's parts, alone in this process (us per request):")
     for name, cost in parts.items():
         print(f"  {cost:6.2f}  {name}")
@@ -383,10 +516,16 @@ def main() -> None:
     metered = parts["listener, whole, with live metrics (--metrics-port)"]
     print(f"with live metrics: {metered:.2f} us against {bare_cpu:.0f} us: ratio "
           f"{bare_cpu / (bare_cpu + metered):.3f} at full CPU")
+    if RENEWAL in parts:
+        print(f"a new connection every 50 requests: {parts[RENEWAL]:.2f} us per request against "
+              f"{bare_cpu:.0f} us: ratio {bare_cpu / (bare_cpu + parts[RENEWAL]):.3f} at full CPU")
     if args.json:
         print(json.dumps({"ratio": ratio, "cpu_slopes_us": slopes,
                           "recorder_rps": [s.rps for s in recorded],
-                          "bare_rps": [p.rps for p in bare], "parts_us": parts}))
+                          "bare_rps": [p.rps for p in bare], "parts_us": parts,
+                          "kept_connection_rps": [k.rps for k in kept],
+                          "kept_connection_cpu_slopes_us": kept_slopes,
+                          "side_by_side": paired}))
 
 
 if __name__ == "__main__":

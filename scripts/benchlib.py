@@ -28,7 +28,8 @@ from modal_app.local.launch import emulator, replica, stop_process  # noqa: E402
 from modal_app.local.supervisor import new_container_id  # noqa: E402
 
 __all__ = ["LocustResult", "Replica", "Replicas", "emulator", "haproxy", "haproxy_config",
-           "http_json", "replica", "run_locust", "stop_process", "wait_answers"]
+           "http_json", "locust_command", "replica", "run_locust", "run_locusts_together",
+           "stop_process", "wait_answers"]
 
 
 @dataclass
@@ -42,24 +43,75 @@ class LocustResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run_locust(locustfile: str, host: str, users: int, seconds: int, *extra: str,
-               user_class: str | None = None) -> LocustResult:
-    """A headless Locust run; requests/s over the span from first to last request."""
+def locust_command(locustfile: str, host: str, users: int, seconds: int, *extra: str,
+                   user_class: str | None = None) -> list[str]:
+    """The headless Locust command line of the benchmarks (stats as JSON on stdout)."""
     cmd = [sys.executable, "-m", "locust", "-f", locustfile, "--headless", "-u", str(users),
            "-r", str(users), "-t", f"{seconds}s", "--host", host, "--json", "--only-summary",
            "--exit-code-on-error", "0", "--loglevel", "WARNING", *extra]
     if user_class:
         cmd.append(user_class)
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                         timeout=seconds + 120, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"locust failed ({out.returncode}): {out.stderr[-2000:]}")
-    stats = json.loads(out.stdout)
+    return cmd
+
+
+def locust_result(stdout: str) -> LocustResult:
+    """Requests, failures and the span from first to last request, from Locust's --json."""
+    stats = json.loads(stdout)
     requests = sum(s["num_requests"] for s in stats)
     failures = sum(s["num_failures"] for s in stats)
     start = min(s["start_time"] for s in stats)
     last = max(s["last_request_timestamp"] for s in stats)
     return LocustResult(requests, failures, last - start)
+
+
+def run_locust(locustfile: str, host: str, users: int, seconds: int, *extra: str,
+               user_class: str | None = None) -> LocustResult:
+    """A headless Locust run; requests/s over the span from first to last request."""
+    cmd = locust_command(locustfile, host, users, seconds, *extra, user_class=user_class)
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                         timeout=seconds + 120, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"locust failed ({out.returncode}): {out.stderr[-2000:]}")
+    return locust_result(out.stdout)
+
+
+def run_locusts_together(commands: list[list[str]], seconds: int
+                         ) -> list[tuple[LocustResult, float]]:
+    """Locust runs started at the same moment (commands from `locust_command`): each one's
+    result and its own CPU seconds (user + system, from os.wait4), so that they are compared
+    under the same load of a shared machine. Every process is stopped, by its own id, even
+    on error; one that fails or outlives `seconds` + 120 s raises RuntimeError."""
+    with tempfile.TemporaryDirectory(prefix="locusts_") as tmp, contextlib.ExitStack() as stack:
+        started: list[tuple[subprocess.Popen[str], Any, Any]] = []
+
+        def stop_all() -> None:
+            for proc, _, _ in started:
+                if proc.returncode is None:
+                    stop_process(proc)
+
+        stack.callback(stop_all)
+        for i, cmd in enumerate(commands):
+            out = stack.enter_context(open(Path(tmp) / f"{i}.out", "w+"))
+            err = stack.enter_context(open(Path(tmp) / f"{i}.err", "w+"))
+            started.append((subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, text=True),
+                            out, err))
+        deadline = time.monotonic() + seconds + 120
+        results: list[tuple[LocustResult, float]] = []
+        for proc, out, err in started:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"locust did not end within {seconds + 120}s")
+                time.sleep(0.1)
+            if proc.returncode != 0:
+                err.seek(0)
+                raise RuntimeError(f"locust failed ({proc.returncode}): {err.read()[-2000:]}")
+            out.seek(0)
+            results.append((locust_result(out.read()), usage.ru_utime + usage.ru_stime))
+        return results
 
 
 def http_json(url: str, body: Any = None, method: str | None = None,

@@ -1,0 +1,220 @@
+"""What makes StickyUser cheap per request keeps it exact: the POST built once is the one Locust
+builds from `json=` (byte for byte, header order apart), a new connection every K requests
+looks the host up once per TTL, and live metrics count nothing unless they are served."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import gevent
+import pytest
+from locust.contrib.fasthttp import FastHttpSession
+from locust.env import Environment
+from locust.event import EventHook
+
+from locustfiles import dnscache
+from locustfiles.livemetrics import LiveMetrics
+from locustfiles.recorder import Recorder
+from locustfiles.sticky import StickyUser, post_request
+from tests.support.http import free_port
+
+
+class Capture:
+    """A real HTTP/1.1 server on 127.0.0.1 (an OS thread, blocking sockets) that keeps every
+    request's raw bytes and counts the connections it accepted."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            self.connections += 1
+            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
+
+    def talk(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + rest[:length])
+                data = rest[length:]
+                body = b'{"CONTAINER_ID":"ta-1"}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+@contextmanager
+def capture() -> Iterator[Capture]:
+    server = Capture()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        server.listener.close()
+        server.thread.join(timeout=5)
+
+
+def parts(raw: bytes) -> tuple[bytes, frozenset[bytes], bytes]:
+    """(request line, header lines as a set, body) of a raw request."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    line, *headers = head.split(b"\r\n")
+    return line, frozenset(headers), body
+
+
+@pytest.mark.parametrize("body", [{}, {"work_ms": 5.0, "cache_key": "c0ffee"}])
+def test_the_post_built_once_is_the_one_locust_builds_from_json(body: dict[str, Any]) -> None:
+    headers = {"Modal-Session-Id": "s-1", "Modal-Key": "wk-k"}
+    with capture() as server:
+        session = FastHttpSession(server.url, EventHook(), None)
+        session.post("/", json=body, headers=headers)
+        payload, sent = post_request(body, headers)
+        session.post("/", data=payload, headers=sent)
+        session.client.close()
+    assert len(server.requests) == 2
+    assert parts(server.requests[0]) == parts(server.requests[1])
+    assert headers == {"Modal-Session-Id": "s-1", "Modal-Key": "wk-k"}  # not changed
+
+
+def test_post_request_keeps_the_callers_content_type_and_accept() -> None:
+    payload, sent = post_request({"a": 1}, {"content-type": "application/x", "ACCEPT": "*/*"})
+    assert payload == '{"a": 1}'
+    assert sent == {"content-type": "application/x", "ACCEPT": "*/*"}
+
+
+def started(url: str, **options: Any) -> StickyUser:
+    bound = type("StickyUser", (StickyUser,), {"host": url})
+    parsed = argparse.Namespace(**{"work_ms": 0.0, "stream_tokens": 0, **options})
+    user = bound(Environment(user_classes=[bound], host=url, parsed_options=parsed))
+    user.on_start()
+    return user
+
+
+def test_a_user_opens_a_new_connection_every_k_requests_and_looks_up_once() -> None:
+    hub = gevent.get_hub()
+    original = hub.resolver
+    try:
+        cache = dnscache.install()
+        assert dnscache.install() is cache and hub.resolver is cache  # once
+        with capture() as server:
+            host = server.url.replace("127.0.0.1", "localhost")  # a name, looked up
+            user = started(host, reconnect_every=3)
+            for _ in range(7):
+                user.whoami()
+            user.client.client.close()
+        # requests 1-3, 4-6 and 7 each on a connection of their own
+        assert server.connections == 3 and len(server.requests) == 7
+        assert cache.lookups == 1
+        line, headers, body = parts(server.requests[-1])
+        assert line == b"POST / HTTP/1.1" and body == b"{}"
+        assert b"Modal-Session-Id: " + user.session_id.encode() in headers
+    finally:
+        hub.resolver = original
+
+
+def test_headers_and_body_changed_after_the_start_are_what_is_sent() -> None:
+    """A subclass may change them (tests/locustfiles/liar.py replaces its headers): the
+    request built once is built again, whether they were replaced or changed in place."""
+    with capture() as server:
+        user = started(server.url, reconnect_every=0)
+        user.whoami()
+        user.headers = {}
+        user.whoami()
+        user.headers["X-Extra"] = "1"
+        user.body["work_ms"] = 2.0
+        user.whoami()
+        user.client.client.close()
+    sent = [parts(raw) for raw in server.requests]
+    assert any(h.startswith(b"Modal-Session-Id: ") for h in sent[0][1])
+    assert not any(h.startswith(b"Modal-Session-Id: ") for h in sent[1][1])
+    assert b"X-Extra: 1" in sent[2][1] and sent[2][2] == b'{"work_ms": 2.0}'
+    assert user.context()["affinity"] == "session"  # the context changes by update_context()
+
+
+def test_reconnect_every_0_keeps_one_connection() -> None:
+    with capture() as server:
+        user = started(server.url, reconnect_every=0)
+        for _ in range(5):
+            user.whoami()
+        user.client.client.close()
+    assert server.connections == 1 and len(server.requests) == 5
+
+
+class Lookups:
+    """The wrapped resolver of the cache tests: counts, and fails when told to."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+
+    def getaddrinfo(self, *args: Any) -> list[Any]:
+        self.calls += 1
+        if self.fail:
+            raise OSError("no such host")
+        return [(2, 1, 6, "", (f"10.0.0.{self.calls}", args[1]))]
+
+    def close(self) -> str:
+        return "closed"
+
+
+def test_lookups_are_kept_for_the_ttl_and_failures_never() -> None:
+    now = [0.0]
+    inner = Lookups()
+    cached = dnscache.CachingResolver(inner, ttl_s=30.0, clock=lambda: now[0])
+    first = cached.getaddrinfo("example.test", 80, 0, 1, 6, 0)
+    first.append("changed by a caller")
+    assert cached.getaddrinfo("example.test", 80, 0, 1, 6, 0) == first[:1]
+    assert inner.calls == 1
+    assert cached.getaddrinfo("example.test", 443, 0, 1, 6, 0)[0][4] == ("10.0.0.2", 443)
+    now[0] = 30.5  # past the TTL: asked again, the new answer kept
+    assert cached.getaddrinfo("example.test", 80, 0, 1, 6, 0)[0][4][0] == "10.0.0.3"
+    inner.fail = True
+    now[0] = 61.0
+    for _ in range(2):  # a failure is not kept: each connection asks again
+        with pytest.raises(OSError):
+            cached.getaddrinfo("example.test", 80, 0, 1, 6, 0)
+    assert inner.calls == 5
+    assert cached.close() == "closed"  # the rest is the wrapped resolver's
+
+
+def test_the_cache_is_bounded() -> None:
+    cached = dnscache.CachingResolver(Lookups(), limit=4)
+    for port in range(10):
+        cached.getaddrinfo("h", port)
+    assert len(cached.known) <= 4
+
+
+def test_live_metrics_count_only_while_served() -> None:
+    recorder, metrics = Recorder(), LiveMetrics()
+    metrics.recorder = recorder
+    metrics.reset()  # a test start without --metrics-port
+    assert recorder.metrics is None
+    metrics.serve(free_port())
+    try:
+        assert recorder.metrics is metrics.counts
+        metrics.reset()
+        assert recorder.metrics is metrics.counts  # a new test's counts
+    finally:
+        metrics.stop()
