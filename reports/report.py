@@ -32,7 +32,7 @@ def default_comparison_prefix(a: str, b: str) -> str:
 
 def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
                   out: str | None = None) -> tuple[Analysis, dict[Path, bytes]]:
-    run = api.load_run(prefix, events, config=config)
+    run = api.load_run(prefix, events, config=config, keep_rows=False)
     analysis = run.analysis
     summary_path, sessions_path, html_path = outputs(out or normalize_prefix(prefix))
     files = {
