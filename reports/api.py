@@ -277,7 +277,9 @@ def analysed(raw: RawRun, config: ReportConfig, keep_rows: bool = True) -> Run:
     analysis.summary.gates = gating.evaluate(analysis.summary, config.gates)
     analysis.summary.verdicts = gating.verdicts(analysis.summary)
     analysis.summary.verdict = gating.overall(analysis.summary)
-    return Run(raw.prefix, config, analysis, raw)
+    # a run analysed without its rows is not analysed again from them (see `comparable`):
+    # what was read is let go with them
+    return Run(raw.prefix, config, analysis, raw if keep_rows else None)
 
 
 CONTROLS_NOTE = ("no class of this run asks for affinity: in the comparison its figures cover "

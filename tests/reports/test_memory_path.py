@@ -34,6 +34,8 @@ def test_the_lean_path_gives_the_same_figures_csv_and_page(tmp_path: Path) -> No
     with pytest.raises(ValueError, match="keep_rows=False"):
         _ = lean.requests
     full.requests  # noqa: B018 - a notebook's run still has its request DataFrame
+    assert lean.raw is None  # what was read is let go: a comparison reads the run again
+    assert api.compare(lean, full).equals(api.compare(full, full))
 
 
 def test_the_page_curves_are_exact_quantiles_of_the_request_groups(tmp_path: Path) -> None:
