@@ -6,8 +6,10 @@
 
 Each figure stays small whatever the size of the run: the timeline merges seconds beyond
 `points`, the swimlane samples sessions and bins time, the distributions are drawn from
-`QUANTILES` (a few hundred points), never from every request. html.py turns the figures into
-<div>s of one page that carries plotly.js once.
+`QUANTILES` (a few hundred points), never from every request. The report of one run passes
+what reports.metrics computed where it sorted the values (`Curve`s: exact quantiles) and its
+lanes (reports.lanes), so that the page needs no per-request DataFrame. html.py turns the
+figures into <div>s of one page that carries plotly.js once.
 
 Whether a request succeeded, and its state (first, repeat, after a switch), are the API's
 `ok` and `state` columns of `run.requests`: reports.metrics defines them once (a cut or short
