@@ -296,8 +296,9 @@ def comparable(run: Run) -> Run:
         return run
     events = Path(summary.events_file) if summary.events_file else None
     config = dataclasses.replace(run.config, judge_controls=True, gates=Gates())
-    controls = analysed(run.raw, config) if run.raw is not None else load_run(
-        run.prefix, events, config=config)
+    keep = run.analysis.rows is not None
+    controls = analysed(run.raw, config, keep) if run.raw is not None else load_run(
+        run.prefix, events, config=config, keep_rows=keep)
     judged = controls.analysis.summary
     judged.gates, judged.verdicts = summary.gates, summary.verdicts
     judged.judged_classes = []

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -535,14 +536,19 @@ def percentile_rows(a: Latency | Percentiles | None, b: Latency | Percentiles | 
     return [(p, at(a, p), at(b, p)) for p in ("p50", "p95", "p99")]
 
 
+NO_CURVE = Curve(0, np.zeros(0))
+
+
 def ab_curves(a: RunLike, b: RunLike, column: str, names: tuple[str, str]
-              ) -> dict[str, pd.Series]:
+              ) -> dict[str, Curve]:
+    """Each run's curve of the successful requests' response times (column
+    "response_time_ms") or of every recorded TTFT ("ttft_ms"), as its analysis computed it."""
     out = {}
     for name, run in zip(names, (a, b), strict=True):
-        values = run.requests[column]
-        if column == "response_time_ms":
-            values = values.where(run.requests["ok"])
-        out[name] = values.dropna()
+        curves = run.analysis.curves
+        curve = (curves.latency.get("ok") if column == "response_time_ms"
+                 else curves.ttft_cache.get("all"))
+        out[name] = curve or NO_CURVE
     return out
 
 
@@ -580,7 +586,7 @@ def render_comparison(a: RunLike, b: RunLike, table: Iterable[Sequence[object]],
                                                          sb.latency["all"]), names),
                "Latency percentiles of all requests, side by side."),
     ]
-    if any(r.requests["ttft_ms"].notna().any() for r in (a, b)):
+    if any(r.analysis.summary.ttft is not None for r in (a, b)):
         figures += [
             figure(charts.distribution_figure(ab_curves(a, b, "ttft_ms", names),
                                               "time to first token, ms", colours=colours,

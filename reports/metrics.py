@@ -903,7 +903,7 @@ def ttft_summary(frame: Frame, requests: Requests, curves: dict[str, Curve] | No
     if not streaming(requests):
         return None
     ttft = requests.ttft_ms
-    out = {"all": percentiles(ttft)}
+    out = {"all": percentiles(ttft, curves, "all")}
     names = [n.lower() for n in requests.cache.names]
     for label in ("hit", "miss"):
         code = names.index(label) if label in names else -2
@@ -1105,9 +1105,10 @@ def latency_of(values: Floats, owned: bool = False) -> tuple[Latency, Curve | No
 @dataclass
 class Curves:
     """The distribution curves of the report's charts, computed where their values are
-    sorted, so that the page needs no per-request table: response times of all requests and
-    of the successful ones by state (first, repeat, after_switch) and by cache state (hit,
-    miss); TTFT by cache state and by state."""
+    sorted, so that the page needs no per-request table: response times of all requests
+    ("all"), of the successful ones ("ok") and of those by state (first, repeat,
+    after_switch) and by cache state (hit, miss); TTFT of every request that has one ("all"),
+    by cache state and by state."""
 
     latency: dict[str, Curve]
     latency_cache: dict[str, Curve]
@@ -1138,6 +1139,11 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
         if curves is not None and curve is not None and state != "errors":
             into = curves.latency_cache if state.startswith("cache ") else curves.latency
             into[state.removeprefix("cache ")] = curve
+    if curves is not None:  # every successful request (a comparison's curve)
+        every = ok.rows is None or len(ok.rows) == len(frame.rt)
+        curve = curves.latency.get("all") if every else latency_of(ok.rt)[1]
+        if curve is not None:
+            curves.latency["ok"] = curve
     return figures
 
 

@@ -14,6 +14,7 @@ from reports import api, charts, html
 from reports.report import sessions_csv
 from reports.stats import QUANTILES
 from tests.reports.test_html import synthetic_run
+from tests.support.pages import figures
 from tests.support.recorded import RecordedPair
 
 
@@ -44,13 +45,14 @@ def test_the_page_curves_are_exact_quantiles_of_the_request_groups(tmp_path: Pat
     rt, ttft = df["response_time_ms"].to_numpy(), df["ttft_ms"].to_numpy()
     ok, state, cache = df["ok"].to_numpy(), df["state"], df["cache"]
     curves = run.analysis.curves
-    expected = {"all": rt}
+    expected = {"all": rt, "ok": rt[ok]}
     for name in ("first", "repeat", "after_switch"):
         expected[name] = rt[ok & (state == name).to_numpy()]
     groups = [(curves.latency, expected),
               (curves.latency_cache, {c: rt[ok & (cache == c).to_numpy()]
                                       for c in ("hit", "miss")}),
-              (curves.ttft_cache, {c: ttft[(cache == c).to_numpy()] for c in ("hit", "miss")}),
+              (curves.ttft_cache, {"all": ttft, **{c: ttft[(cache == c).to_numpy()]
+                                                   for c in ("hit", "miss")}}),
               (curves.ttft_state, {s: ttft[ok & (state == s).to_numpy()]
                                    for s in ("first", "repeat", "after_switch")})]
     seen = 0
@@ -61,7 +63,7 @@ def test_the_page_curves_are_exact_quantiles_of_the_request_groups(tmp_path: Pat
             assert got[key].count == int((~np.isnan(values)).sum())
             np.testing.assert_allclose(got[key].x, curve_of(values), rtol=1e-12, atol=0)
             seen += 1
-    assert seen >= 9 and curves.cache_recorded  # every kind of curve had values here
+    assert seen >= 11 and curves.cache_recorded  # every kind of curve had values here
 
 
 @pytest.mark.parametrize("limit,bins", [(30, 50), (120, 240), (4, 7)])
@@ -90,3 +92,17 @@ def test_the_lean_path_equals_the_full_one_on_a_real_run(recorded_pair: Recorded
         assert want.sessions == lean.analysis.lanes.sessions
         assert np.array_equal(want.codes, lean.analysis.lanes.codes, equal_nan=True)
         assert html.render_report(lean) == html.render_report(full)
+
+
+def test_a_comparison_of_lean_runs_draws_the_same_page(tmp_path: Path) -> None:
+    from reports import comparison
+
+    a, b = synthetic_run(tmp_path, "a"), synthetic_run(tmp_path, "b")
+    full = [api.comparable(api.load_run(p)) for p in (a, b)]
+    lean = [api.comparable(api.load_run(p, keep_rows=False)) for p in (a, b)]
+    table = comparison.formatted(comparison.rows(full[0].analysis.summary,
+                                                 full[1].analysis.summary))
+    page = html.render_comparison(lean[0], lean[1], table)
+    assert page == html.render_comparison(full[0], full[1], table)
+    shown = figures(page)  # rates, response times, percentiles; TTFT curves, percentiles
+    assert len(shown) == 5 and all(len(f["data"]) >= 2 for f in shown[1:])
