@@ -31,7 +31,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from reports.config import ReportConfig
-from reports.lanes import Lanes, labels, swimlanes
+from reports.lanes import Lanes, swimlanes
 from reports.stats import QUANTILES, Curve
 from reports.summary import ERROR_CLASSES, failed_column
 
@@ -112,23 +112,6 @@ def empty_figure(message: str, height: int = 160) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return base_layout(fig, height)
-
-
-# -- the API's columns as integer codes ---------------------------------------------------------
-
-
-def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, np.ndarray]:
-    """The non-null values of each group named in `order` (case-insensitive) that has any."""
-    data = values.to_numpy(dtype="float64", na_value=np.nan)
-    codes, names = labels(by)
-    found = {name.lower(): i for i, name in enumerate(names)}
-    out = {}
-    for key in order:
-        if key in found:
-            picked = data[(codes == found[key]) & ~np.isnan(data)]
-            if len(picked):
-                out[key] = picked
-    return out
 
 
 # -- the timeline ------------------------------------------------------------------------------
