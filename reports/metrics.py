@@ -144,12 +144,12 @@ class Ok:
     sess: NDArray[np.int32]
     ts: Floats
     end: Floats
-    rt: Floats
     cont: NDArray[np.int32]
     first: Bools  # the session's first successful request
     switch: Bools  # answered by another container than the session's previous one
     judged: Bools  # the session asks for affinity
-    rows: Ints | None  # their rows in the Frame; None when every request succeeded
+    # their rows in the Frame (int32 when they fit); None when every request succeeded
+    rows: NDArray[np.integer] | None
 
 
 # -- sorting -----------------------------------------------------------------------------------
@@ -278,21 +278,23 @@ def make_frame(requests: Requests, n_containers: int) -> Frame:
 
 def successful_requests(frame: Frame, judged_sessions: Bools) -> Ok:
     m = frame.ok
-    rows: Ints | None = None
+    rows: NDArray[np.integer] | None = None
     if m.all():  # the common case: views, no copies
         sess, cont = frame.sess, frame.cont
-        ts, end, rt = frame.ts, frame.end, frame.rt
+        ts, end = frame.ts, frame.end
     else:
         rows = np.flatnonzero(m)
+        if len(m) <= np.iinfo(np.int32).max:
+            rows = rows.astype(np.int32)
         sess, cont = frame.sess[rows], frame.cont[rows]
-        ts, end, rt = frame.ts[rows], frame.end[rows], frame.rt[rows]
+        ts, end = frame.ts[rows], frame.end[rows]
     first = starts_of_runs(sess)
     switch = np.zeros(len(sess), dtype=np.bool_)
     if len(sess) > 1:
         switch[1:] = ~first[1:] & (cont[1:] != cont[:-1])
     judged = np.broadcast_to(np.True_, (len(sess),)) if judged_sessions.all() \
         else judged_sessions[sess]
-    return Ok(sess, ts, end, rt, cont, first, switch, judged, rows)
+    return Ok(sess, ts, end, cont, first, switch, judged, rows)
 
 
 def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], str]:
@@ -517,9 +519,12 @@ def outages(frame: Frame, start: float, end: float) -> list[Outage]:
     if not len(frame.ts) or frame.ok.all():
         return []
     bins = int((end - start) // 1.0) + 1
-    which = ((frame.ts - start) // 1.0).astype(np.int64)
-    sent = np.bincount(which, minlength=bins)
-    good = np.bincount(which[frame.ok], minlength=bins)
+    sent = np.zeros(bins, dtype=np.int64)
+    good = np.zeros(bins, dtype=np.int64)
+    for at in range(0, len(frame.ts), ORDER_BLOCK_ROWS):  # a block's temporaries at a time
+        which = ((frame.ts[at:at + ORDER_BLOCK_ROWS] - start) // 1.0).astype(np.int64)
+        sent += np.bincount(which, minlength=bins)[:bins]
+        good += np.bincount(which[frame.ok[at:at + ORDER_BLOCK_ROWS]], minlength=bins)[:bins]
     failed = sent - good
     out: list[Outage] = []
     i = 0
@@ -724,7 +729,7 @@ def per_session_rows(frame: Frame, ok: Ok, forced: Bools, failed: Bools) -> pd.D
     sessions (about SESSION_BLOCK_ROWS requests each; rows are sorted by session): each
     session's figures are its own rows', so the blocks give the run's, and the groupby's
     temporaries take the memory of a block, not of the run."""
-    switch_rows = np.flatnonzero(ok.switch)
+    switch_rows: NDArray[np.integer] = np.flatnonzero(ok.switch)
     if ok.rows is not None:
         switch_rows = ok.rows[switch_rows]
     flap_rows = switch_rows[~forced]
@@ -1122,9 +1127,10 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
     """Latency by state (all, a session's first, repeat, first after a switch, errors) and
     by cache hit/miss when recorded; their curves into `curves`. One sorted copy at a time."""
     repeat = ~ok.first & ~ok.switch
+    ok_rt = frame.rt if ok.rows is None else frame.rt[ok.rows]  # (a copy while needed only)
     picks: dict[str, tuple[Floats, Bools | None]] = {
-        "all": (frame.rt, None), "first": (ok.rt, ok.first), "repeat": (ok.rt, repeat),
-        "after_switch": (ok.rt, ok.switch), "errors": (frame.rt, ~frame.ok)}
+        "all": (frame.rt, None), "first": (ok_rt, ok.first), "repeat": (ok_rt, repeat),
+        "after_switch": (ok_rt, ok.switch), "errors": (frame.rt, ~frame.ok)}
     del repeat
     names = [n.lower() for n in requests.cache.names]
     for label in ("hit", "miss"):
@@ -1140,8 +1146,8 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
             into = curves.latency_cache if state.startswith("cache ") else curves.latency
             into[state.removeprefix("cache ")] = curve
     if curves is not None:  # every successful request (a comparison's curve)
-        every = ok.rows is None or len(ok.rows) == len(frame.rt)
-        curve = curves.latency.get("all") if every else latency_of(ok.rt)[1]
+        curve = curves.latency.get("all") if ok.rows is None else latency_of(ok_rt,
+                                                                                owned=True)[1]
         if curve is not None:
             curves.latency["ok"] = curve
     return figures
