@@ -69,10 +69,17 @@ class Run:
 
     # -- per request ---------------------------------------------------------------------------
 
+    def rows(self) -> Rows:
+        """The per-request arrays; ValueError for a run loaded with keep_rows=False."""
+        if self.analysis.rows is None:
+            raise ValueError("this run was loaded with keep_rows=False: its per-request "
+                             "rows were not kept (load_run(prefix) keeps them)")
+        return self.analysis.rows
+
     @cached_property
     def requests(self) -> pd.DataFrame:
         """One row per request, by session then start (docs/api.md#runrequests)."""
-        rows: Rows = self.analysis.rows
+        rows = self.rows()
         r, frame, ok = rows.requests, rows.frame, rows.ok
         n = len(frame.ts)
         state = np.full(n, -1, dtype=np.int8)
@@ -112,7 +119,7 @@ class Run:
         return pd.DataFrame(data, copy=False)
 
     def affinity_rows(self) -> pd.Categorical[str]:
-        aff = self.analysis.rows.requests.affinity
+        aff = self.rows().requests.affinity
         remap = np.array([AFFINITIES.index(a) if a in AFFINITIES else -1 for a in aff.names]
                          + [-1], dtype=np.int8)
         return by_code(remap[np.asarray(aff.codes)], AFFINITIES)
@@ -243,12 +250,16 @@ def path_text(value: object, what: str) -> str:
 def load_run(prefix: PathLike, events: PathLike | None = None, *,
              settle_s: float | None = None, config: ReportConfig | None = None,
              parts: Iterable[int] | None = None,
-             window: tuple[float | None, float | None] | None = None) -> Run:
+             window: tuple[float | None, float | None] | None = None,
+             keep_rows: bool = True) -> Run:
     """Read and analyse one run (docs/api.md): PREFIX as `locust --csv PREFIX` wrote it, or
     its request file; EVENTS, an event log other than PREFIX_events.jsonl. `parts`: only these
     parts (indices from 1) of a run written as parts; `window`: only the requests that started
     in [start, end) (Unix seconds; None leaves that side open): a selection is read, and
-    analysed, as a run of its own, not judged. Raises TypeError for a prefix that is not a
+    analysed, as a run of its own, not judged. `keep_rows=False`: the per-request arrays are
+    dropped once every figure is computed (the summary, sessions, containers, changes, epochs
+    and timeline stay; `requests` and `latency` raise ValueError): what the command line does,
+    to keep a long run's memory small. Raises TypeError for a prefix that is not a
     path or bad `parts`/`window`, ValueError for a part the run does not have,
     reports.errors.ReportInputError (one-line message) on bad input."""
     text = path_text(prefix, "load_run(prefix)")
@@ -256,17 +267,19 @@ def load_run(prefix: PathLike, events: PathLike | None = None, *,
     config = config or ReportConfig()
     if settle_s is not None:
         config = dataclasses.replace(config, settle_s=settle_s)
-    return analysed(read_run(text, log, parts=parts, window=window), config)
+    return analysed(read_run(text, log, parts=parts, window=window), config, keep_rows)
 
 
-def analysed(raw: RawRun, config: ReportConfig) -> Run:
+def analysed(raw: RawRun, config: ReportConfig, keep_rows: bool = True) -> Run:
     """Every figure of a run that was read, its gates judged."""
-    analysis = analyze(raw, config)
+    analysis = analyze(raw, config, keep_rows)
     analysis.summary.costs = costs.cost_summary(raw, config.warmup_s)
     analysis.summary.gates = gating.evaluate(analysis.summary, config.gates)
     analysis.summary.verdicts = gating.verdicts(analysis.summary)
     analysis.summary.verdict = gating.overall(analysis.summary)
-    return Run(raw.prefix, config, analysis, raw)
+    # a run analysed without its rows is not analysed again from them (see `comparable`):
+    # what was read is let go with them
+    return Run(raw.prefix, config, analysis, raw if keep_rows else None)
 
 
 CONTROLS_NOTE = ("no class of this run asks for affinity: in the comparison its figures cover "
@@ -283,8 +296,9 @@ def comparable(run: Run) -> Run:
         return run
     events = Path(summary.events_file) if summary.events_file else None
     config = dataclasses.replace(run.config, judge_controls=True, gates=Gates())
-    controls = analysed(run.raw, config) if run.raw is not None else load_run(
-        run.prefix, events, config=config)
+    keep = run.analysis.rows is not None
+    controls = analysed(run.raw, config, keep) if run.raw is not None else load_run(
+        run.prefix, events, config=config, keep_rows=keep)
     judged = controls.analysis.summary
     judged.gates, judged.verdicts = summary.gates, summary.verdicts
     judged.judged_classes = []

@@ -6,8 +6,10 @@
 
 Each figure stays small whatever the size of the run: the timeline merges seconds beyond
 `points`, the swimlane samples sessions and bins time, the distributions are drawn from
-`QUANTILES` (a few hundred points), never from every request. html.py turns the figures into
-<div>s of one page that carries plotly.js once.
+`QUANTILES` (a few hundred points), never from every request. The report of one run passes
+what reports.metrics computed where it sorted the values (`Curve`s: exact quantiles) and its
+lanes (reports.lanes), so that the page needs no per-request DataFrame. html.py turns the
+figures into <div>s of one page that carries plotly.js once.
 
 Whether a request succeeded, and its state (first, repeat, after a switch), are the API's
 `ok` and `state` columns of `run.requests`: reports.metrics defines them once (a cut or short
@@ -29,10 +31,10 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from reports.config import ReportConfig
+from reports.lanes import Lanes, swimlanes
+from reports.stats import QUANTILES, Curve
 from reports.summary import ERROR_CLASSES, failed_column
 
-# share of requests at or below each point of a distribution curve: dense at the tail
-QUANTILES = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
 # container colours: no red (red means "judged wrong", on this page only a verdict's colour) and
 # no grey (a bin of failed requests)
 NOT_FOR_CONTAINERS = {"#D62728", "#7F7F7F", "rgb(179,179,179)", "rgb(102,102,102)"}
@@ -110,33 +112,6 @@ def empty_figure(message: str, height: int = 160) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return base_layout(fig, height)
-
-
-# -- the API's columns as integer codes ---------------------------------------------------------
-
-
-def labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes (-1 = missing) and their names: a categorical's own, without a pass over
-    strings (the API's id columns are categoricals), else factorized."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return (np.asarray(values.cat.codes, dtype=np.int64),
-                [str(c) for c in values.cat.categories])
-    codes, names = pd.factorize(values, use_na_sentinel=True)
-    return np.asarray(codes, dtype=np.int64), [str(n) for n in names]
-
-
-def groups(values: pd.Series, by: pd.Series, order: Sequence[str]) -> dict[str, np.ndarray]:
-    """The non-null values of each group named in `order` (case-insensitive) that has any."""
-    data = values.to_numpy(dtype="float64", na_value=np.nan)
-    codes, names = labels(by)
-    found = {name.lower(): i for i, name in enumerate(names)}
-    out = {}
-    for key in order:
-        if key in found:
-            picked = data[(codes == found[key]) & ~np.isnan(data)]
-            if len(picked):
-                out[key] = picked
-    return out
 
 
 # -- the timeline ------------------------------------------------------------------------------
@@ -259,124 +234,18 @@ def mark_changes(fig: go.Figure, changes: pd.DataFrame | None) -> None:
 # -- the swimlane ------------------------------------------------------------------------------
 
 
-@dataclass
-class Lanes:
-    """Sampled sessions x time bins: a container code per cell (-1 for a bin of failed
-    requests only, NaN for no request yet or any more)."""
-
-    sessions: list[str]
-    containers: list[str]
-    codes: np.ndarray  # (lanes, bins) float, NaN = empty
-    bin_s: float
-    total_sessions: int
-    controls: int = 0  # the last lanes: sessions of control classes (sending no session id)
-
-
-def pick_sessions(per: pd.DataFrame, limit: int) -> list[int]:
-    """Up to `limit` sessions: half of them sessions that saw 2+ containers when there are
-    any, spread evenly over the run, then ordered by main container and start so that moves
-    stand out."""
-    moved, steady = per[per["containers"] > 1], per[per["containers"] <= 1]
-    take_moved = min(len(moved), limit // 2 if len(steady) > limit // 2 else limit)
-    chosen = pd.concat([spread(moved, take_moved), spread(steady, limit - take_moved)])
-    return [int(s) for s in chosen.sort_values(["main", "first"]).index]
-
-
-def spread(frame: pd.DataFrame, count: int) -> pd.DataFrame:
-    if count >= len(frame):
-        return frame
-    if count <= 0:
-        return frame.iloc[:0]
-    return frame.iloc[np.linspace(0, len(frame) - 1, count).round().astype(int)]
-
-
-def per_session(requests: pd.DataFrame, session: np.ndarray, container: np.ndarray,
-                ok: np.ndarray) -> pd.DataFrame:
-    """One row per session code: its first start, whether it is judged, the containers of its
-    successful requests and the main one (ties: the lowest code). Hash groupbys on integer
-    codes: no string is touched."""
-    valid = session >= 0
-    ts = pd.Series(requests["ts"].to_numpy()[valid])
-    per = pd.DataFrame({"first": ts.groupby(session[valid]).min()})
-    judged = (requests["judged"].to_numpy(dtype=bool) if "judged" in requests
-              else np.ones(len(requests), dtype=bool))
-    per["judged"] = pd.Series(judged[valid]).groupby(session[valid]).all()
-    served = valid & ok & (container >= 0)
-    counts = pd.DataFrame({"s": session[served], "c": container[served]}).value_counts()
-    pairs = counts.reset_index(name="n").sort_values(["n", "c"], ascending=[False, True],
-                                                     kind="stable")
-    per["containers"] = pairs.groupby("s").size()
-    per["main"] = pairs.drop_duplicates("s").set_index("s")["c"]
-    return per.fillna({"containers": 0, "main": -1}).sort_values("first")
-
-
-def from_sessions(sessions: pd.DataFrame, session_names: list[str],
-                  container_names: list[str]) -> pd.DataFrame:
-    """per_session's frame from the API's `run.sessions` (no pass over the requests)."""
-    index = pd.Index(session_names).get_indexer(pd.Index(sessions["session_id"].astype(str)))
-    main = pd.Index(container_names).get_indexer(pd.Index(
-        sessions["main_container"].astype(object).where(sessions["main_container"].notna(), "")))
-    per = pd.DataFrame({"first": sessions["first_ts"].to_numpy(),
-                        "judged": sessions["judged"].to_numpy(dtype=bool),
-                        "containers": sessions["containers"].to_numpy(),
-                        "main": main}, index=index)
-    return per[per.index >= 0].sort_values("first")
-
-
-def swimlanes(requests: pd.DataFrame, limit: int = DEFAULTS.swimlane_sessions,
-              bins: int = DEFAULTS.swimlane_bins, sessions: pd.DataFrame | None = None
-              ) -> Lanes:
-    """The lanes of up to `limit` sessions of the API's `run.requests` (its `ok` column says
-    which requests succeeded: reports.metrics defines it once); `sessions` (the API's
-    run.sessions) spares a pass over the requests to find them."""
-    ok = requests["ok"].to_numpy(dtype=bool)
-    session, session_names = labels(requests["session_id"])
-    container, container_names = labels(requests["container_id"])
-    ts = requests["ts"].to_numpy(dtype="float64")
-    start = float(ts.min())
-    span = max(float(ts.max()) - start, 1e-6)
-    bin_s = span / bins
-    needed = {"session_id", "first_ts", "judged", "containers", "main_container"}
-    per = (from_sessions(sessions, session_names, container_names)
-           if sessions is not None and needed <= set(sessions.columns)
-           else per_session(requests, session, container, ok))
-    judged, controls = per[per["judged"]], per[~per["judged"].astype(bool)]
-    room = min(len(controls), limit // 4 if len(judged) else limit)
-    chosen = pick_sessions(judged, limit - room) + pick_sessions(controls, room)
-    lane = np.full(len(session_names) + 1, -1, dtype=np.int64)  # code -1 -> the last slot
-    lane[chosen] = np.arange(len(chosen))
-    rows = np.flatnonzero(lane[session] >= 0)
-    rows = rows[np.argsort(ts[rows], kind="stable")]
-    which = lane[session[rows]]
-    cell = np.minimum(((ts[rows] - start) / bin_s).astype(np.int64), bins - 1)
-    used = np.array(sorted(np.unique(container[rows][ok[rows] & (container[rows] >= 0)]),
-                           key=lambda c: container_names[c]), dtype=np.int64)
-    colour_of = np.full(len(container_names) + 1, np.nan)
-    colour_of[used] = np.arange(len(used))
-    codes = np.full((len(chosen), bins), np.nan)
-    codes[which, cell] = -1  # failed only, unless a success overwrites it
-    good = ok[rows] & (container[rows] >= 0)
-    codes[which[good], cell[good]] = colour_of[container[rows][good]]  # the last one wins
-    return Lanes([session_names[i] for i in chosen], [container_names[i] for i in used],
-                 fill_forward(codes), bin_s, len(per), room)
-
-
-def fill_forward(codes: np.ndarray) -> np.ndarray:
-    """Each lane keeps its last colour until its next request (not beyond its last one)."""
-    out = pd.DataFrame(codes).T.ffill().T.to_numpy(copy=True)
-    seen = ~np.isnan(codes)
-    last = np.where(seen.any(axis=1), codes.shape[1] - 1 - np.argmax(seen[:, ::-1], axis=1), -1)
-    out[np.arange(codes.shape[1])[None, :] > last[:, None]] = np.nan
-    return out
-
-
-def swimlane_figure(requests: pd.DataFrame, changes: pd.DataFrame | None = None,
+def swimlane_figure(requests: pd.DataFrame | Lanes, changes: pd.DataFrame | None = None,
                     limit: int = DEFAULTS.swimlane_sessions, bins: int = DEFAULTS.swimlane_bins,
                     sessions: pd.DataFrame | None = None) -> go.Figure:
-    """Sampled sessions over time, one row each, coloured by the container that answered."""
-    if requests.empty:
+    """Sampled sessions over time, one row each, coloured by the container that answered:
+    of the API's `run.requests`, or lanes made already (reports.lanes)."""
+    if isinstance(requests, Lanes):
+        lanes = requests
+        bins = lanes.codes.shape[1]
+    elif requests.empty:
         return empty_figure("no request to show")
-    lanes = swimlanes(requests, limit, bins, sessions)
+    else:
+        lanes = swimlanes(requests, limit, bins, sessions)
     k = len(lanes.containers)
     colours = [FAILED_COLOUR, *(colour(i) for i in range(k))]
     n = len(colours)
@@ -472,24 +341,26 @@ def log_ticks(low: float, high: float) -> list[float]:
     return [float(f"{t:.3g}") for t in inside]
 
 
-def distribution_figure(curves: Mapping[str, Values], x_title: str, *,
+def distribution_figure(curves: Mapping[str, Values | Curve], x_title: str, *,
                         colours: Mapping[str, str] | None = None,
                         dashes: Mapping[str, str] | None = None,
                         labels: Mapping[str, str] | None = None, height: int = 340
                         ) -> go.Figure:
     """Cumulative distributions (share of requests at or below x) on a log x axis, one curve
-    per group, drawn from QUANTILES of its values."""
-    shown = {k: v for k, v in curves.items() if len(v)}
+    per group, drawn from QUANTILES of its values (or its Curve, computed where the values
+    were sorted: reports.metrics)."""
+    shown = {k: v if isinstance(v, Curve) else Curve(len(v), quantile_curve(v))
+             for k, v in curves.items() if (v.count if isinstance(v, Curve) else len(v))}
     if not shown:
         return empty_figure(f"no {x_title.split(',')[0]} recorded")
     fig = go.Figure()
     ends: list[float] = []
-    for key, values in shown.items():
-        x = quantile_curve(values)
+    for key, curve in shown.items():
+        x = curve.x
         ends += [float(np.maximum(x, 1e-3).min()), float(x.max())]
         name = (labels or STATE_LABELS).get(key, key)
         fig.add_trace(go.Scatter(
-            x=np.maximum(x, 1e-3), y=QUANTILES, mode="lines", name=f"{name} ({len(values):,})",
+            x=np.maximum(x, 1e-3), y=QUANTILES, mode="lines", name=f"{name} ({curve.count:,})",
             line=dict(color=(colours or STATE_COLOURS).get(key), width=2,
                       dash=(dashes or {}).get(key, "solid")),
             hovertemplate=f"{name}<br>%{{y:.1%}} at or below %{{x:.3g}} ms<extra></extra>"))

@@ -37,6 +37,7 @@ from reports.load import Run as RawRun
 
 METADATA_SUFFIX = "_run.json"  # written by locustfiles/affinity.py
 TRIALS = 400
+BLOCK_ROWS = 1 << 22
 
 
 def read_metadata(prefix: str) -> dict[str, Any] | None:
@@ -53,33 +54,45 @@ def cost_summary(raw: RawRun, warmup_s: float = 0.0) -> dict[str, Any]:
     """The cost figures of one run (see the module docstring)."""
     r = raw.requests
     names = r.container.names
-    answered = (r.container.codes >= 0) & (r.error.codes < 0)
+    codes = r.container.codes
+    answered = codes >= 0
+    answered &= r.error.codes < 0
     start = float(r.ts.min()) if len(r.ts) else 0.0
     steady = r.ts >= start + warmup_s
-    cont = r.container.codes[answered].astype(np.int64)
     n = len(names)
+    # the answered requests' codes and times: views when every request was answered (a
+    # day's run keeps no copy of them)
+    everything = bool(answered.all())
+    cont = codes if everything else codes[answered]
     requests = np.bincount(cont, minlength=n)
-    busy = np.bincount(cont, weights=r.response_time_ms[answered], minlength=n)
-    sessions, total_sessions = session_counts(r.session.codes[answered], cont,
+    busy = np.bincount(cont, weights=r.response_time_ms if everything
+                       else r.response_time_ms[answered], minlength=n)
+    sessions, total_sessions = session_counts(r.session.codes if everything
+                                              else r.session.codes[answered], cont,
                                               len(r.session.names), n)
+    del cont
     live = np.flatnonzero(requests > 0)
     per: list[dict[str, Any]] = []
     rt, ttft = r.response_time_ms, r.ttft_ms
-    streaming = bool(np.isfinite(ttft).any())
+    streaming = bool(np.isfinite(ttft[:1]).any() or np.isfinite(ttft).any())
     kept = answered & steady
     for j in live:
-        mine = kept & (r.container.codes == j)
+        mine = codes == j
+        mine &= kept
         row: dict[str, Any] = {
             "container_id": names[j], "requests": int(requests[j]),
             "request_share": share(requests[j], requests.sum()),
             "sessions": int(sessions[j]), "session_share": share(sessions[j], sessions.sum()),
             "busy_s": round(float(busy[j]) / 1000, 3), "busy_share": share(busy[j], busy.sum()),
-            **percentiles(rt[mine], "latency")}
+            **percentiles(rt, "latency", mask=mine)}
         if streaming:
-            row.update(percentiles(ttft[mine], "ttft", (50, 95)))
+            row.update(percentiles(ttft, "ttft", (50, 95), mask=mine))
         per.append(row)
+        del mine
     hottest = max(per, key=lambda x: x["busy_share"] or 0.0) if per else None
-    steady_latency = percentiles(rt[kept], "")
+    steady_latency = percentiles(rt, "", mask=kept)
+    warming = answered & ~steady
+    del answered, steady
     out: dict[str, Any] = {
         "replicas": len(live),
         "uniform_share": 1 / len(live) if len(live) else None,
@@ -93,17 +106,17 @@ def cost_summary(raw: RawRun, warmup_s: float = 0.0) -> dict[str, Any]:
             "run_latency_p95_ms": steady_latency["p95_ms"]},
         "per_replica": per,
         "warmup_s": warmup_s,
-        "warmup_requests": int((answered & ~steady).sum()),
+        "warmup_requests": int(warming.sum()),
         "latency_steady": steady_latency,
-        "latency_warmup": percentiles(rt[answered & ~steady], ""),
-        "ttft_steady": percentiles(ttft[kept], "") if streaming else None,
-        "ttft_warmup": percentiles(ttft[answered & ~steady], "") if streaming else None,
+        "latency_warmup": percentiles(rt, "", mask=warming),
+        "ttft_steady": percentiles(ttft, "", mask=kept) if streaming else None,
+        "ttft_warmup": percentiles(ttft, "", mask=warming) if streaming else None,
         **sessions_per_user(raw),
     }
     return out
 
 
-def session_counts(sess: NDArray[Any], cont: NDArray[np.int64], n_sessions: int,
+def session_counts(sess: NDArray[Any], cont: NDArray[Any], n_sessions: int,
                    n_containers: int, max_flags: int = 50_000_000) -> tuple[NDArray[Any], int]:
     """Distinct sessions per replica, and in all: a flag per (session, replica) pair, no sort
     (10 M rows stay cheap), or a sort of the pairs when the flags would take too much memory."""
@@ -139,12 +152,19 @@ def expected_max_over_mean(items: int, bins: int, trials: int = TRIALS) -> float
 
 
 def percentiles(values: NDArray[np.float64], prefix: str,
-                ps: tuple[int, ...] = (50, 95, 99)) -> dict[str, Any]:
-    """{prefix_count, prefix_p50_ms, ...} of the finite values (None when there are none)."""
+                ps: tuple[int, ...] = (50, 95, 99), mask: NDArray[np.bool_] | None = None
+                ) -> dict[str, Any]:
+    """{prefix_count, prefix_p50_ms, ...} of the finite values (those where `mask` is true;
+    None when there are none). One copy of the values picked, partitioned in place."""
     lead = f"{prefix}_" if prefix else ""
-    values = values[np.isfinite(values)]
+    pick = np.isfinite(values)
+    if mask is not None:
+        pick &= mask
+    values = values[pick]
+    del pick
     out: dict[str, Any] = {f"{lead}count": len(values)}
-    figures = np.percentile(values, ps) if len(values) else [math.nan] * len(ps)
+    figures = (np.percentile(values, ps, overwrite_input=True) if len(values)
+               else [math.nan] * len(ps))
     for p, x in zip(ps, figures, strict=True):
         out[f"{lead}p{p}_ms"] = float(x) if len(values) else None
     return out
@@ -154,7 +174,12 @@ def sessions_per_user(raw: RawRun) -> dict[str, Any]:
     """Sessions per run, users, and sessions per user (conversations: `<user>.<k>`)."""
     meta = read_metadata(raw.prefix)
     names = raw.requests.session.names
-    used = np.unique(raw.requests.session.codes[raw.requests.session.codes >= 0])
+    codes = raw.requests.session.codes
+    seen = np.zeros(len(names), dtype=np.bool_)
+    for first in range(0, len(codes), BLOCK_ROWS):  # a block's temporaries, not the run's
+        block = codes[first:first + BLOCK_ROWS]
+        seen[block[block >= 0]] = True
+    used = np.flatnonzero(seen)
     sessions = [names[i] for i in used]
     turns = (meta or {}).get("turns")
     users = ({s.rpartition(".")[0] or s for s in sessions} if turns else set(sessions))

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -32,8 +33,13 @@ from plotly.offline import get_plotlyjs
 from reports import charts, costs
 from reports.config import ReportConfig
 from reports.formatting import ci, finite, ms, num, pct, seconds, when
+from reports.lanes import Lanes
+from reports.metrics import Curves
+from reports.stats import Curve
 from reports.summary import Latency, LocustCheck, Percentiles, Summary
 
+STATES = ("first", "repeat", "after_switch")
+CACHE_STATES = ("hit", "miss")
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                  "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 CONTROL = "control"
@@ -42,6 +48,10 @@ CONTROL = "control"
 class Analysed(Protocol):
     @property
     def summary(self) -> Summary: ...
+    @property
+    def curves(self) -> Curves: ...
+    @property
+    def lanes(self) -> Lanes: ...
 
 
 class RunLike(Protocol):
@@ -337,34 +347,33 @@ def latency_table(latency: Mapping[str, Latency | Percentiles], prefix: str = ""
     return Table([head[i] for i in keep], [[r[i] for i in keep] for r in rows])
 
 
+def picked(curves: dict[str, Curve], order: Sequence[str]) -> dict[str, Curve]:
+    return {key: curves[key] for key in order if key in curves}
+
+
 def latency_section(run: RunLike, s: Summary) -> Section:
-    requests = run.requests
-    ok = requests["ok"]
-    state = requests["state"]
-    rt = requests["response_time_ms"]
-    by_state = charts.groups(rt.where(ok), state, ("first", "repeat", "after_switch"))
-    by_state = {"all": rt.dropna().to_numpy(dtype="float64"), **by_state}
+    """The distributions from the curves the analysis computed where it sorted the values
+    (reports.metrics.Curves): exact, with no pass over the requests here."""
+    curves = run.analysis.curves
     section = Section("Latency", [figure(
-        charts.distribution_figure(by_state, "response time, ms"),
+        charts.distribution_figure(picked(curves.latency, ("all", *STATES)),
+                                   "response time, ms"),
         "Cumulative distribution of response times (all requests), and of successful ones "
         "by state: a session's first request, repeats on the same container, the first "
         "request after a switch. Further right is slower.")])
-    cache_state = requests["cache"]
-    if cache_state.notna().any():
+    if curves.cache_recorded:
         section.figures.append(figure(
-            charts.distribution_figure(charts.groups(rt.where(ok), cache_state,
-                                                     ("hit", "miss")), "response time, ms"),
+            charts.distribution_figure(picked(curves.latency_cache, CACHE_STATES),
+                                       "response time, ms"),
             "Response times of successful requests by the replica's KV-cache state."))
-    ttft = requests["ttft_ms"]
-    if ttft.notna().any():
+    if s.ttft is not None:
         section.figures.append(figure(
-            charts.distribution_figure(charts.groups(ttft, cache_state, ("hit", "miss")),
+            charts.distribution_figure(picked(curves.ttft_cache, CACHE_STATES),
                                        "time to first token, ms"),
             "Time to first token by cache state: a hit pays the prefill of the new tokens "
             "only, a miss the whole prompt."))
         section.figures.append(figure(
-            charts.distribution_figure(charts.groups(ttft, state,
-                                                     ("first", "repeat", "after_switch")),
+            charts.distribution_figure(picked(curves.ttft_state, STATES),
                                        "time to first token, ms"),
             "Time to first token by stickiness state: first request of a session, repeat on "
             "the same container, first after a switch."))
@@ -480,8 +489,7 @@ def render_report(run: RunLike) -> str:
                       "sides: rendezvous hashing makes none."] if changes
                 else ["No membership change during the run."]),
         Section("Sessions over time", [figure(
-            charts.swimlane_figure(run.requests, run.changes, limit=config.swimlane_sessions,
-                                   bins=config.swimlane_bins, sessions=run.sessions),
+            charts.swimlane_figure(run.analysis.lanes, run.changes),
             "Each row is one sampled session (half of them, when there are any, sessions "
             "that saw 2+ containers), coloured by the container that answered it; sessions "
             "of control classes, if any, below the dashed line. A sticky session is one "
@@ -528,14 +536,19 @@ def percentile_rows(a: Latency | Percentiles | None, b: Latency | Percentiles | 
     return [(p, at(a, p), at(b, p)) for p in ("p50", "p95", "p99")]
 
 
+NO_CURVE = Curve(0, np.zeros(0))
+
+
 def ab_curves(a: RunLike, b: RunLike, column: str, names: tuple[str, str]
-              ) -> dict[str, pd.Series]:
+              ) -> dict[str, Curve]:
+    """Each run's curve of the successful requests' response times (column
+    "response_time_ms") or of every recorded TTFT ("ttft_ms"), as its analysis computed it."""
     out = {}
     for name, run in zip(names, (a, b), strict=True):
-        values = run.requests[column]
-        if column == "response_time_ms":
-            values = values.where(run.requests["ok"])
-        out[name] = values.dropna()
+        curves = run.analysis.curves
+        curve = (curves.latency.get("ok") if column == "response_time_ms"
+                 else curves.ttft_cache.get("all"))
+        out[name] = curve or NO_CURVE
     return out
 
 
@@ -573,7 +586,7 @@ def render_comparison(a: RunLike, b: RunLike, table: Iterable[Sequence[object]],
                                                          sb.latency["all"]), names),
                "Latency percentiles of all requests, side by side."),
     ]
-    if any(r.requests["ttft_ms"].notna().any() for r in (a, b)):
+    if any(r.analysis.summary.ttft is not None for r in (a, b)):
         figures += [
             figure(charts.distribution_figure(ab_curves(a, b, "ttft_ms", names),
                                               "time to first token, ms", colours=colours,

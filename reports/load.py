@@ -61,7 +61,7 @@ Codes = NDArray[np.int32]
 Floats = NDArray[np.float64]
 
 
-def take(values: Any, order: NDArray[np.intp]) -> Any:
+def take(values: Any, order: NDArray[np.integer]) -> Any:
     """values[order]; a constant column (a zero-stride view) stays one, at no cost."""
     if values.ndim == 1 and values.strides == (0,) and len(values):
         return np.broadcast_to(values[:1], (len(order),))
@@ -80,7 +80,7 @@ class Labels:
     codes: Codes
     names: list[str]
 
-    def take(self, order: NDArray[np.intp]) -> Labels:
+    def take(self, order: NDArray[np.integer]) -> Labels:
         return Labels(take(self.codes, order), self.names)
 
 
@@ -107,7 +107,7 @@ class Requests:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def permute(self, order: NDArray[np.intp], skip: tuple[str, ...] = ()) -> None:
+    def permute(self, order: NDArray[np.integer], skip: tuple[str, ...] = ()) -> None:
         """Reorder the columns (but those in `skip`) in place, one at a time: the old one is
         freed before the next is made."""
         for name in ("ts", "response_time_ms", "status", *STREAM_COLUMNS):

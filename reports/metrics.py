@@ -42,9 +42,12 @@ from reports.columns import AFFINITIES, STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
 from reports.config import ReportConfig
 from reports.epochs import Membership
 from reports.gates import control_as_sticky
+from reports.lanes import Lanes, lanes_of_rows
 from reports.load import Labels, Requests, Run
 from reports.stats import (
+    Curve,
     balance_figures,
+    curve_sorted,
     expected_max_ratio,
     quantiles_sorted,
     wilson,
@@ -112,7 +115,9 @@ class Analysis:
     summary: Summary
     sessions: pd.DataFrame  # one row per session: the sessions CSV
     timeline: Timeline
-    rows: Rows
+    rows: Rows | None  # None when analysed with keep_rows=False
+    curves: Curves  # the page's distribution curves
+    lanes: Lanes  # the page's swimlane
 
 
 @dataclass
@@ -139,29 +144,50 @@ class Ok:
     sess: NDArray[np.int32]
     ts: Floats
     end: Floats
-    rt: Floats
     cont: NDArray[np.int32]
     first: Bools  # the session's first successful request
     switch: Bools  # answered by another container than the session's previous one
     judged: Bools  # the session asks for affinity
-    rows: Ints | None  # their rows in the Frame; None when every request succeeded
+    # their rows in the Frame (int32 when they fit); None when every request succeeded
+    rows: NDArray[np.integer] | None
 
 
 # -- sorting -----------------------------------------------------------------------------------
 
 
-def stable_order(keys: NDArray[np.integer]) -> NDArray[np.intp]:
+ORDER_BLOCK_ROWS = 1 << 22  # rows per block of the passes that need a temporary per row
+
+
+def stable_order(keys: NDArray[np.integer]) -> NDArray[np.integer]:
     """A stable argsort of non-negative integer keys: one value sort of packed int64 keys
-    (key, row), which numpy does several times faster than an argsort."""
+    (key, row), which numpy does several times faster than an argsort. The row indices come
+    back as int32 when they fit (half the memory of a day's run)."""
     n = len(keys)
     index_bits = max(1, (n - 1).bit_length())
     if index_bits + int(keys.max()).bit_length() > 63:
         return np.argsort(keys, kind="stable")
     packed = keys.astype(np.int64) << index_bits
-    packed |= np.arange(n, dtype=np.int64)
+    for first in range(0, n, ORDER_BLOCK_ROWS):  # the row numbers, a block at a time
+        last = min(n, first + ORDER_BLOCK_ROWS)
+        packed[first:last] |= np.arange(first, last, dtype=np.int64)
     packed.sort()
     packed &= (1 << index_bits) - 1
+    if n <= np.iinfo(np.int32).max:
+        return packed.astype(np.int32)
     return packed.astype(np.intp, copy=False)
+
+
+def in_session_order(ts: Floats, sess: NDArray[np.integer], order: NDArray[np.integer]
+                     ) -> bool:
+    """Are the rows, taken in `order`, in start order within each session? Block by block
+    (a block's temporaries, never the run's)."""
+    n = len(order)
+    for first in range(0, max(n - 1, 0), ORDER_BLOCK_ROWS):
+        rows = order[first:min(n, first + ORDER_BLOCK_ROWS + 1)]  # one row of overlap
+        t, s = ts[rows], sess[rows]
+        if ((t[1:] < t[:-1]) & (s[1:] == s[:-1])).any():
+            return False
+    return True
 
 
 def sort_by_session(requests: Requests) -> None:
@@ -172,17 +198,13 @@ def sort_by_session(requests: Requests) -> None:
     session is enough, and that is checked. When it is not so, a sort by time comes first."""
     ts, sess = requests.ts, requests.session.codes
     order = stable_order(sess)
-    sorted_sess, sorted_ts = sess[order], ts[order]
-    backwards = sorted_ts[1:] < sorted_ts[:-1]
-    backwards &= sorted_sess[1:] == sorted_sess[:-1]
-    if backwards.any():
+    if not in_session_order(ts, sess, order):
         by_time = stable_order(((ts - ts.min()) * 1e6).astype(np.int64)) \
             if float(ts.max() - ts.min()) < 1e12 else np.argsort(ts, kind="stable")
         order = by_time[stable_order(sess[by_time])]
-        sorted_sess, sorted_ts = sess[order], ts[order]
-    del backwards, ts, sess
-    requests.ts, requests.session.codes = sorted_ts, sorted_sess
-    requests.permute(order, skip=("ts", "session"))
+        del by_time
+    del ts, sess
+    requests.permute(order)  # a column at a time: the old one freed before the next
     del order
     codes = requests.session.codes
     used = np.bincount(codes, minlength=len(requests.session.names)) > 0
@@ -256,21 +278,23 @@ def make_frame(requests: Requests, n_containers: int) -> Frame:
 
 def successful_requests(frame: Frame, judged_sessions: Bools) -> Ok:
     m = frame.ok
-    rows: Ints | None = None
+    rows: NDArray[np.integer] | None = None
     if m.all():  # the common case: views, no copies
         sess, cont = frame.sess, frame.cont
-        ts, end, rt = frame.ts, frame.end, frame.rt
+        ts, end = frame.ts, frame.end
     else:
         rows = np.flatnonzero(m)
+        if len(m) <= np.iinfo(np.int32).max:
+            rows = rows.astype(np.int32)
         sess, cont = frame.sess[rows], frame.cont[rows]
-        ts, end, rt = frame.ts[rows], frame.end[rows], frame.rt[rows]
+        ts, end = frame.ts[rows], frame.end[rows]
     first = starts_of_runs(sess)
     switch = np.zeros(len(sess), dtype=np.bool_)
     if len(sess) > 1:
         switch[1:] = ~first[1:] & (cont[1:] != cont[:-1])
     judged = np.broadcast_to(np.True_, (len(sess),)) if judged_sessions.all() \
         else judged_sessions[sess]
-    return Ok(sess, ts, end, rt, cont, first, switch, judged, rows)
+    return Ok(sess, ts, end, cont, first, switch, judged, rows)
 
 
 def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], str]:
@@ -325,8 +349,11 @@ def epoch_of(ts: Floats, end: Floats, starts: Floats, settled: Floats
     within the settled part of its epoch (started after the last change settled, answered
     before the next one began)."""
     if not len(starts):
+        # no change: epoch 0 and nothing inside a change (zeros: pages the OS maps only when
+        # written), every request within (one value for all: no memory)
         nothing = np.zeros(len(ts), dtype=np.bool_)
-        return np.zeros(len(ts), dtype=np.int64), nothing, ~nothing
+        return (np.zeros(len(ts), dtype=np.int64), nothing,
+                np.broadcast_to(np.True_, (len(ts),)))
     epoch = np.searchsorted(settled, ts, side="left").astype(np.int64)
     latest = np.searchsorted(starts, ts, side="right") - 1
     inside = (latest >= 0) & (ts <= settled[np.maximum(latest, 0)])
@@ -445,8 +472,9 @@ def judge_answers(ok: Ok, frame: Frame, judged: Bools, members: Membership,
     request) then take the memory of one block, not of the run."""
     edges = np.unique(np.concatenate(([0], ok.sess[::ANSWER_BLOCK_ROWS][1:],
                                       [frame.n_sessions]))).astype(np.int64)
-    ok_at = np.searchsorted(ok.sess, edges)
-    all_at = np.searchsorted(frame.sess, edges)
+    # the needles in the haystack's dtype: else numpy would search a wider copy of it
+    ok_at = np.searchsorted(ok.sess, edges.astype(ok.sess.dtype))
+    all_at = np.searchsorted(frame.sess, edges.astype(frame.sess.dtype))
     blocks = []
     for j in range(len(edges) - 1):
         a, b, c, d = ok_at[j], ok_at[j + 1], all_at[j], all_at[j + 1]
@@ -491,9 +519,12 @@ def outages(frame: Frame, start: float, end: float) -> list[Outage]:
     if not len(frame.ts) or frame.ok.all():
         return []
     bins = int((end - start) // 1.0) + 1
-    which = ((frame.ts - start) // 1.0).astype(np.int64)
-    sent = np.bincount(which, minlength=bins)
-    good = np.bincount(which[frame.ok], minlength=bins)
+    sent = np.zeros(bins, dtype=np.int64)
+    good = np.zeros(bins, dtype=np.int64)
+    for at in range(0, len(frame.ts), ORDER_BLOCK_ROWS):  # a block's temporaries at a time
+        which = ((frame.ts[at:at + ORDER_BLOCK_ROWS] - start) // 1.0).astype(np.int64)
+        sent += np.bincount(which, minlength=bins)[:bins]
+        good += np.bincount(which[frame.ok[at:at + ORDER_BLOCK_ROWS]], minlength=bins)[:bins]
     failed = sent - good
     out: list[Outage] = []
     i = 0
@@ -551,13 +582,18 @@ def forced_switches(ok: Ok, starts: Floats, settled: Floats) -> Bools:
 # -- analyze -----------------------------------------------------------------------------------
 
 
-def analyze(run: Run, config: ReportConfig) -> Analysis:
-    """Every figure of the report. Sorts `run.requests` in place (by session, then ts)."""
+def analyze(run: Run, config: ReportConfig, keep_rows: bool = True) -> Analysis:
+    """Every figure of the report. Sorts `run.requests` in place (by session, then ts).
+    keep_rows=False: the per-request arrays behind the figures (Analysis.rows, what the API's
+    `run.requests` is built from) are not kept: the page needs only the curves and lanes."""
     sort_by_session(run.requests)
     requests = run.requests
     containers = container_names(run)
     index = {name: i for i, name in enumerate(containers)}
     frame = make_frame(requests, len(containers))
+    statuses = status_counts(frame.status)
+    if not keep_rows:  # nothing reads the status codes again (their classes are in the frame)
+        frame.status = requests.status = np.empty(0, dtype=np.int32)
     judged, affinity, affinity_source = judge(requests, frame)
     if config.judge_controls:
         judged = np.ones_like(judged)
@@ -574,13 +610,18 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
     changes = judge_changes(changes, answers)
     forced = forced_switches(ok, starts, settled)
     phase = phases(frame, members, starts, members.ends, config.change_margin_s)
+    if not keep_rows:  # what is left does not need the answer times
+        frame.end = ok.end = np.empty(0, dtype=np.float64)
     failed = errors_of(frame, phase)
     per_session = session_table(frame, ok, forced, matched, remapped, failed, requests,
                                 containers, judged, affinity)
-    latency = latencies(frame, ok, requests)
+    cache = requests.cache.codes
+    constant = cache.ndim == 1 and cache.strides == (0,)  # load.constant: one value, no memory
+    curves = Curves({}, {}, {}, {}, bool(((cache[:1] if constant else cache) >= 0).any()))
+    latency = latencies(frame, ok, requests, curves)
     summary = build_summary(run, frame, ok, members, changes, epoch, within, forced, phase,
                             failed, per_session, latency, containers, start, end, config,
-                            affinity_source)
+                            affinity_source, statuses, curves)
     summary.collateral = answers.total if answers.transitions else None
     summary.collateral_outside_changes = answers.outside
     summary.outages = outages(frame, start, end)
@@ -588,8 +629,13 @@ def analyze(run: Run, config: ReportConfig) -> Analysis:
                       f"{o.end_offset_s:.0f} s ({o.share * 100:.0f}% of the run; {o.failed:,} "
                       "requests failed)." for o in summary.outages]
     summary.not_judged = run_not_judged(summary, run, config)
-    return Analysis(summary, per_session.table, timeline(frame, members, run, config),
-                    Rows(requests, frame, ok, epoch, within, forced, phase, failed, judged))
+    lanes = lanes_of_rows(frame.ts, frame.ok, frame.sess, frame.first_row, frame.cont,
+                          requests.session.names, requests.container.names, per_session.table,
+                          config.swimlane_sessions, config.swimlane_bins)
+    rows = Rows(requests, frame, ok, epoch, within, forced, phase, failed, judged) \
+        if keep_rows else None
+    return Analysis(summary, per_session.table, timeline(frame, members, run, config), rows,
+                    curves, lanes)
 
 
 def container_names(run: Run) -> list[str]:
@@ -674,6 +720,43 @@ def by_code(codes: NDArray[np.integer], names: Sequence[str]) -> pd.Categorical[
                                      validate=False)
 
 
+SESSION_BLOCK_ROWS = 1 << 20  # requests per block of whole sessions
+
+
+def per_session_rows(frame: Frame, ok: Ok, forced: Bools, failed: Bools) -> pd.DataFrame:
+    """Per session (in code order): requests, errors, first and last start, mean response
+    time, successful requests, switches, flaps. A pandas groupby over blocks of whole
+    sessions (about SESSION_BLOCK_ROWS requests each; rows are sorted by session): each
+    session's figures are its own rows', so the blocks give the run's, and the groupby's
+    temporaries take the memory of a block, not of the run."""
+    switch_rows: NDArray[np.integer] = np.flatnonzero(ok.switch)
+    if ok.rows is not None:
+        switch_rows = ok.rows[switch_rows]
+    flap_rows = switch_rows[~forced]
+    edges = np.unique(np.concatenate(([0], frame.sess[::SESSION_BLOCK_ROWS][1:],
+                                      [frame.n_sessions]))).astype(np.int64)
+    at = np.searchsorted(frame.sess, edges.astype(frame.sess.dtype))  # (no wider copy)
+    blocks = []
+    for j in range(len(edges) - 1):
+        a, b = int(at[j]), int(at[j + 1])
+        switch = np.zeros(b - a, dtype=np.bool_)
+        switch[switch_rows[(switch_rows >= a) & (switch_rows < b)] - a] = True
+        flap = np.zeros(b - a, dtype=np.bool_)
+        flap[flap_rows[(flap_rows >= a) & (flap_rows < b)] - a] = True
+        session = pd.Categorical.from_codes(
+            frame.sess[a:b] - np.int32(edges[j]),
+            categories=pd.RangeIndex(int(edges[j + 1] - edges[j])), validate=False)
+        every = pd.DataFrame({"session_id": session, "ts": frame.ts[a:b],
+                              "rt": frame.rt[a:b], "failed": failed[a:b], "ok": frame.ok[a:b],
+                              "switch": switch, "flap": flap}, copy=False)
+        blocks.append(every.groupby("session_id", observed=False, sort=True).agg(
+            requests=("ts", "size"), errors=("failed", "sum"), first_ts=("ts", "first"),
+            last_ts=("ts", "last"), mean_ms=("rt", "mean"), ok_requests=("ok", "sum"),
+            switches=("switch", "sum"), flaps=("flap", "sum")))
+        del every, switch, flap, session
+    return pd.concat(blocks, ignore_index=True) if len(blocks) != 1 else blocks[0]
+
+
 def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remapped: Bools,
                   failed: Bools, requests: Requests, containers: list[str], judged: Bools,
                   affinity: NDArray[np.int8]) -> SessionStats:
@@ -682,22 +765,7 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
     (session, container) keys: pandas' two-key groupby was 5x slower at 10 M rows)."""
     s, c = frame.n_sessions, frame.n_containers
     names = requests.session.names
-    switch = np.zeros(len(frame.sess), dtype=np.bool_)  # per row of the frame
-    flap = np.zeros(len(frame.sess), dtype=np.bool_)
-    switch_rows = np.flatnonzero(ok.switch)
-    if ok.rows is not None:
-        switch_rows = ok.rows[switch_rows]
-    switch[switch_rows] = True
-    flap[switch_rows[~forced]] = True
-    del switch_rows
-    every = pd.DataFrame({"session_id": by_code(frame.sess, names), "ts": frame.ts,
-                          "rt": frame.rt, "failed": failed, "ok": frame.ok,
-                          "switch": switch, "flap": flap}, copy=False)
-    per = every.groupby("session_id", observed=False, sort=True).agg(
-        requests=("ts", "size"), errors=("failed", "sum"), first_ts=("ts", "first"),
-        last_ts=("ts", "last"), mean_ms=("rt", "mean"), ok_requests=("ok", "sum"),
-        switches=("switch", "sum"), flaps=("flap", "sum"))
-    del every, switch, flap
+    per = per_session_rows(frame, ok, forced, failed)
 
     n_ok = per["ok_requests"].to_numpy(np.int64)
     p_sess, p_cont, counts = pair_counts(ok.sess, ok.cont, c)
@@ -740,7 +808,8 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
                   changes: list[ChangeSummary], epoch: Ints, within: Bools, forced: Bools,
                   phase: NDArray[np.int8], failed: Bools, per: SessionStats,
                   latency: dict[str, Latency], containers: list[str], start: float,
-                  end: float, config: ReportConfig, affinity_source: str) -> Summary:
+                  end: float, config: ReportConfig, affinity_source: str,
+                  statuses: dict[str, int], curves: Curves | None = None) -> Summary:
     """The stickiness figures cover the judged sessions (those that ask for affinity); errors,
     latency and the timeline every request."""
     judged = per.judged
@@ -786,7 +855,7 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
         warm_hit_ideal=1 - sessions_ok / total_ok if total_ok else None,
         errors=errors, error_rate=errors / n, error_rate_ci=interval(errors, n),
         errors_no_live_replica=int(((frame.cls == S503) & (phase == NO_LIVE)).sum()),
-        status_counts=status_counts(frame.status),
+        status_counts=statuses,
         error_classes=dict(zip(ERROR_CLASSES, counts_of(frame.cls, len(ERROR_CLASSES)),
                                strict=True)),
         errors_by_phase=errors_by_phase(frame.cls, phase),
@@ -798,11 +867,12 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
         balance=balance(ok, members, epoch, within, containers, counts.sessions, per),
         latency={k: v for k, v in latency.items() if k in LATENCY_STATES},
         cache=cache_summary(run.requests, latency),
-        ttft=ttft_summary(frame, run.requests),
-        ttft_by_state=ttft_by_state(ok, frame, run.requests),
+        ttft=ttft_summary(frame, run.requests, None if curves is None else curves.ttft_cache),
+        ttft_by_state=ttft_by_state(ok, frame, run.requests,
+                                    None if curves is None else curves.ttft_state),
         inter_token_gap=gap_summary(run.requests),
         user_classes=classes,
-        workers=int((np.bincount(run.requests.worker.codes + 1) > 0)[1:].sum()),
+        workers=labels_used(run.requests.worker),
         locust=LocustCheck(run.locust.requests, run.locust.failures, n) if run.locust else None,
         notes=notes)
 
@@ -810,11 +880,20 @@ def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
 # -- streaming ---------------------------------------------------------------------------------
 
 
-def percentiles(values: Floats) -> Percentiles:
+def percentiles(values: Floats, curves: dict[str, Curve] | None = None, key: str = ""
+                ) -> Percentiles:
+    """Percentiles of the finite values; with `curves`, their curve too, as curves[key] (the
+    finite values are then sorted: np.percentile gives the same figures on them)."""
     values = values[np.isfinite(values)]
     if not len(values):
         return Percentiles()
-    p50, p95, p99 = (float(x) for x in np.percentile(values, [50, 95, 99]))
+    if curves is not None:
+        values.sort()
+        curve = curve_sorted(values)
+        if curve is not None:
+            curves[key] = curve
+    p50, p95, p99 = (float(x) for x in np.percentile(values, [50, 95, 99],
+                                                     overwrite_input=True))
     return Percentiles(len(values), p50, p95, p99)
 
 
@@ -822,27 +901,32 @@ def streaming(requests: Requests) -> bool:
     return bool(np.isfinite(requests.ttft_ms[:1]).any() or np.isfinite(requests.ttft_ms).any())
 
 
-def ttft_summary(frame: Frame, requests: Requests) -> dict[str, Percentiles] | None:
-    """Time to first token of every request that recorded one, by cache state."""
+def ttft_summary(frame: Frame, requests: Requests, curves: dict[str, Curve] | None = None
+                 ) -> dict[str, Percentiles] | None:
+    """Time to first token of every request that recorded one, by cache state (their curves
+    into `curves`, by cache state)."""
     if not streaming(requests):
         return None
     ttft = requests.ttft_ms
-    out = {"all": percentiles(ttft)}
+    out = {"all": percentiles(ttft, curves, "all")}
     names = [n.lower() for n in requests.cache.names]
     for label in ("hit", "miss"):
         code = names.index(label) if label in names else -2
-        out[label] = percentiles(ttft[requests.cache.codes == code])
+        out[label] = percentiles(ttft[requests.cache.codes == code], curves, label)
     return out
 
 
-def ttft_by_state(ok: Ok, frame: Frame, requests: Requests) -> dict[str, Percentiles] | None:
-    """Time to first token of the successful requests by stickiness state."""
+def ttft_by_state(ok: Ok, frame: Frame, requests: Requests,
+                  curves: dict[str, Curve] | None = None) -> dict[str, Percentiles] | None:
+    """Time to first token of the successful requests by stickiness state (their curves into
+    `curves`)."""
     if not streaming(requests):
         return None
     ttft = requests.ttft_ms if ok.rows is None else requests.ttft_ms[ok.rows]
     repeat = ~ok.first & ~ok.switch
-    return {"first": percentiles(ttft[ok.first]), "repeat": percentiles(ttft[repeat]),
-            "after_switch": percentiles(ttft[ok.switch])}
+    return {"first": percentiles(ttft[ok.first], curves, "first"),
+            "repeat": percentiles(ttft[repeat], curves, "repeat"),
+            "after_switch": percentiles(ttft[ok.switch], curves, "after_switch")}
 
 
 def gap_summary(requests: Requests) -> Percentiles | None:
@@ -851,6 +935,18 @@ def gap_summary(requests: Requests) -> Percentiles | None:
     if not np.isfinite(gaps).any():
         return None
     return percentiles(gaps)
+
+
+def labels_used(labels: Labels) -> int:
+    """How many names of a string column some row has: a flag per name, set a block of rows at
+    a time (no temporary per row of the run)."""
+    codes = labels.codes
+    if codes.ndim == 1 and codes.strides == (0,):  # one value throughout (load.constant)
+        codes = codes[:1]
+    seen = np.zeros(len(labels.names) + 1, dtype=np.bool_)  # the last: null
+    for first in range(0, len(codes), ORDER_BLOCK_ROWS):
+        seen[codes[first:first + ORDER_BLOCK_ROWS]] = True
+    return int(seen[:-1].sum())
 
 
 def interval(successes: int, trials: int) -> list[float] | None:
@@ -864,7 +960,9 @@ def counts_of(values: NDArray[np.integer], size: int) -> list[int]:
 
 def status_counts(status: NDArray[np.int32]) -> dict[str, int]:
     if status.min() >= 0 and status.max() < 1000:
-        counts = np.bincount(status)
+        counts = np.zeros(1000, dtype=np.int64)
+        for at in range(0, len(status), ORDER_BLOCK_ROWS):  # a block's temporaries
+            counts += np.bincount(status[at:at + ORDER_BLOCK_ROWS], minlength=1000)
         codes = np.flatnonzero(counts)
         return {str(int(c)): int(counts[c]) for c in codes}
     values, counts = np.unique(status, return_counts=True)
@@ -891,17 +989,20 @@ def top_errors(requests: Requests, ok: Bools) -> list[dict[str, object]]:
 
 
 def per_container(containers: list[str], ok: Ok, per: SessionStats) -> list[ContainerSummary]:
-    """A pandas groupby of the successful requests by container code."""
-    rows = pd.DataFrame({"container_id": by_code(ok.cont, containers), "ts": ok.ts},
-                        copy=False)
-    stats = rows.groupby("container_id", observed=True, sort=True).agg(
-        requests=("ts", "size"), first_ts=("ts", "min"), last_ts=("ts", "max"))
-    codes = {name: i for i, name in enumerate(containers)}
-    return [ContainerSummary(str(name), int(r["requests"]),
-                             int(per.container_sessions[codes[str(name)]]),
-                             int(per.container_main_sessions[codes[str(name)]]),
-                             float(r["first_ts"]), float(r["last_ts"]))
-            for name, r in stats.iterrows()]
+    """Per container that answered (in code order): its successful requests, first and last
+    start. Counts a block at a time, first and last with ufunc.at (no temporary per row)."""
+    c = len(containers)
+    counts = np.zeros(c, dtype=np.int64)
+    for at in range(0, len(ok.cont), ORDER_BLOCK_ROWS):
+        counts += np.bincount(ok.cont[at:at + ORDER_BLOCK_ROWS], minlength=c)[:c]
+    first = np.full(c, np.inf)
+    last = np.full(c, -np.inf)
+    np.minimum.at(first, ok.cont, ok.ts)
+    np.maximum.at(last, ok.cont, ok.ts)
+    return [ContainerSummary(containers[j], int(counts[j]), int(per.container_sessions[j]),
+                             int(per.container_main_sessions[j]), float(first[j]),
+                             float(last[j]))
+            for j in np.flatnonzero(counts)]
 
 
 @dataclass
@@ -993,23 +1094,43 @@ def balance(ok: Ok, members: Membership, epoch: Ints, within: Bools, containers:
                                                                       strict=True)})
 
 
-def latency_of(values: Floats, owned: bool = False) -> Latency:
-    """Figures of latencies; `owned` values may be sorted in place."""
+def latency_of(values: Floats, owned: bool = False) -> tuple[Latency, Curve | None]:
+    """Figures of latencies, and their curve (of the non-NaN values); `owned` values may be
+    sorted in place."""
     if not len(values):
-        return Latency()
+        return Latency(), None
     ordered = values if owned else values.copy()
     ordered.sort()
     p50, p95, p99 = (float(x) for x in quantiles_sorted(ordered, [0.5, 0.95, 0.99]))
-    return Latency(len(ordered), float(ordered.mean()), p50, p95, p99, float(ordered[-1]))
+    figures = Latency(len(ordered), float(ordered.mean()), p50, p95, p99, float(ordered[-1]))
+    # numpy sorts NaN last, and its searchsorted finds the first NaN
+    return figures, curve_sorted(ordered[:int(np.searchsorted(ordered, np.nan))])
 
 
-def latencies(frame: Frame, ok: Ok, requests: Requests) -> dict[str, Latency]:
+@dataclass
+class Curves:
+    """The distribution curves of the report's charts, computed where their values are
+    sorted, so that the page needs no per-request table: response times of all requests
+    ("all"), of the successful ones ("ok") and of those by state (first, repeat,
+    after_switch) and by cache state (hit, miss); TTFT of every request that has one ("all"),
+    by cache state and by state."""
+
+    latency: dict[str, Curve]
+    latency_cache: dict[str, Curve]
+    ttft_cache: dict[str, Curve]
+    ttft_state: dict[str, Curve]
+    cache_recorded: bool  # some request recorded a cache state
+
+
+def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = None
+              ) -> dict[str, Latency]:
     """Latency by state (all, a session's first, repeat, first after a switch, errors) and
-    by cache hit/miss when recorded. One sorted copy at a time."""
+    by cache hit/miss when recorded; their curves into `curves`. One sorted copy at a time."""
     repeat = ~ok.first & ~ok.switch
+    ok_rt = frame.rt if ok.rows is None else frame.rt[ok.rows]  # (a copy while needed only)
     picks: dict[str, tuple[Floats, Bools | None]] = {
-        "all": (frame.rt, None), "first": (ok.rt, ok.first), "repeat": (ok.rt, repeat),
-        "after_switch": (ok.rt, ok.switch), "errors": (frame.rt, ~frame.ok)}
+        "all": (frame.rt, None), "first": (ok_rt, ok.first), "repeat": (ok_rt, repeat),
+        "after_switch": (ok_rt, ok.switch), "errors": (frame.rt, ~frame.ok)}
     del repeat
     names = [n.lower() for n in requests.cache.names]
     for label in ("hit", "miss"):
@@ -1019,8 +1140,16 @@ def latencies(frame: Frame, ok: Ok, requests: Requests) -> dict[str, Latency]:
     figures = {}
     for state in list(picks):
         values, mask = picks.pop(state)
-        figures[state] = latency_of(values if mask is None else values[mask],
-                                    owned=mask is not None)
+        figures[state], curve = latency_of(values if mask is None else values[mask],
+                                           owned=mask is not None)
+        if curves is not None and curve is not None and state != "errors":
+            into = curves.latency_cache if state.startswith("cache ") else curves.latency
+            into[state.removeprefix("cache ")] = curve
+    if curves is not None:  # every successful request (a comparison's curve)
+        curve = curves.latency.get("all") if ok.rows is None else latency_of(ok_rt,
+                                                                                owned=True)[1]
+        if curve is not None:
+            curves.latency["ok"] = curve
     return figures
 
 
@@ -1103,10 +1232,11 @@ def timeline(frame: Frame, members: Membership, run: Run, config: ReportConfig) 
     origin = math.floor(float(frame.ts.min()))
     span = float(frame.ts.max()) - origin
     bin_s = max(1.0, math.ceil(span / MAX_TIMELINE_BINS))
-    offset = frame.ts - origin
-    offset *= 1 / bin_s
-    which = offset.astype(np.int32)
-    del offset
+    which = np.empty(len(frame.ts), dtype=np.intp)  # each request's bin, made a block at a
+    for at in range(0, len(which), ORDER_BLOCK_ROWS):  # time (bincount takes it uncopied)
+        offset = frame.ts[at:at + ORDER_BLOCK_ROWS] - origin
+        offset *= 1 / bin_s
+        which[at:at + ORDER_BLOCK_ROWS] = offset.astype(np.int32)
     bins = int(which.max()) + 1
     k = len(ERROR_CLASSES)
     requests = np.bincount(which, minlength=bins)

@@ -32,7 +32,7 @@ def default_comparison_prefix(a: str, b: str) -> str:
 
 def single_report(prefix: str, config: ReportConfig, events: Path | None = None,
                   out: str | None = None) -> tuple[Analysis, dict[Path, bytes]]:
-    run = api.load_run(prefix, events, config=config)
+    run = api.load_run(prefix, events, config=config, keep_rows=False)
     analysis = run.analysis
     summary_path, sessions_path, html_path = outputs(out or normalize_prefix(prefix))
     files = {
@@ -51,8 +51,9 @@ def sessions_csv(table: pd.DataFrame) -> bytes:
 def comparison_report(a: str, b: str, config: ReportConfig, out: str | None = None
                       ) -> tuple[Analysis, Analysis, list[comparison.Row], dict[Path, bytes]]:
     """Both runs analysed, the gates judged on B (the candidate)."""
-    first = api.comparable(api.load_run(a, config=dataclasses.replace(config, gates=Gates())))
-    second = api.comparable(api.load_run(b, config=config))
+    first = api.comparable(api.load_run(a, config=dataclasses.replace(config, gates=Gates()),
+                                        keep_rows=False))
+    second = api.comparable(api.load_run(b, config=config, keep_rows=False))
     table = comparison.rows(first.analysis.summary, second.analysis.summary)
     names = (Path(normalize_prefix(a)).name, Path(normalize_prefix(b)).name)
     if names[0] == names[1]:

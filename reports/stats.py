@@ -4,6 +4,7 @@ the expected imbalance of a uniform hash, quantiles of sorted arrays."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,6 +98,24 @@ def quantiles_sorted(values: NDArray[np.float64], qs: NDArray[np.float64] | list
     hi = np.minimum(lo + 1, n - 1)
     frac = pos - lo
     return values[lo] * (1 - frac) + values[hi] * frac
+
+
+# share of requests at or below each point of a distribution curve: dense at the tail
+QUANTILES = np.concatenate((np.linspace(0, 0.99, 100), np.linspace(0.991, 1.0, 10)))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A distribution as a chart draws it: the values at QUANTILES (exact: from every value,
+    sorted), and how many values there were."""
+
+    count: int
+    x: NDArray[np.float64]
+
+
+def curve_sorted(values: NDArray[np.float64]) -> Curve | None:
+    """The curve of values already sorted ascending (None when there are none)."""
+    return Curve(len(values), quantiles_sorted(values, QUANTILES)) if len(values) else None
 
 
 def balance_figures(loads: NDArray[np.int64]) -> tuple[float | None, float | None, float | None]:
