@@ -166,7 +166,10 @@ class SessionUser(FastHttpUser):
         self.update_context()
         pace = pace_of(options)
         self._pacer = constant_throughput(pace) if pace else None
-        self._every, self._sent = reconnect_every(options), 0
+        # the first renewal comes after a random count in [1, K], then one every K: users
+        # are out of step, and a run too short for K requests still renews most connections
+        self._every = reconnect_every(options)
+        self._sent = random.randrange(self._every) if self._every else 0
 
     def update_context(self) -> None:
         """The record of who sends, and what it asks for: call it whenever headers change."""
@@ -240,8 +243,9 @@ class SessionUser(FastHttpUser):
         self.client.post("/", data=self._payload, headers=self._post_headers)
 
     def reconnect_now(self) -> None:
-        """--reconnect-every K: close the user's connection after every K requests, so that a
-        target that pins by connection (and ignores the session) shows as moved sessions.
+        """--reconnect-every K: close the user's connection after every K requests (the first
+        time after a random count up to K), so that a target that pins by connection (and
+        ignores the session) shows as moved sessions.
         The new connection's lookup of the host is kept for a while (locustfiles/dnscache.py):
         the connection is what is new, not the name's address."""
         self._sent += 1
@@ -310,7 +314,8 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         "--reconnect-every", type=non_negative(int, "--reconnect-every"),
         default=DEFAULT_RECONNECT_EVERY, env_var="LOCUST_RECONNECT_EVERY",
         include_in_web_ui=True,
-        help="Each user opens a new connection after every K requests, so that a target that "
+        help="Each user opens a new connection after every K requests (the first time after a "
+             "random count up to K), so that a target that "
              "pins by connection rather than by session shows as moved sessions (default "
              f"{DEFAULT_RECONNECT_EVERY}: about 2%% of requests pay a new handshake, below "
              "the p95; 0: keep one connection as long as the client does)")

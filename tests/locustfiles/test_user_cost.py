@@ -124,7 +124,8 @@ def test_a_user_opens_a_new_connection_every_k_requests_and_looks_up_once() -> N
             for _ in range(7):
                 user.whoami()
             user.client.client.close()
-        # requests 1-3, 4-6 and 7 each on a connection of their own
+        # the first renewal after r in [1, 3] requests, then every 3: whatever r, 7 requests
+        # use 3 connections
         assert server.connections == 3 and len(server.requests) == 7
         assert cache.lookups == 1
         line, headers, body = parts(server.requests[-1])
@@ -132,6 +133,24 @@ def test_a_user_opens_a_new_connection_every_k_requests_and_looks_up_once() -> N
         assert b"Modal-Session-Id: " + user.session_id.encode() in headers
     finally:
         hub.resolver = original
+
+
+def test_users_renew_their_first_connection_out_of_step_within_k_requests() -> None:
+    """K = 50: after half of K requests about half the users have renewed (a short run still
+    shows a target that pins by connection), and after K + 1 every one has, exactly once."""
+    opened_by_half: list[int] = []
+    with capture() as server:
+        for _ in range(20):
+            user = started(server.url, reconnect_every=50)
+            before = server.connections
+            for _ in range(25):
+                user.whoami()
+            opened_by_half.append(server.connections - before)
+            for _ in range(26):
+                user.whoami()
+            user.client.client.close()
+            assert server.connections - before == 2  # the first renewal came by request 50
+    assert set(opened_by_half) == {1, 2}  # some renewed in the first 25 requests, some not
 
 
 def test_headers_and_body_changed_after_the_start_are_what_is_sent() -> None:
