@@ -40,7 +40,7 @@ def cookie_router() -> Iterator[str]:
 def test_cookie_affinity_read_from_a_response_header_passes(
         cookie_router: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = headless(cookie_router, "StickyUser", "NonStickyUser", seconds=3,
-                    extra=(*ROUTED, "--turns", "3-5", "--stream-tokens", "2"))
+                    extra=(*ROUTED, "--turns", "3-5", "--stream-tokens", "2", "--pace-rps", "20"))
     with locust_process(*args, tmp=tmp_path) as run:
         result = finish(run)
     assert result.code == 0, result.output[-3000:]
@@ -73,7 +73,8 @@ def test_cookie_affinity_read_from_a_response_header_passes(
 def test_the_router_without_its_cookie_is_caught_as_not_sticky(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with haproxy_cookie(3, cookie=False) as url, locust_process(
-            *headless(url, "StickyUser", seconds=2, extra=ROUTED), tmp=tmp_path) as run:
+            *headless(url, "StickyUser", seconds=2, extra=(*ROUTED, "--pace-rps", "20")),
+            tmp=tmp_path) as run:
         result = finish(run)
     assert result.code == 3, result.output[-3000:]
     assert "FAIL" in result.output

@@ -111,7 +111,8 @@ def test_prometheus_scrapes_stickiness_of_a_sticky_and_a_control_class(
     metrics_port = free_port()
     with prometheus(metrics_port, tmp_path) as prom:
         args = headless(target, "StickyUser", "NonStickyUser",
-                        extra=("--metrics-port", str(metrics_port), "--metrics-linger", "15"))
+                        extra=("--metrics-port", str(metrics_port), "--metrics-linger", "15",
+                               "--pace-rps", "20"))
         with locust_process(*args, tmp=tmp_path) as run:
             result = finish(run)
         assert result.code == 0, result.output[-3000:]
@@ -145,7 +146,8 @@ def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def test_master_counts_every_workers_requests(target: str, tmp_path: Path) -> None:
     metrics_port = free_port()
     args = headless(target, "StickyUser", extra=(
-        *processes(2), "--metrics-port", str(metrics_port), "--metrics-linger", "20"))
+        *processes(2), "--metrics-port", str(metrics_port), "--metrics-linger", "20",
+        "--pace-rps", "20"))
     with locust_process(*args, tmp=tmp_path) as run:
         run.wait_for(r"metrics: waiting up to", timeout=60)
         found = scrape(metrics_port)

@@ -15,7 +15,7 @@ from tests.support.locust import headless, locust_process
 
 def test_a_run_in_parts_is_one_run_to_the_report(target: str, tmp_path: Path) -> None:
     args = headless(target, "StickyUser", users=5, seconds=3,
-                    extra=("--loglevel", "WARNING"))
+                    extra=("--loglevel", "WARNING", "--pace-rps", "50"))
     env = {"LOCUST_REQUEST_FILE_PART_MB": "0.002"}
     with locust_process(*args, tmp=tmp_path, env=env) as run:
         code = run.wait(60)

@@ -148,8 +148,8 @@ def test_target_that_never_answers_exits_1_with_a_message(tmp_path: Path) -> Non
 def test_a_worker_that_dies_is_reported(target: str, tmp_path: Path) -> None:
     port = str(free_port())
     master_args = headless(target, "StickyUser", seconds=5, extra=(
-        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-        "--expect-workers", "2"))
+        "--pace-rps", "50", "--master", "--master-bind-host", "127.0.0.1",
+        "--master-bind-port", port, "--expect-workers", "2"))
     worker_args = ["-f", STICKY, "--worker", "--master-host", "127.0.0.1", "--master-port", port]
     with locust_process(*master_args, tmp=tmp_path) as master, \
             locust_process(*worker_args, tmp=tmp_path, name="w1") as doomed, \

@@ -38,7 +38,7 @@ def test_sessioned_users_stay_on_their_container_across_a_scale_down(
         tmp_path: Path, credentials: None, capsys: pytest.CaptureFixture[str]) -> None:
     with emulator(3, "--auth", "--sessioned", "--no-replace") as emu, locust_process(
             *headless(emu.url, "SessionedUser", seconds=5, locustfile=SESSIONED,
-                      extra=("-u", "12", "-r", "12", "--churn", "2s:scale=1",
+                      extra=("-u", "12", "-r", "12", "--pace-rps", "20", "--churn", "2s:scale=1",
                              *processes(2))),
             tmp=tmp_path) as run:
         result = finish(run, timeout=90)

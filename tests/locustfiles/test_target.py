@@ -204,7 +204,8 @@ def test_refused_credentials_are_one_line_and_no_load(
         monkeypatch.delenv("MODAL_PROXY_SECRET")
         for name, value in sent.items():
             monkeypatch.setenv(name, value)
-        with locust_process(*headless(emu.url, "StickyUser", seconds=2), tmp=tmp_path) as run:
+        with locust_process(*headless(emu.url, "StickyUser", seconds=2,
+                                      extra=("--pace-rps", "20")), tmp=tmp_path) as run:
             code = run.wait()
     output = run.output()
     assert code == 1, output[-2000:]
@@ -217,7 +218,8 @@ def test_refused_credentials_are_one_line_and_no_load(
 
 def test_a_strict_session_server_probed_without_a_session_says_so(tmp_path: Path) -> None:
     with emulator(1, "--sessioned") as emu, locust_process(
-            *headless(emu.url, "StickyUser", seconds=2), tmp=tmp_path) as run:
+            *headless(emu.url, "StickyUser", seconds=2, extra=("--pace-rps", "20")),
+            tmp=tmp_path) as run:
         code = run.wait()
     assert code == 1
     assert (f"target {emu.url} requires a strict session (401: missing session token): not "
