@@ -22,9 +22,10 @@ Definitions (the seed example's, generalised; the names are those of the report,
   users record no affinity is judged by its `sends_session_id`/`expects_one_container`
   attribute, as before the affinity was recorded, and the summary says so;
 - an error's *kind*: `503` (no live replica) apart, then the HTTP status (`502`, `504`, ...),
-  `connection` (status 0: refused, reset, timeout), `body` (a 2xx without a usable
-  CONTAINER_ID), `stream cut` / `stream short` (a streamed answer that ended early or with too
-  few tokens), `other` (any other failure Locust reported on a 2xx/3xx answer).
+  `connection` (status 0: refused, reset, timeout), `bad_body` (a 2xx without a usable
+  CONTAINER_ID), `stream_cut` / `stream_short` (a streamed answer that ended early or with too
+  few tokens), `other` (any other failure Locust reported on a 2xx/3xx answer): the names the
+  report uses (reports/columns.py).
 """
 
 from __future__ import annotations
@@ -36,18 +37,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reports.columns import (
+    BAD_BODY,
     BODY_PREFIX,
+    CONNECTION,
     JUDGED_AFFINITIES,
+    OTHER_FAILURE,
+    STREAM_CUT,
     STREAM_CUT_PREFIX,
+    STREAM_SHORT,
     STREAM_SHORT_PREFIX,
 )
 
 NO_REPLICA = "503"
-CONNECTION = "connection"
-BODY = "body"
-STREAM_CUT = "stream cut"
-STREAM_SHORT = "stream short"
-OTHER = "other"
 __all__ = ["ClassSummary", "SessionStats", "Stickiness", "Summary", "render"]
 
 
@@ -60,10 +61,10 @@ def error_kind(status: int, error: str) -> str:
     if status >= 400:
         return str(status)
     if error.startswith(BODY_PREFIX):
-        return BODY
+        return BAD_BODY
     if error.startswith(STREAM_CUT_PREFIX):
         return STREAM_CUT
-    return STREAM_SHORT if error.startswith(STREAM_SHORT_PREFIX) else OTHER
+    return STREAM_SHORT if error.startswith(STREAM_SHORT_PREFIX) else OTHER_FAILURE
 
 
 @dataclass(slots=True)

@@ -32,9 +32,7 @@ from reports import costs
 from reports import gates as gating
 from reports.columns import AFFINITIES
 from reports.config import Gates, ReportConfig
-from reports.load import Labels
-from reports.load import Run as RawRun
-from reports.load import load_run as read_run
+from reports.load import Labels, RawRun, read_run
 from reports.metrics import Analysis, Rows, analyze, by_code
 from reports.summary import ERROR_CLASSES, LATENCY_STATES, PHASES, clean, failed_column
 

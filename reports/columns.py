@@ -67,6 +67,13 @@ JUDGED_AFFINITIES: frozenset[str] = frozenset({"session", "strict"})  # ask for 
 STREAM_CUT_PREFIX = "stream cut: "
 STREAM_SHORT_PREFIX = "stream short: "
 BODY_PREFIX = "body: "
+# The names of the kinds of failure these prefixes (and a status of 0) mark, one spelling for
+# the live summary, the live metrics and the report; a failed HTTP status is named by its code
+BAD_BODY = "bad_body"  # a 2xx answer without a usable container id
+STREAM_CUT = "stream_cut"  # a stream that ended before its end, or whose connection dropped
+STREAM_SHORT = "stream_short"  # a stream that ended with fewer tokens than asked
+CONNECTION = "connection"  # no HTTP answer (status 0): refused, reset, timed out
+OTHER_FAILURE = "other"  # any other failure Locust reported on a 2xx/3xx answer
 
 SUFFIX = "_requests.parquet"  # the final file
 STREAM_SUFFIX = "_requests.arrows"  # written during the run; left by a crash

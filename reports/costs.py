@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from reports.load import Run as RawRun
+from reports.load import RawRun
 
 METADATA_SUFFIX = "_run.json"  # written by locustfiles/affinity.py
 TRIALS = 400

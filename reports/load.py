@@ -1,12 +1,12 @@
 """Read a recorded run: the request file, the emulator's event log and Locust's stats CSVs.
 
-    run = load_run("out/run1")                 # out/run1_requests.parquet (or .arrows, .csv)
-    run = load_run("out/run1", events=Path("emu.jsonl"))
+    run = read_run("out/run1")                 # out/run1_requests.parquet (or .arrows, .csv)
+    run = read_run("out/run1", events=Path("emu.jsonl"))
 
 The request file (every form of it, parts included, the canonical columns of
 reports/columns.py) is read in one streaming pass over its pieces
 (`reports.requestfile.open_request_stream`): each row group goes straight into the numpy
-columns, never into one table of the whole file. `load_run_whole` is the in-memory path it
+columns, never into one table of the whole file. `read_run_whole` is the in-memory path it
 replaced (one Arrow table, then converted), kept as the reference the tests compare it with.
 Problems raise the exceptions of `reports.errors`, whose message is one line that names the
 file. Strings come back as integer codes into a list of names (`Labels`), so that the metrics
@@ -47,8 +47,15 @@ from reports.requestfile import (
     run_files,
 )
 
-__all__ = ["ColumnMismatch", "CorruptInput", "EmptyRun", "MissingInput", "ReportInputError",
-           "load_run", "normalize_prefix"]
+__all__ = [
+    "ColumnMismatch",
+    "CorruptInput",
+    "EmptyRun",
+    "MissingInput",
+    "ReportInputError",
+    "normalize_prefix",
+    "read_run",
+]
 
 STREAM_COLUMNS: tuple[str, ...] = ("ttfb_ms", "ttft_ms", "tokens", "max_gap_ms")
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
@@ -141,7 +148,7 @@ class LocustStats:
 
 
 @dataclass
-class Run:
+class RawRun:
     prefix: str
     request_path: Path
     requests: Requests
@@ -160,14 +167,14 @@ class Run:
 Window = tuple[float | None, float | None]
 
 
-def load_run(prefix: str | os.PathLike[str], events: Path | None = None, *,
-             parts: Iterable[int] | None = None, window: Window | None = None) -> Run:
+def read_run(prefix: str | os.PathLike[str], events: Path | None = None, *,
+             parts: Iterable[int] | None = None, window: Window | None = None) -> RawRun:
     """The run, read in one streaming pass over the row groups of its file (or parts): each
     piece goes straight into compact numpy columns (strings as codes into names that grow as
     they come; a column with one value throughout takes no memory), never into one table of
     the whole file. `parts`: only these parts (indices from 1) of a run written as parts;
     `window`: only the requests that started in [start, end) (Unix seconds, None: open). A
-    selection is not the whole recording: it is not judged (see Run.incomplete)."""
+    selection is not the whole recording: it is not judged (see RawRun.incomplete)."""
     check_window(window)
     prefix = normalize_prefix(prefix)
     stream = open_request_stream(prefix, core_columns() + stream_columns_of(
@@ -195,9 +202,9 @@ def load_run(prefix: str | os.PathLike[str], events: Path | None = None, *,
     return finish_run(prefix, path, requests, notes, incomplete, events)
 
 
-def load_run_whole(prefix: str | os.PathLike[str], events: Path | None = None) -> Run:
+def read_run_whole(prefix: str | os.PathLike[str], events: Path | None = None) -> RawRun:
     """The reference: the run read as one Arrow table, then converted (the in-memory path
-    that `load_run` replaced; it holds the whole table and the arrays at once). The tests
+    that `read_run` replaced; it holds the whole table and the arrays at once). The tests
     check that both give the same run."""
     prefix = normalize_prefix(prefix)
     read = read_request_table(prefix, core_columns() + stream_columns_of(
@@ -236,7 +243,7 @@ def window_text(window: Window | None) -> str:
 
 
 def finish_run(prefix: str, path: Path, requests: Requests, notes: list[str],
-               incomplete: list[str], events: Path | None) -> Run:
+               incomplete: list[str], events: Path | None) -> RawRun:
     """The request rows with the event log and Locust's stats beside them."""
     if events is not None and not events.is_file():
         raise MissingInput(f"no event log {events}")
@@ -248,7 +255,7 @@ def finish_run(prefix: str, path: Path, requests: Requests, notes: list[str],
     if locust is not None and locust.requests is not None and locust.requests > len(requests.ts):
         incomplete.append(f"Locust counted {locust.requests} requests, the request file has "
                           f"{len(requests.ts)}: rows were lost")
-    return Run(prefix, path, requests, events_path if event_list is not None else None,
+    return RawRun(prefix, path, requests, events_path if event_list is not None else None,
                event_list, locust, notes, incomplete)
 
 

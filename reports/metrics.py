@@ -1,6 +1,6 @@
 """The metrics of docs/metrics.md, on the request rows as integer codes.
 
-    analysis = analyze(load_run("out/run1"), ReportConfig())   # reports.load.load_run
+    analysis = analyze(read_run("out/run1"), ReportConfig())   # reports.load.read_run
     analysis.summary.session_stickiness
 
 The public API (reports.api) builds its DataFrames from this.
@@ -43,7 +43,7 @@ from reports.config import ReportConfig
 from reports.epochs import Membership
 from reports.gates import control_as_sticky
 from reports.lanes import Lanes, lanes_of_rows
-from reports.load import Labels, Requests, Run
+from reports.load import Labels, RawRun, Requests
 from reports.stats import (
     Curve,
     balance_figures,
@@ -316,7 +316,7 @@ def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], st
 # -- membership --------------------------------------------------------------------------------
 
 
-def membership(run: Run, ok: Ok, containers: list[str], start: float, end: float,
+def membership(run: RawRun, ok: Ok, containers: list[str], start: float, end: float,
                config: ReportConfig) -> Membership:
     if run.events is not None:
         return epochs.from_events(run.events, start, end, config.change_window_s,
@@ -545,7 +545,7 @@ def outages(frame: Frame, start: float, end: float) -> list[Outage]:
     return out
 
 
-def run_not_judged(s: Summary, run: Run, config: ReportConfig) -> list[str]:
+def run_not_judged(s: Summary, run: RawRun, config: ReportConfig) -> list[str]:
     """Why the run cannot back a stickiness verdict at all (docs/gates.md#not-judged)."""
     reasons = []
     if s.sessions_multi_request and s.containers < 2:
@@ -582,7 +582,7 @@ def forced_switches(ok: Ok, starts: Floats, settled: Floats) -> Bools:
 # -- analyze -----------------------------------------------------------------------------------
 
 
-def analyze(run: Run, config: ReportConfig, keep_rows: bool = True) -> Analysis:
+def analyze(run: RawRun, config: ReportConfig, keep_rows: bool = True) -> Analysis:
     """Every figure of the report. Sorts `run.requests` in place (by session, then ts).
     keep_rows=False: the per-request arrays behind the figures (Analysis.rows, what the API's
     `run.requests` is built from) are not kept: the page needs only the curves and lanes."""
@@ -638,7 +638,7 @@ def analyze(run: Run, config: ReportConfig, keep_rows: bool = True) -> Analysis:
                     curves, lanes)
 
 
-def container_names(run: Run) -> list[str]:
+def container_names(run: RawRun) -> list[str]:
     names = list(run.requests.container.names)
     seen = set(names)
     for event in run.events or ():
@@ -804,7 +804,7 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
 # -- the summary -------------------------------------------------------------------------------
 
 
-def build_summary(run: Run, frame: Frame, ok: Ok, members: Membership,
+def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
                   changes: list[ChangeSummary], epoch: Ints, within: Bools, forced: Bools,
                   phase: NDArray[np.int8], failed: Bools, per: SessionStats,
                   latency: dict[str, Latency], containers: list[str], start: float,
@@ -1197,7 +1197,7 @@ def user_classes(requests: Requests, failed: Bools, per: SessionStats, ok: Ok
     return out
 
 
-def run_notes(run: Run, members: Membership, containers: list[str], per: SessionStats,
+def run_notes(run: RawRun, members: Membership, containers: list[str], per: SessionStats,
               affinity_source: str) -> list[str]:
     notes = list(run.notes)
     if affinity_source == "assumed":
@@ -1228,7 +1228,7 @@ def run_notes(run: Run, members: Membership, containers: list[str], per: Session
 # -- chart data --------------------------------------------------------------------------------
 
 
-def timeline(frame: Frame, members: Membership, run: Run, config: ReportConfig) -> Timeline:
+def timeline(frame: Frame, members: Membership, run: RawRun, config: ReportConfig) -> Timeline:
     origin = math.floor(float(frame.ts.min()))
     span = float(frame.ts.max()) - origin
     bin_s = max(1.0, math.ceil(span / MAX_TIMELINE_BINS))
@@ -1255,7 +1255,7 @@ def timeline(frame: Frame, members: Membership, run: Run, config: ReportConfig) 
                     mean, users_per_bin(run, origin, bin_s, bins))
 
 
-def users_per_bin(run: Run, origin: float, bin_s: float, bins: int) -> Floats | None:
+def users_per_bin(run: RawRun, origin: float, bin_s: float, bins: int) -> Floats | None:
     if run.locust is None or not run.locust.users:
         return None
     users = np.full(bins, np.nan)

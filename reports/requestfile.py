@@ -17,7 +17,7 @@ The prefix (or the file itself) resolves to, in this order (reports/columns.py):
 
 `open_request_stream(prefix)` gives the same rows as pieces (a million rows of row groups at a
 time; a stream part or CSV whole) for a pass that never holds the whole file
-(reports.load.load_run).
+(reports.load.read_run).
 
 The table has the asked columns (default: every column of `COLUMNS`, in that order) with the
 canonical types; string columns come as dictionary arrays; a column the file predates (see

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reports.columns import BAD_BODY, CONNECTION, OTHER_FAILURE, STREAM_CUT, STREAM_SHORT
 from reports.errors import CorruptInput, MissingInput, ReportInputError
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 PHASES: tuple[str, ...] = ("steady", "change", "no_live_replica")
 ERROR_CLASSES: tuple[str, ...] = (
-    "2xx", "bad_body", "401", "429", "503", "4xx", "5xx", "connection", "other", "stream_cut",
-    "stream_short")
+    "2xx", BAD_BODY, "401", "429", "503", "4xx", "5xx", CONNECTION, OTHER_FAILURE, STREAM_CUT,
+    STREAM_SHORT)
 
 
 def failed_column(error_class: str) -> str:

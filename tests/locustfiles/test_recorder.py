@@ -125,7 +125,7 @@ def test_a_streaming_request_takes_its_figures_from_the_context_not_the_body(
         "max_gap_ms": 11.0, "error": "stream short: got 3 of 32 tokens", "affinity": "session"}
     assert (cut["tokens"], cut["error"]) == (0, "stream cut: the connection dropped")
     (c,) = recorder.stickiness.summarise().classes
-    assert c.errors == {"stream short": 1, "stream cut": 1}
+    assert c.errors == {"stream_short": 1, "stream_cut": 1}
 
 
 def test_no_affinity_in_the_context_is_written_as_null(
@@ -145,7 +145,7 @@ def test_summary_counts_follow_the_rows(local: tuple[Environment, Recorder]) -> 
     (c,) = recorder.stickiness.summarise().classes
     assert (c.user_class, c.judged, c.requests, c.multi_container, c.switches) == (
         "StickyUser", True, 4, 1, 1)
-    assert c.errors == {"body": 1}
+    assert c.errors == {"bad_body": 1}
 
 
 def test_a_listener_never_raises(local: tuple[Environment, Recorder]) -> None:

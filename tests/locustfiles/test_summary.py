@@ -76,9 +76,9 @@ def test_without_recorded_affinity_the_class_attribute_judges_with_a_note() -> N
 
 @pytest.mark.parametrize(("status", "error", "kind"), [
     (503, "x", "503"), (502, "x", "502"), (0, "ConnectionRefusedError", "connection"),
-    (200, "body: not JSON", "body"), (200, "CatchResponseError", "other"),
-    (200, "stream cut: connection dropped", "stream cut"),
-    (200, "stream short: got 3 of 32 tokens", "stream short")])
+    (200, "body: not JSON", "bad_body"), (200, "CatchResponseError", "other"),
+    (200, "stream cut: connection dropped", "stream_cut"),
+    (200, "stream short: got 3 of 32 tokens", "stream_short")])
 def test_error_kinds(status: int, error: str, kind: str) -> None:
     assert error_kind(status, error) == kind
 

@@ -14,7 +14,7 @@ from modal_app.local.rendezvous import pick
 from reports import charts
 from reports.api import load_run as api_load_run
 from reports.config import ReportConfig
-from reports.load import load_run
+from reports.load import read_run as load_run
 from reports.metrics import Analysis, analyze
 from reports.stats import wilson
 from tests.support.rows import (

@@ -118,7 +118,7 @@ def test_reports_are_light_and_render_in_headless_chromium_offline(
 
 def test_the_timeline_counts_every_request(recorded_pair: RecordedPair) -> None:
     from reports.config import ReportConfig
-    from reports.load import load_run
+    from reports.load import read_run as load_run
     from reports.metrics import analyze
 
     analysis = analyze(load_run(recorded_pair.sticky, recorded_pair.events), ReportConfig())

@@ -13,7 +13,7 @@ import pytest
 from locustfiles.requestwriter import ROW_COLUMNS, RequestFileWriter
 from reports.columns import COLUMNS, LATER_COLUMNS, STREAM_SUFFIX, SUFFIX, arrow_schema
 from reports.errors import ColumnMismatch, CorruptInput, EmptyRun, MissingInput
-from reports.load import load_run
+from reports.load import read_run as load_run
 from reports.requestfile import STRING, read_request_table
 
 OLD_COLUMNS = [c for c in COLUMNS if c not in LATER_COLUMNS]

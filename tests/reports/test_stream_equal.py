@@ -1,5 +1,5 @@
-"""The streaming pass (reports.load.load_run: row group by row group into compact columns)
-gives exactly what the in-memory path gives (reports.load.load_run_whole: the whole file as
+"""The streaming pass (reports.load.read_run: row group by row group into compact columns)
+gives exactly what the in-memory path gives (reports.load.read_run_whole: the whole file as
 one Arrow table, then converted; kept as the reference), on the real runs of
 tests/support/recorded.py (read only): every summary figure, the sessions CSV and every
 DataFrame of the API; and the same run written as parts reads as the one file does."""
@@ -29,8 +29,8 @@ FRAMES = ("requests", "sessions", "containers", "changes", "epochs", "timeline",
 
 def both(prefix: str, events: Path | None) -> tuple[api.Run, api.Run]:
     config = ReportConfig()
-    streamed = api.analysed(load.load_run(prefix, events), config)
-    whole = api.analysed(load.load_run_whole(prefix, events), config)
+    streamed = api.analysed(load.read_run(prefix, events), config)
+    whole = api.analysed(load.read_run_whole(prefix, events), config)
     return streamed, whole
 
 
@@ -59,8 +59,8 @@ def test_the_streaming_pass_equals_the_in_memory_path_on_a_real_run(
         recorded_pair: RecordedPair, side: str) -> None:
     prefix = getattr(recorded_pair, side)
     events = recorded_pair.events if side == "sticky" else None
-    raw_stream = load.load_run(prefix, events)
-    raw_whole = load.load_run_whole(prefix, events)
+    raw_stream = load.read_run(prefix, events)
+    raw_whole = load.read_run_whole(prefix, events)
     assert_same_requests(raw_stream.requests, raw_whole.requests)
     assert (raw_stream.notes, raw_stream.incomplete) == (raw_whole.notes, raw_whole.incomplete)
     streamed, whole = both(prefix, events)
@@ -85,7 +85,7 @@ def test_the_real_run_as_parts_reads_as_its_one_file(recorded_pair: RecordedPair
     events = recorded_pair.events
     streamed, whole = both(parted, events)
     assert_same_run(streamed, whole, ignore=("prefix", "request_file"))
-    reference = api.analysed(load.load_run_whole(single, events), ReportConfig())
+    reference = api.analysed(load.read_run_whole(single, events), ReportConfig())
     assert_same_run(streamed, reference, ignore=("prefix", "request_file"))
     assert streamed.summary()["request_file"] == parted + "_requests-*.parquet"
 
@@ -95,7 +95,7 @@ def test_collateral_judged_by_blocks_of_sessions_adds_up_to_the_whole(
     """reports.metrics.judge_answers cuts a large run into blocks of whole sessions: with
     blocks of 50 requests, the real sticky run (with its changes) gives the same figures."""
     prefix, events = recorded_pair.sticky, recorded_pair.events
-    whole = api.analysed(load.load_run(prefix, events), ReportConfig())
+    whole = api.analysed(load.read_run(prefix, events), ReportConfig())
     monkeypatch.setattr(metrics, "ANSWER_BLOCK_ROWS", 50)
     seen: list[int] = []
     judge = metrics.per_answer.judge_answers
@@ -105,7 +105,7 @@ def test_collateral_judged_by_blocks_of_sessions_adds_up_to_the_whole(
         return judge(*args, **kwargs)
 
     monkeypatch.setattr(metrics.per_answer, "judge_answers", counted)
-    blocked = api.analysed(load.load_run(prefix, events), ReportConfig())
+    blocked = api.analysed(load.read_run(prefix, events), ReportConfig())
     assert len(seen) > 3 and sum(seen) == blocked.analysis.summary.requests - \
         blocked.analysis.summary.errors
     assert blocked.analysis.summary.collateral is not None
