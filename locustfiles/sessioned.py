@@ -10,7 +10,7 @@
 it), sends `Modal-Authorization: Bearer <token>` on every request, and terminates the session
 when it stops. It should see exactly one container, even across scale events: the exit code
 and the report judge it strictly. The recorder, the summary, the options and the Stickiness
-tab are those of `sticky.py`.
+tab are those of `sticky.py` (the plugin, `locustfiles/plugin.py`, wired here too).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from locust.exception import StopUser
 
 from locustfiles import streaming
 from locustfiles.modal_sessions import Credentials, SessionError, sessions_for
-from locustfiles.sticky import STRICT_HEADER, SessionUser, request_body
+from locustfiles.plugin import install
+from locustfiles.users import STRICT_HEADER, SessionUser, request_body
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +82,6 @@ class SessionedUser(SessionUser):
             except Exception as exc:  # the run's data matter more than a tidy end
                 logger.warning("SessionedUser: terminate failed: %s", type(exc).__name__)
             self.credentials = None
+
+
+PLUGIN = install(events)  # the recorder, the options, the wait for the target, the churn

@@ -16,7 +16,7 @@ from geventhttpclient.header import Headers
 
 from locustfiles import affinity as options
 from locustfiles.conversation import Conversation, Turns, parse_turns, turns_type, user_of
-from locustfiles.sticky import affinity
+from locustfiles.users import affinity
 from reports.__main__ import main as report_main
 from tests.support.haproxy_cookie import COOKIE, HAPROXY, SERVED_BY, haproxy_cookie
 from tests.support.locust import (
@@ -180,7 +180,7 @@ def test_a_chat_grows_its_prompt_by_each_answer_and_starts_anew(
     the prompt grows by 5 each turn; after 3 turns a new session id, cache key and prompt."""
     from locust.env import Environment
 
-    from locustfiles import sticky
+    from locustfiles import users as sticky
     from locustfiles.streaming import StreamStats
 
     sent: list[tuple[str, int, str]] = []
@@ -210,7 +210,7 @@ def test_a_chat_grows_its_prompt_by_each_answer_and_starts_anew(
 
 
 def test_the_web_forms_bad_settings_are_one_line() -> None:
-    from locustfiles.sticky import bad_option
+    from locustfiles.users import bad_option
 
     form = argparse.Namespace(turns="5-2", session_header="Modal-Session-Id")
     assert bad_option(form) == ("--turns must be N or A-B with 1 <= A <= B <= 1000000, "

@@ -12,7 +12,7 @@ import pytest
 from locust.env import Environment
 
 from locustfiles.sessioned import SessionedUser
-from locustfiles.sticky import NonStickyUser, SessionUser, StickyUser, affinity
+from locustfiles.users import NonStickyUser, SessionUser, StickyUser, affinity
 from modal_app.local.launch import emulator
 from reports.__main__ import main as reports_main
 from tests.support.http import emulator_control

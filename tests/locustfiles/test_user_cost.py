@@ -20,7 +20,7 @@ from locust.event import EventHook
 from locustfiles import dnscache
 from locustfiles.livemetrics import LiveMetrics
 from locustfiles.recorder import Recorder
-from locustfiles.sticky import StickyUser, post_request
+from locustfiles.users import StickyUser, post_request
 from tests.support.http import free_port
 
 
