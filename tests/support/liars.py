@@ -18,8 +18,8 @@ control, the event log) passes through as it is. Modes:
 - `outage`: honest until `--after` seconds after its first request, then 503 for everything;
 - `hang`: honest until `--after` seconds after its first request (the probe), then never
   answers;
-- `shift`: honest, but `--after` seconds after its first request moves a quarter of the
-  sessions once to another live replica (no membership change behind it).
+- `shift`: honest, but `--after` seconds after its first request moves half of the sessions
+  once to another live replica (no membership change behind it).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Liar:
         elif self.mode == "one":
             session = "one"
         elif self.mode == "shift" and late and session is not None \
-                and hashlib.blake2b(session.encode()).digest()[0] % 4 == 0:
+                and hashlib.blake2b(session.encode()).digest()[0] % 2 == 0:
             session += "-moved"
         kept = [(k, v) for k, v in headers if k.strip().lower() != SESSION]
         if session is not None:
