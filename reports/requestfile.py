@@ -410,16 +410,28 @@ def open_request_stream(prefix: str | os.PathLike[str], columns: Sequence[str] |
     return RequestStream(files, names, notes, incomplete, rows)
 
 
-def parquet_pieces(path: Path, names: tuple[str, ...], notes: list[str],
-                   allow_empty: bool = False) -> Iterator[pa.Table]:
-    """A Parquet file row group by row group, each as read_parquet reads the whole file."""
+@dataclass
+class ParquetPlan:
+    """What reading a Parquet request file takes: the file, opened so that its string columns
+    come back as dictionaries; the columns to read; the string columns that the row-group
+    statistics show to hold one value throughout (or only nulls), as `worker` and `cache`
+    often do, built rather than read; and its rows."""
+
+    file: pq.ParquetFile
+    read: list[str]
+    known: dict[str, object]
+    rows: int
+
+
+def plan_parquet(path: Path, names: tuple[str, ...], allow_empty: bool) -> ParquetPlan:
     try:
         parquet = pq.ParquetFile(path)
         schema = parquet.schema_arrow
     except READ_ERRORS as exc:
         raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
     check_schema(path, schema)
-    if parquet.metadata.num_rows == 0 and not allow_empty:
+    rows = parquet.metadata.num_rows
+    if rows == 0 and not allow_empty:
         raise EmptyRun(f"{path}: no requests (an empty run)")
     present = [c for c in names if schema.get_field_index(c) >= 0]
     strings = [c for c in present if TYPES[c] == "string"]
@@ -427,17 +439,29 @@ def parquet_pieces(path: Path, names: tuple[str, ...], notes: list[str],
     read = [c for c in present if c not in known]
     dictionary = [c for c in read if TYPES[c] == "string"]
     try:
-        groups = pq.ParquetFile(path, read_dictionary=dictionary)
+        file = pq.ParquetFile(path, read_dictionary=dictionary)
     except READ_ERRORS as exc:
         raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
-    for block in blocks(parquet.metadata):
+    return ParquetPlan(file, read, known, rows)
+
+
+def with_known(path: Path, plan: ParquetPlan, table: pa.Table, names: tuple[str, ...],
+               notes: list[str]) -> pa.Table:
+    for name, value in plan.known.items():
+        table = table.append_column(name, constant_strings(value, table.num_rows))
+    return conform(path, table, names, notes)
+
+
+def parquet_pieces(path: Path, names: tuple[str, ...], notes: list[str],
+                   allow_empty: bool = False) -> Iterator[pa.Table]:
+    """A Parquet file row group by row group, each as read_parquet reads the whole file."""
+    plan = plan_parquet(path, names, allow_empty)
+    for block in blocks(plan.file.metadata):
         try:
-            table = groups.read_row_groups(block, columns=read)
+            table = plan.file.read_row_groups(block, columns=plan.read)
         except READ_ERRORS as exc:
             raise CorruptInput(f"{path}: truncated or corrupt ({first_line(exc)})") from None
-        for name, value in known.items():
-            table = table.append_column(name, constant_strings(value, table.num_rows))
-        yield conform(path, table, names, notes)
+        yield with_known(path, plan, table, names, notes)
 
 
 PIECE_ROWS = 1 << 20  # rows of a piece: row groups are read together up to this many
@@ -464,29 +488,13 @@ def blocks(meta: pq.FileMetaData) -> Iterator[list[int]]:
 
 def read_parquet(path: Path, names: tuple[str, ...], notes: list[str],
                  allow_empty: bool = False) -> pa.Table:
-    """Reads only what it must: a string column that the row-group statistics show to hold one
-    value throughout (or only nulls), as `worker` and `cache` often do, is built, not read."""
+    """Reads only what it must (see ParquetPlan), the whole file at once."""
+    plan = plan_parquet(path, names, allow_empty)
     try:
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
-    except READ_ERRORS as exc:
-        raise CorruptInput(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
-    check_schema(path, schema)
-    n = parquet.metadata.num_rows
-    if n == 0 and not allow_empty:
-        raise EmptyRun(f"{path}: no requests (an empty run)")
-    present = [c for c in names if schema.get_field_index(c) >= 0]
-    strings = [c for c in present if TYPES[c] == "string"]
-    known = uniform_values(parquet.metadata, strings)
-    read = [c for c in present if c not in known]
-    dictionary = [c for c in read if TYPES[c] == "string"]
-    try:
-        table = pq.ParquetFile(path, read_dictionary=dictionary).read(columns=read)
+        table = plan.file.read(columns=plan.read)
     except READ_ERRORS as exc:
         raise CorruptInput(f"{path}: truncated or corrupt ({first_line(exc)})") from None
-    for name, value in known.items():
-        table = table.append_column(name, constant_strings(value, n))
-    return conform(path, table, names, notes)
+    return with_known(path, plan, table, names, notes)
 
 
 def read_stream(path: Path, notes: list[str], allow_empty: bool = False) -> pa.Table:
