@@ -97,8 +97,8 @@ def test_workers_slow_to_stop_still_deliver_their_last_rows(target: str, tmp_pat
                                                             ) -> None:
     """tests/locustfiles/slow_stop.py: users that take 1.5 s to stop. Locust's master waits
     0.5 s for its workers' last reports; the recorder's master waits for their last rows."""
-    args = headless(target, "SlowStopUser", users=4, seconds=2, locustfile=(
-        "tests/locustfiles/slow_stop.py"), extra=("--pace-rps", "20", *processes(2)))
+    args = headless(target, "SlowStopUser", users=12, seconds=2, locustfile=(
+        "tests/locustfiles/slow_stop.py"), extra=("--pace-rps", "10", *processes(2)))
     with locust_process(*args, tmp=tmp_path) as run:
         result = finish(run)
     assert result.code == 0, result.output[-3000:]
