@@ -1,6 +1,6 @@
 """Name lookups kept for a short while: a new connection costs a connection, not a lookup.
 
-Each user opens a new connection every `--reconnect-every` requests (locustfiles/sticky.py).
+Each user opens a new connection every `--reconnect-every` requests (locustfiles/users.py).
 Without a cache each new connection also looks the host up again: gevent's default resolver
 hands every `getaddrinfo` to a thread (a thread wake-up and two GIL hand-overs, about as much
 CPU as the connection itself), although the answer has not changed. `install()` wraps the

@@ -34,11 +34,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import gevent
+import gevent.ssl
 from locust import FastHttpUser, task
+from locust.contrib.fasthttp import insecure_ssl_context_factory
 from locust.user.wait_time import constant_throughput
 
 from locustfiles import affinity as affinity_options
-from locustfiles import conversation, streaming
+from locustfiles import conversation, streaming, tls
 from locustfiles.modal_sessions import STRICT_HEADER, proxy_headers
 
 SESSION_HEADER = "Modal-Session-Id"
@@ -88,6 +90,8 @@ def post_request(body: Mapping[str, Any], headers: Mapping[str, str]
 
 
 DEFAULT_RECONNECT_EVERY = 50
+RENEW_MIN_S = 1.0  # a user renews its connection at most this often (after the first time)
+NEVER = 1 << 62  # --reconnect-every 0: a count no user reaches
 
 
 def reconnect_every(options: Any) -> int:
@@ -128,6 +132,18 @@ class SessionUser(FastHttpUser):
     _built_of: tuple[Any, Any] | None = None  # (headers, body) as they were, deep copies
     _every: int = DEFAULT_RECONNECT_EVERY  # --reconnect-every, read once per user start
     _sent: int = 0  # requests since the last new connection
+    _renewed: float = -math.inf  # time.monotonic() of the last new connection
+    renew_min_s: float = RENEW_MIN_S
+
+    def __init__(self, environment: Any) -> None:
+        # the client's TLS contexts are made once (locustfiles/tls.py), not at each renewal
+        factory = self.ssl_context_factory
+        if not getattr(factory, "kept", False):
+            if factory is None:  # Locust's own choice, made once
+                factory = insecure_ssl_context_factory if self.insecure \
+                    else gevent.ssl.create_default_context
+            self.ssl_context_factory = tls.kept_context(factory, self.insecure)
+        super().__init__(environment)
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
@@ -149,8 +165,9 @@ class SessionUser(FastHttpUser):
         self._pacer = constant_throughput(pace) if pace else None
         # the first renewal comes after a random count in [1, K], then one every K: users
         # are out of step, and a run too short for K requests still renews most connections
-        self._every = reconnect_every(options)
-        self._sent = random.randrange(self._every) if self._every else 0
+        every = reconnect_every(options)
+        self._sent = random.randrange(every) if every else 0
+        self._every = every or NEVER
 
     def update_context(self) -> None:
         """The record of who sends, and what it asks for: call it whenever headers change."""
@@ -225,14 +242,21 @@ class SessionUser(FastHttpUser):
 
     def reconnect_now(self) -> None:
         """--reconnect-every K: close the user's connection after every K requests (the first
-        time after a random count up to K), so that a target that pins by connection (and
-        ignores the session) shows as moved sessions.
-        The new connection's lookup of the host is kept for a while (locustfiles/dnscache.py):
-        the connection is what is new, not the name's address."""
+        time after a random count up to K), and at most once a second (`renew_min_s`), so that
+        a target that pins by connection (and ignores the session) shows as moved sessions.
+        A user that sends faster than K a second renews once a second: each user still
+        renews throughout the run, and the handshakes stay a small share of the requests.
+        The client closes the connection itself: no target can keep it open. The new
+        connection's lookup of the host is kept for a while (locustfiles/dnscache.py), and
+        with https its TLS context (locustfiles/tls.py): the connection is what is new, not
+        the name's address nor the certificates the client trusts."""
         self._sent += 1
-        if self._sent == self._every:
-            self._sent = 0
-            self.client.client.close()  # the next request opens a new connection
+        if self._sent >= self._every:
+            now = time.monotonic()
+            if now - self._renewed >= self.renew_min_s:
+                self._sent = 0
+                self._renewed = now
+                self.client.client.close()  # the next request opens a new connection
 
 
 class StickyUser(SessionUser):
@@ -296,8 +320,9 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         include_in_web_ui=True,
         help="Each user opens a new connection after every K requests (the first time after a "
              "random count up to K), so that a target that "
-             "pins by connection rather than by session shows as moved sessions (default "
-             f"{DEFAULT_RECONNECT_EVERY}: about 2%% of requests pay a new handshake, below "
+             "pins by connection rather than by session shows as moved sessions; at most "
+             "once a second per user (default "
+             f"{DEFAULT_RECONNECT_EVERY}: at most 2%% of requests pay a new handshake, below "
              "the p95; 0: keep one connection as long as the client does)")
     streaming.add_arguments(parser)
     affinity_options.add_arguments(parser)

@@ -39,10 +39,10 @@ the same load of the shared machine, so their CPU per request and their rates co
 equal conditions whatever other processes do; it prints both, and their ratios.
 
 With `--reconnect-leg` each round also runs StickyUser with `--reconnect-every 0` (one
-connection per user, as the bare user keeps): what the shipped default (a new connection every
-50 requests, which exposes a router that pins by connection) costs is then the difference of
-the two StickyUser legs, printed as CPU per request and as a rate ratio. The parts below also
-time that renewal alone in this process, against the same replica.
+connection per user, as the bare user keeps): what the shipped default (a new connection after
+50 requests and at most once a second, which exposes a router that pins by connection) costs is
+then the difference of the two StickyUser legs, printed as CPU per request and as a rate ratio.
+The parts below also time that renewal alone in this process, against the same replica.
 
 With `--stream-tokens N` both sides stream instead: each user POSTs `/generate` for N tokens
 and reads the server-sent events (locustfiles/streaming.py), StickyUser recording
@@ -212,6 +212,31 @@ def reconnect_us(url: str, every: int = 50, n: int = 2000) -> tuple[float, float
     return kept / every, uncached / every
 
 
+def https_client_us(n: int = 20) -> tuple[float, float]:
+    """The new client a renewal makes for an https host (no connection: that is the same
+    either way), with the TLS context kept (locustfiles/tls.py, as StickyUser does) and made
+    anew (Locust's default): microseconds of this process's CPU per renewal, best of 3."""
+    from geventhttpclient.url import URL
+    from locust.contrib.fasthttp import FastHttpSession, insecure_ssl_context_factory
+    from locust.event import EventHook
+
+    from locustfiles import tls
+
+    url = "https://bench.invalid"
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(3):
+        for kept in (True, False):
+            factory = tls.kept_context(insecure_ssl_context_factory, True) if kept \
+                else insecure_ssl_context_factory
+            session = FastHttpSession(url, EventHook(), None, ssl_context_factory=factory)
+            start = time.process_time()
+            for _ in range(n):
+                session.client.clientpool.get_client(URL(url + "/"))
+                session.client.close()
+            best[kept] = min(best[kept], 1e6 * (time.process_time() - start) / n)
+    return best[True], best[False]
+
+
 def parts_us(tmp: Path, n: int = 100_000, url: str | None = None) -> dict[str, float]:
     os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"  # no gevent patching of this process
     try:
@@ -343,10 +368,14 @@ def parts_us(tmp: Path, n: int = 100_000, url: str | None = None) -> dict[str, f
         kept, uncached = reconnect_us(url)
         costs[RENEWAL] = kept
         costs["user: the same without the kept lookup (for comparison)"] = uncached
+    kept_tls, new_tls = https_client_us()
+    costs["user: with https, the new client of a renewal, TLS context kept (per renewal)"] = \
+        kept_tls
+    costs["user: the same, a new TLS context each time (for comparison; per renewal)"] = new_tls
     return costs
 
 
-RENEWAL = "user: a new connection every 50 requests (--reconnect-every), per request"
+RENEWAL = "user: a new connection every 50 requests, per request (no floor in time)"
 
 
 def side_by_side(url: str, args: argparse.Namespace, stream: tuple[str, ...], prefix: Path
@@ -517,8 +546,18 @@ def main() -> None:
     print(f"with live metrics: {metered:.2f} us against {bare_cpu:.0f} us: ratio "
           f"{bare_cpu / (bare_cpu + metered):.3f} at full CPU")
     if RENEWAL in parts:
-        print(f"a new connection every 50 requests: {parts[RENEWAL]:.2f} us per request against "
-              f"{bare_cpu:.0f} us: ratio {bare_cpu / (bare_cpu + parts[RENEWAL]):.3f} at full CPU")
+        # users renew after 50 requests and at most once a second: at this rate per user,
+        # after max(50, rate) requests (locust was imported by parts_us, unpatched)
+        from locustfiles.users import RENEW_MIN_S
+
+        per_user = bare_rps / args.users
+        every = max(50.0, per_user * RENEW_MIN_S)
+        renewal = parts[RENEWAL] * 50 / every
+        print(f"a new connection after 50 requests and at most once a second: at "
+              f"{per_user:.0f} req/s per user one every {every:.0f} requests, {renewal:.2f} us "
+              f"per request against {bare_cpu:.0f} us: ratio "
+              f"{bare_cpu / (bare_cpu + renewal):.3f} at full CPU (every 50 requests: "
+              f"{parts[RENEWAL]:.2f} us, ratio {bare_cpu / (bare_cpu + parts[RENEWAL]):.3f})")
     if args.json:
         print(json.dumps({"ratio": ratio, "cpu_slopes_us": slopes,
                           "recorder_rps": [s.rps for s in recorded],

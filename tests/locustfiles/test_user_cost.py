@@ -6,31 +6,37 @@ from __future__ import annotations
 
 import argparse
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import gevent
 import pytest
-from locust.contrib.fasthttp import FastHttpSession
+import trustme
+from locust.contrib.fasthttp import FastHttpSession, insecure_ssl_context_factory
 from locust.env import Environment
 from locust.event import EventHook
 
-from locustfiles import dnscache
+from locustfiles import dnscache, users
 from locustfiles.livemetrics import LiveMetrics
 from locustfiles.recorder import Recorder
-from locustfiles.users import StickyUser, post_request
+from locustfiles.users import RENEW_MIN_S, StickyUser, post_request
 from tests.support.http import free_port
 
 
 class Capture:
     """A real HTTP/1.1 server on 127.0.0.1 (an OS thread, blocking sockets) that keeps every
-    request's raw bytes and counts the connections it accepted."""
+    request's raw bytes and counts the connections it accepted; with `tls` (a server context)
+    it speaks https."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.tls = tls
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}"
         self.requests: list[bytes] = []
         self.connections = 0
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -45,6 +51,12 @@ class Capture:
             threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
 
     def talk(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                conn.close()
+                return
         with conn:
             data = b""
             while True:
@@ -66,8 +78,8 @@ class Capture:
 
 
 @contextmanager
-def capture() -> Iterator[Capture]:
-    server = Capture()
+def capture(tls: ssl.SSLContext | None = None) -> Iterator[Capture]:
+    server = Capture(tls)
     server.thread.start()
     try:
         yield server
@@ -104,8 +116,10 @@ def test_post_request_keeps_the_callers_content_type_and_accept() -> None:
     assert sent == {"content-type": "application/x", "ACCEPT": "*/*"}
 
 
-def started(url: str, **options: Any) -> StickyUser:
-    bound = type("StickyUser", (StickyUser,), {"host": url})
+def started(url: str, renew_min_s: float = 0.0, **options: Any) -> StickyUser:
+    """A StickyUser started on `url` with `options`; renewals not floored in time unless
+    asked (`renew_min_s`): these tests send faster than any floor."""
+    bound = type("StickyUser", (StickyUser,), {"host": url, "renew_min_s": renew_min_s})
     parsed = argparse.Namespace(**{"work_ms": 0.0, "stream_tokens": 0, **options})
     user = bound(Environment(user_classes=[bound], host=url, parsed_options=parsed))
     user.on_start()
@@ -151,6 +165,50 @@ def test_users_renew_their_first_connection_out_of_step_within_k_requests() -> N
             user.client.client.close()
             assert server.connections - before == 2  # the first renewal came by request 50
     assert set(opened_by_half) == {1, 2}  # some renewed in the first 25 requests, some not
+
+
+def test_a_renewal_over_https_is_a_new_connection_not_a_new_tls_context(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each new client would make a new TLS context, loading the trusted certificates again
+    (about 20 ms of CPU here, against about 30 us for the rest): users keep one."""
+    made: list[ssl.SSLContext] = []
+
+    def factory(**kwargs: Any) -> ssl.SSLContext:  # Locust's default, counted
+        made.append(insecure_ssl_context_factory(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(users, "insecure_ssl_context_factory", factory)
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    with capture(tls=server_context) as server:
+        user = started(server.url, reconnect_every=1)
+        for _ in range(4):
+            user.whoami()
+        other = started(server.url, reconnect_every=0)  # another user of the class
+        other.whoami()
+        other.client.client.close()
+    assert server.connections == 5 and len(server.requests) == 5  # TLS each time
+    assert len(made) == 1
+
+
+def test_a_fast_user_renews_at_most_once_a_second() -> None:
+    """K = 3 at the shipped floor: a user that sends K requests in far less than a second
+    renews once (its first renewal, within K), then not again until a second has passed."""
+    with capture() as server:
+        user = started(server.url, renew_min_s=RENEW_MIN_S, reconnect_every=3)
+        for _ in range(4):  # the first renewal by the 3rd, whatever the random start
+            user.whoami()
+        assert server.connections == 2
+        user._renewed = time.monotonic()  # as if it had just renewed: the floor holds
+        for _ in range(9):
+            user.whoami()
+        assert server.connections == 2
+        user._renewed -= RENEW_MIN_S  # a second later: the count was reached long ago
+        user.whoami()  # renews after this one
+        user.whoami()
+        user.client.client.close()
+    assert server.connections == 3 and len(server.requests) == 15
 
 
 def test_headers_and_body_changed_after_the_start_are_what_is_sent() -> None:
