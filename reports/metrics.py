@@ -142,7 +142,7 @@ class Frame:
 @dataclass
 class Ok:
     """The successful requests of a Frame, as flags on its rows: its arrays are read through
-    `mask`, never copied (a run with failed requests takes no more memory than one without).
+    `mask`, never copied (a run with failed requests takes about the memory of one without).
     A session's previous successful request is the one before in the session, failed ones
     skipped."""
 
