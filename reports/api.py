@@ -79,24 +79,10 @@ class Run:
         """One row per request, by session then start (docs/api.md#runrequests)."""
         rows = self.rows()
         r, frame, ok = rows.requests, rows.frame, rows.ok
-        n = len(frame.ts)
-        state = np.full(n, -1, dtype=np.int8)
-        epoch = np.zeros(n, dtype=np.int64)
-        settled = np.zeros(n, dtype=np.bool_)
-        flap = np.zeros(n, dtype=np.bool_)
-        ok_state = np.where(ok.first, 0, np.where(ok.switch, 2, 1)).astype(np.int8)
-        ok_flap = np.zeros(len(ok.sess), dtype=np.bool_)
-        ok_flap[np.flatnonzero(ok.switch)[~rows.forced]] = True
-        where = slice(None) if ok.rows is None else ok.rows
-        state[where], epoch[where], settled[where], flap[where] = (
-            ok_state, rows.epoch, rows.within, ok_flap)
-        if ok.rows is not None and len(ok.rows) < n:
-            # a failed request's epoch: the changes settled before it started
-            starts = np.array([c.at for c in self.analysis.summary.membership_changes])
-            settle = np.array([c.settled_at for c in self.analysis.summary.membership_changes])
-            failed = ~frame.ok
-            epoch[failed] = np.searchsorted(settle, frame.ts[failed], side="left") \
-                if len(starts) else 0
+        state = np.where(ok.first, 0, np.where(ok.switch, 2, 1)).astype(np.int8)
+        state[~ok.mask] = -1
+        flap = np.zeros(len(frame.ts), dtype=np.bool_)
+        flap[np.flatnonzero(ok.switch)[~rows.forced]] = True
         missing = ~np.isfinite(r.tokens)
         tokens = pd.arrays.IntegerArray(np.where(missing, 0, r.tokens).astype(np.int32),
                                         np.asarray(missing))
@@ -111,7 +97,8 @@ class Run:
             "max_gap_ms": np.asarray(r.max_gap_ms), "ok": np.asarray(frame.ok),
             "error_class": by_code(frame.cls, ERROR_CLASSES),
             "counted_error": rows.failed, "phase": by_code(rows.phase, PHASES),
-            "state": by_code(state, STATES), "epoch": epoch, "settled": settled,
+            "state": by_code(state, STATES), "epoch": np.asarray(rows.epoch),
+            "settled": rows.within & ok.mask,
             "flap": flap,
         }
         return pd.DataFrame(data, copy=False)

@@ -60,17 +60,19 @@ def cost_summary(raw: RawRun, warmup_s: float = 0.0) -> dict[str, Any]:
     start = float(r.ts.min()) if len(r.ts) else 0.0
     steady = r.ts >= start + warmup_s
     n = len(names)
-    # the answered requests' codes and times: views when every request was answered (a
-    # day's run keeps no copy of them)
-    everything = bool(answered.all())
-    cont = codes if everything else codes[answered]
-    requests = np.bincount(cont, minlength=n)
-    busy = np.bincount(cont, weights=r.response_time_ms if everything
-                       else r.response_time_ms[answered], minlength=n)
-    sessions, total_sessions = session_counts(r.session.codes if everything
-                                              else r.session.codes[answered], cont,
-                                              len(r.session.names), n)
-    del cont
+    # the answered requests' counts, busy times and sessions, a block at a time: no copy of
+    # the run's columns, whatever share of its requests was answered
+    requests = np.zeros(n, dtype=np.int64)
+    busy = np.zeros(n, dtype=np.float64)
+    pairs = SessionPairs(len(r.session.names), n)
+    for first in range(0, len(codes), BLOCK_ROWS):
+        pick = answered[first:first + BLOCK_ROWS]
+        cont = codes[first:first + BLOCK_ROWS][pick]
+        requests += np.bincount(cont, minlength=n)[:n]
+        # in row order, as one np.bincount(weights=) of the run would add them: the same sums
+        np.add.at(busy, cont, r.response_time_ms[first:first + BLOCK_ROWS][pick])
+        pairs.add(r.session.codes[first:first + BLOCK_ROWS][pick], cont)
+    sessions, total_sessions = pairs.counts()
     live = np.flatnonzero(requests > 0)
     per: list[dict[str, Any]] = []
     rt, ttft = r.response_time_ms, r.ttft_ms
@@ -116,18 +118,32 @@ def cost_summary(raw: RawRun, warmup_s: float = 0.0) -> dict[str, Any]:
     return out
 
 
-def session_counts(sess: NDArray[Any], cont: NDArray[Any], n_sessions: int,
-                   n_containers: int, max_flags: int = 50_000_000) -> tuple[NDArray[Any], int]:
-    """Distinct sessions per replica, and in all: a flag per (session, replica) pair, no sort
-    (10 M rows stay cheap), or a sort of the pairs when the flags would take too much memory."""
-    width = max(n_containers, 1)
-    if n_sessions * width <= max_flags:
-        seen = np.zeros((n_sessions, width), dtype=np.bool_)
-        seen[sess, cont] = True
-        return seen.sum(axis=0)[:n_containers], int(seen.any(axis=1).sum())
-    pairs = np.unique(sess.astype(np.int64) * width + cont)
-    return (np.bincount(pairs % width, minlength=n_containers),
-            len(np.unique(pairs // width)))
+class SessionPairs:
+    """Distinct sessions per replica, and in all, added a block of rows at a time: a flag per
+    (session, replica) pair, no sort (10 M rows stay cheap), or the distinct pairs of each
+    block when the flags would take too much memory."""
+
+    def __init__(self, n_sessions: int, n_containers: int, max_flags: int = 50_000_000
+                 ) -> None:
+        self.n_containers = n_containers
+        self.width = max(n_containers, 1)
+        self.seen = np.zeros((n_sessions, self.width), dtype=np.bool_) \
+            if n_sessions * self.width <= max_flags else None
+        self.pairs: list[NDArray[np.int64]] = []
+
+    def add(self, sess: NDArray[Any], cont: NDArray[Any]) -> None:
+        if self.seen is not None:
+            self.seen[sess, cont] = True
+        else:
+            self.pairs.append(np.unique(sess.astype(np.int64) * self.width + cont))
+
+    def counts(self) -> tuple[NDArray[Any], int]:
+        if self.seen is not None:
+            return self.seen.sum(axis=0)[:self.n_containers], int(self.seen.any(axis=1).sum())
+        pairs = np.unique(np.concatenate(self.pairs)) if self.pairs \
+            else np.empty(0, dtype=np.int64)
+        return (np.bincount(pairs % self.width, minlength=self.n_containers),
+                len(np.unique(pairs // self.width)))
 
 
 def share(part: float, whole: float) -> float | None:

@@ -60,6 +60,9 @@ __all__ = [
 STREAM_COLUMNS: tuple[str, ...] = ("ttfb_ms", "ttft_ms", "tokens", "max_gap_ms")
 STRING_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if TYPES[c] == "string")
 UNUSED_COLUMNS = frozenset({"name"})  # not read: the report does not split by name
+# string columns the report reads only by value (never a key of a sort or a block): their codes
+# are narrowed (see `narrow`); sessions and containers stay int32
+VALUE_COLUMNS = frozenset({"user_class", "cache", "error", "worker", "affinity"})
 EVENTS_SUFFIX = "_events.jsonl"
 MEMBERSHIP_EVENTS = frozenset({"added", "removed"})
 SNAPSHOT = "snapshot"  # the harness's first line: the live set when its run started
@@ -82,7 +85,8 @@ def constant(value: int, n: int, dtype: type[Any]) -> Any:
 
 @dataclass
 class Labels:
-    """A string column as codes into `names`; -1 is null."""
+    """A string column as codes into `names`; -1 is null. int32, but for the columns the
+    report reads only by value (VALUE_COLUMNS): the narrowest signed type that holds them."""
 
     codes: Codes
     names: list[str]
@@ -460,7 +464,8 @@ class Builder:
     def requests(self) -> Requests:
         ts = self.numbers["ts"].result()
         check_seconds(self.path, ts)
-        labels = {name: label.result() for name, label in self.labels.items()}
+        labels = {name: narrow(label.result()) if name in VALUE_COLUMNS else label.result()
+                  for name, label in self.labels.items()}
         stream = {name: optional.result() for name, optional in self.optional.items()}
         return Requests(ts, self.numbers["response_time_ms"].result(),
                         self.numbers["status"].result(), labels["session_id"],
@@ -521,8 +526,9 @@ def to_requests(path: Path, table: pa.Table) -> Requests:
     response_time = numbers(path, "response_time_ms", columns.pop("response_time_ms"),
                             np.float64)
     status = numbers(path, "status", columns.pop("status"), np.int32)
-    strings = {name: labels(columns.pop(name)) for name in STRING_COLUMNS
-               if name not in UNUSED_COLUMNS}
+    strings = {name: narrow(labels(columns.pop(name))) if name in VALUE_COLUMNS
+               else labels(columns.pop(name))
+               for name in STRING_COLUMNS if name not in UNUSED_COLUMNS}
     stream = {name: optional_numbers(path, name, columns.pop(name, None), n)
               for name in STREAM_COLUMNS}
     return Requests(ts, response_time, status, strings["session_id"], strings["user_class"],
@@ -593,6 +599,20 @@ def labels(column: pa.ChunkedArray) -> Labels:
     if indices.null_count:
         indices = indices.fill_null(-1)
     return Labels(as_numpy(indices.cast(pa.int32()), np.int32), names)
+
+
+def narrow(column: Labels) -> Labels:
+    """The codes in the narrowest signed integer type that holds -1 and every name's code: a
+    byte a row, not 4, for a column of a few names (the error texts of a run with failures,
+    two user classes, a few workers). A column with one value throughout stays one (no
+    memory)."""
+    codes = column.codes
+    dtype = np.min_scalar_type(-max(len(column.names), 1))
+    if codes.dtype == dtype:
+        return column
+    if codes.ndim == 1 and codes.strides == (0,) and len(codes):
+        return Labels(np.broadcast_to(codes[:1].astype(dtype), codes.shape), column.names)
+    return Labels(codes.astype(dtype), column.names)
 
 
 def no_blanks(column: Labels) -> Labels:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,7 @@ from reports.summary import (
 Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
+Item = TypeVar("Item", bound=np.generic)
 
 (OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER, STREAM_CUT,
  STREAM_SHORT) = range(len(ERROR_CLASSES))
@@ -102,8 +104,8 @@ class Rows:
     requests: Requests
     frame: Frame
     ok: Ok
-    epoch: Ints  # per successful request
-    within: Bools  # per successful request: wholly in a settled epoch
+    epoch: Ints  # per request: the changes settled before it started
+    within: Bools  # per request (read for the successful ones): wholly in a settled epoch
     forced: Bools  # per switch
     phase: NDArray[np.int8]
     failed: Bools  # counted errors
@@ -139,17 +141,16 @@ class Frame:
 
 @dataclass
 class Ok:
-    """The successful requests of a Frame, in the same order."""
+    """The successful requests of a Frame, as flags on its rows: its arrays are read through
+    `mask`, never copied (a run with failed requests takes about the memory of one without).
+    A session's previous successful request is the one before in the session, failed ones
+    skipped."""
 
-    sess: NDArray[np.int32]
-    ts: Floats
-    end: Floats
-    cont: NDArray[np.int32]
+    mask: Bools  # succeeded (the Frame's `ok`)
+    everyone: bool  # every request succeeded: `mask` need not be applied
     first: Bools  # the session's first successful request
-    switch: Bools  # answered by another container than the session's previous one
-    judged: Bools  # the session asks for affinity
-    # their rows in the Frame (int32 when they fit); None when every request succeeded
-    rows: NDArray[np.integer] | None
+    switch: Bools  # succeeded, on another container than the session's previous success
+    judged: Bools  # the session asks for affinity (every row; a view when all are judged)
 
 
 # -- sorting -----------------------------------------------------------------------------------
@@ -277,24 +278,78 @@ def make_frame(requests: Requests, n_containers: int) -> Frame:
 
 
 def successful_requests(frame: Frame, judged_sessions: Bools) -> Ok:
-    m = frame.ok
-    rows: NDArray[np.integer] | None = None
-    if m.all():  # the common case: views, no copies
-        sess, cont = frame.sess, frame.cont
-        ts, end = frame.ts, frame.end
-    else:
-        rows = np.flatnonzero(m)
-        if len(m) <= np.iinfo(np.int32).max:
-            rows = rows.astype(np.int32)
-        sess, cont = frame.sess[rows], frame.cont[rows]
-        ts, end = frame.ts[rows], frame.end[rows]
+    """The one definition of a successful request (the Frame's `ok`: classified OK) and of
+    its flags. With failures, a block of whole sessions at a time: its successful rows'
+    flags, computed on their own, are set in place (a block's temporaries, never copies of
+    the run's arrays)."""
+    n = len(frame.ts)
+    everyone = bool(frame.ok.all())
+    judged = np.broadcast_to(np.True_, (n,)) if judged_sessions.all() \
+        else judged_sessions[frame.sess]
+    if everyone:
+        first, switch = run_flags(frame.sess, frame.cont)
+        return Ok(frame.ok, True, first, switch, judged)
+    first = np.zeros(n, dtype=np.bool_)
+    switch = np.zeros(n, dtype=np.bool_)
+    for a, b in session_blocks(frame.sess, frame.n_sessions, ANSWER_BLOCK_ROWS):
+        rows = a + np.flatnonzero(frame.ok[a:b])
+        first[rows], switch[rows] = run_flags(frame.sess[rows], frame.cont[rows])
+    return Ok(frame.ok, False, first, switch, judged)
+
+
+def run_flags(sess: NDArray[np.int32], cont: NDArray[np.int32]) -> tuple[Bools, Bools]:
+    """Of consecutive answers sorted by session: each session's first, and the switches (a
+    container unlike the one before in the same session)."""
     first = starts_of_runs(sess)
     switch = np.zeros(len(sess), dtype=np.bool_)
     if len(sess) > 1:
         switch[1:] = ~first[1:] & (cont[1:] != cont[:-1])
-    judged = np.broadcast_to(np.True_, (len(sess),)) if judged_sessions.all() \
-        else judged_sessions[sess]
-    return Ok(sess, ts, end, cont, first, switch, judged, rows)
+    return first, switch
+
+
+def session_blocks(sess: NDArray[np.int32], n_sessions: int, rows: int
+                   ) -> list[tuple[int, int]]:
+    """[a, b) bounds of blocks of whole sessions, about `rows` rows each, of rows sorted by
+    session (a session longer than that is a block of its own)."""
+    edges = np.unique(np.concatenate(([0], sess[::rows][1:], [n_sessions]))).astype(np.int64)
+    at = np.searchsorted(sess, edges.astype(sess.dtype))  # (in its dtype: no wider copy)
+    return [(int(at[j]), int(at[j + 1])) for j in range(len(edges) - 1)]
+
+
+def successful(ok: Ok, values: NDArray[Item]) -> NDArray[Item]:
+    """A Frame column's values of the successful requests (a copy only when some failed)."""
+    return values if ok.everyone else values[ok.mask]
+
+
+def count_where(values: NDArray[np.integer], where: Bools | None, size: int) -> Ints:
+    """np.bincount(values[where], minlength=size)[:size] (where None: every row), a block at
+    a time: no temporary per row of the run."""
+    counts = np.zeros(size, dtype=np.int64)
+    for at in range(0, len(values), ORDER_BLOCK_ROWS):
+        block = values[at:at + ORDER_BLOCK_ROWS]
+        if where is not None:
+            block = block[where[at:at + ORDER_BLOCK_ROWS]]
+        counts += np.bincount(block, minlength=size)[:size]
+    return counts
+
+
+def container_spans(frame: Frame, ok: Ok) -> tuple[Ints, Floats, Floats]:
+    """Per container code: its successful requests, their first and last start; a block at a
+    time, first and last with ufunc.at (no temporary per row of the run)."""
+    c = frame.n_containers
+    counts = np.zeros(c, dtype=np.int64)
+    first = np.full(c, np.inf)
+    last = np.full(c, -np.inf)
+    for at in range(0, len(frame.ts), ORDER_BLOCK_ROWS):
+        cont = frame.cont[at:at + ORDER_BLOCK_ROWS]
+        ts = frame.ts[at:at + ORDER_BLOCK_ROWS]
+        if not ok.everyone:
+            where = ok.mask[at:at + ORDER_BLOCK_ROWS]
+            cont, ts = cont[where], ts[where]
+        counts += np.bincount(cont, minlength=c)[:c]
+        np.minimum.at(first, cont, ts)
+        np.maximum.at(last, cont, ts)
+    return counts, first, last
 
 
 def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], str]:
@@ -316,16 +371,12 @@ def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], st
 # -- membership --------------------------------------------------------------------------------
 
 
-def membership(run: RawRun, ok: Ok, containers: list[str], start: float, end: float,
-               config: ReportConfig) -> Membership:
+def membership(run: RawRun, frame: Frame, ok: Ok, containers: list[str], start: float,
+               end: float, config: ReportConfig) -> Membership:
     if run.events is not None:
         return epochs.from_events(run.events, start, end, config.change_window_s,
                                   settle_s=config.settle_s)
-    first = np.full(len(containers), np.inf)
-    last = np.full(len(containers), -np.inf)
-    if len(ok.cont):
-        np.minimum.at(first, ok.cont, ok.ts)
-        np.maximum.at(last, ok.cont, ok.ts)
+    _, first, last = container_spans(frame, ok)
     return epochs.infer(containers, first, last, start, end, config.change_window_s,
                         config.infer_margin_s)
 
@@ -362,7 +413,8 @@ def epoch_of(ts: Floats, end: Floats, starts: Floats, settled: Floats
     return epoch, inside, within
 
 
-def match_changes(ok: Ok, epoch: Ints, inside: Bools, starts: Floats) -> Matched:
+def match_changes(frame: Frame, ok: Ok, epoch: Ints, inside: Bools, starts: Floats
+                  ) -> Matched:
     """Owner before = last request answered before the change (and started after the previous
     one settled); owner after = the settled owner: first request started after the change
     settled (and before the next one). Judged sessions only."""
@@ -372,39 +424,41 @@ def match_changes(ok: Ok, epoch: Ints, inside: Bools, starts: Floats) -> Matched
         return Matched(empty, empty, empty.astype(np.int32), empty.astype(np.int32),
                        empty.astype(np.float64))
     width = k + 1
-    keys = ok.sess.astype(np.int64) * width + epoch
-    after_rows = np.flatnonzero(~inside & (epoch >= 1) & ok.judged)
+    keys = frame.sess.astype(np.int64) * width + epoch
+    after_rows = np.flatnonzero(~inside & (epoch >= 1) & ok.judged & ok.mask)
     after_rows = after_rows[starts_of_runs(keys[after_rows])]
     clipped = np.minimum(epoch, k - 1)
-    before_rows = np.flatnonzero((epoch < k) & (ok.end < starts[clipped]) & ok.judged
-                                 & ~inside)
+    before_rows = np.flatnonzero((epoch < k) & (frame.end < starts[clipped]) & ok.judged
+                                 & ~inside & ok.mask)
     before_rows = before_rows[ends_of_runs(keys[before_rows])]
     common, ia, ib = np.intersect1d(keys[after_rows] - 1, keys[before_rows],
                                     assume_unique=True, return_indices=True)
     after_rows, before_rows = after_rows[ia], before_rows[ib]
     change, session = common % width, common // width
-    after = ok.cont[after_rows]
-    return Matched(change, session, ok.cont[before_rows], after,
-                   reached(ok, inside, starts, change, session, after, ok.ts[after_rows]))
+    after = frame.cont[after_rows]
+    return Matched(change, session, frame.cont[before_rows], after,
+                   reached(frame, ok, inside, starts, change, session, after,
+                           frame.ts[after_rows]))
 
 
-def reached(ok: Ok, inside: Bools, starts: Floats, change: Ints, session: Ints,
-            after: NDArray[np.int32], after_ts: Floats) -> Floats:
+def reached(frame: Frame, ok: Ok, inside: Bools, starts: Floats, change: Ints,
+            session: Ints, after: NDArray[np.int32], after_ts: Floats) -> Floats:
     """When each matched session first reached its settled owner after the change began: its
     first request there while the change was under way or settling, else the settled request.
     (np.unique: the first occurrence of each (session, change, container) key among the
     few requests that start inside a change, in start order.)"""
-    rows = np.flatnonzero(inside)
+    rows = np.flatnonzero(inside & ok.mask)
     if not len(rows):
         return after_ts
-    k, c = len(starts), int(max(ok.cont.max(initial=0), after.max(initial=0))) + 1
-    latest = np.searchsorted(starts, ok.ts[rows], side="right") - 1
-    keys = (ok.sess[rows].astype(np.int64) * k + latest) * c + ok.cont[rows]
+    cont = frame.cont[rows]
+    k, c = len(starts), int(max(cont.max(initial=0), after.max(initial=0))) + 1
+    latest = np.searchsorted(starts, frame.ts[rows], side="right") - 1
+    keys = (frame.sess[rows].astype(np.int64) * k + latest) * c + cont
     unique, first = np.unique(keys, return_index=True)
     wanted = (session * k + change) * c + after
     where = np.minimum(np.searchsorted(unique, wanted), len(unique) - 1)
     found = unique[where] == wanted
-    ts = np.where(found, ok.ts[rows[first[where]]], np.inf)
+    ts = np.where(found, frame.ts[rows[first[where]]], np.inf)
     return np.minimum(ts, after_ts)
 
 
@@ -459,31 +513,25 @@ def change_summary(change: epochs.Change, sessions: int, moved: int, collateral:
         restick_max_s=float(restick.max()) if len(restick) else None)
 
 
-ANSWER_BLOCK_ROWS = 1 << 20  # successful requests per block of whole sessions
+ANSWER_BLOCK_ROWS = 1 << 20  # requests per block of whole sessions (successful_requests, answers)
 
 
 def judge_answers(ok: Ok, frame: Frame, judged: Bools, members: Membership,
                   index: dict[str, int], n_containers: int, settled: Floats, settle_s: float
                   ) -> per_answer.PerAnswer:
     """reports.collateral.judge_answers over blocks of whole sessions, about
-    ANSWER_BLOCK_ROWS successful requests each, added up. Each of its figures counts a
-    session's own answers (a repeat answer and the one before it, never across sessions) or
-    its own requests in flight, so the sums are the run's; its temporaries (some 60 bytes a
-    request) then take the memory of one block, not of the run."""
-    edges = np.unique(np.concatenate(([0], ok.sess[::ANSWER_BLOCK_ROWS][1:],
-                                      [frame.n_sessions]))).astype(np.int64)
-    # the needles in the haystack's dtype: else numpy would search a wider copy of it
-    ok_at = np.searchsorted(ok.sess, edges.astype(ok.sess.dtype))
-    all_at = np.searchsorted(frame.sess, edges.astype(frame.sess.dtype))
+    ANSWER_BLOCK_ROWS requests each (their successful ones taken apart), added up. Each of its
+    figures counts a session's own answers (a repeat answer and the one before it, never
+    across sessions) or its own requests in flight, so the sums are the run's; its
+    temporaries (some 60 bytes a request) then take the memory of one block, not of the
+    run."""
     blocks = []
-    for j in range(len(edges) - 1):
-        a, b, c, d = ok_at[j], ok_at[j + 1], all_at[j], all_at[j + 1]
-        if a == b and c == d:
-            continue
+    for a, b in session_blocks(frame.sess, frame.n_sessions, ANSWER_BLOCK_ROWS):
+        rows = slice(a, b) if ok.everyone else a + np.flatnonzero(ok.mask[a:b])
         blocks.append(per_answer.judge_answers(
-            ok.sess[a:b], ok.ts[a:b], ok.end[a:b], ok.cont[a:b], ok.first[a:b],
-            np.asarray(ok.judged[a:b]), members, index, n_containers, settled,
-            frame.ts[c:d], frame.end[c:d], judged[frame.sess[c:d]], settle_s))
+            frame.sess[rows], frame.ts[rows], frame.end[rows], frame.cont[rows],
+            ok.first[rows], np.asarray(ok.judged[rows]), members, index, n_containers,
+            settled, frame.ts[a:b], frame.end[a:b], judged[frame.sess[a:b]], settle_s))
     if len(blocks) == 1:
         return blocks[0]
     k = len(members.changes)
@@ -567,7 +615,7 @@ def run_not_judged(s: Summary, run: RawRun, config: ReportConfig) -> list[str]:
     return reasons
 
 
-def forced_switches(ok: Ok, starts: Floats, settled: Floats) -> Bools:
+def forced_switches(frame: Frame, ok: Ok, starts: Floats, settled: Floats) -> Bools:
     """Per switch row: did a change begin, run or settle between the start of the session's
     previous request and the answer to this one? (A request sent just before a change may be
     routed after it; a proxy may move a session while the change settles.) The others are
@@ -575,8 +623,25 @@ def forced_switches(ok: Ok, starts: Floats, settled: Floats) -> Bools:
     rows = np.flatnonzero(ok.switch)
     if not len(starts) or not len(rows):
         return np.zeros(len(rows), dtype=np.bool_)
-    latest = np.searchsorted(starts, ok.end[rows], side="right") - 1
-    return (latest >= 0) & (settled[np.maximum(latest, 0)] >= ok.ts[rows - 1])
+    latest = np.searchsorted(starts, frame.end[rows], side="right") - 1
+    return (latest >= 0) & (settled[np.maximum(latest, 0)]
+                            >= frame.ts[previous_successes(frame, ok, rows)])
+
+
+def previous_successes(frame: Frame, ok: Ok, rows: NDArray[np.integer]
+                       ) -> NDArray[np.integer]:
+    """The row of each successful request's previous success in its session (`rows`:
+    ascending, none a session's first), a block of whole sessions at a time."""
+    if ok.everyone:
+        return rows - 1
+    out = np.empty(len(rows), dtype=np.intp)
+    for a, b in session_blocks(frame.sess, frame.n_sessions, ANSWER_BLOCK_ROWS):
+        lo, hi = np.searchsorted(rows, [a, b])
+        if lo == hi:
+            continue
+        good = a + np.flatnonzero(ok.mask[a:b])
+        out[lo:hi] = good[np.searchsorted(good, rows[lo:hi]) - 1]
+    return out
 
 
 # -- analyze -----------------------------------------------------------------------------------
@@ -599,19 +664,19 @@ def analyze(run: RawRun, config: ReportConfig, keep_rows: bool = True) -> Analys
         judged = np.ones_like(judged)
     ok = successful_requests(frame, judged)
     start, end = float(frame.ts.min()), float(frame.end.max())
-    members = membership(run, ok, containers, start, end, config)
+    members = membership(run, frame, ok, containers, start, end, config)
     starts, settled = members.starts, members.ends + config.settle_s
-    epoch, inside, within = epoch_of(ok.ts, ok.end, starts, settled)
-    matched = match_changes(ok, epoch, inside, starts)
+    epoch, inside, within = epoch_of(frame.ts, frame.end, starts, settled)
+    matched = match_changes(frame, ok, epoch, inside, starts)
     changes, remapped = change_summaries(matched, members, index, len(containers), start,
                                          config.settle_s)
     answers = judge_answers(ok, frame, judged, members, index, len(containers), settled,
                             config.settle_s)
     changes = judge_changes(changes, answers)
-    forced = forced_switches(ok, starts, settled)
+    forced = forced_switches(frame, ok, starts, settled)
     phase = phases(frame, members, starts, members.ends, config.change_margin_s)
     if not keep_rows:  # what is left does not need the answer times
-        frame.end = ok.end = np.empty(0, dtype=np.float64)
+        frame.end = np.empty(0, dtype=np.float64)
     failed = errors_of(frame, phase)
     per_session = session_table(frame, ok, forced, matched, remapped, failed, requests,
                                 containers, judged, affinity)
@@ -688,10 +753,22 @@ class SessionStats:
     affinity: NDArray[np.int8]
 
 
-def pair_counts(sess: NDArray[np.int32], cont: NDArray[np.int32], n_containers: int
-                ) -> tuple[Ints, Ints, Ints]:
-    """Distinct (session, container) pairs with their request counts, session-major."""
-    keys = sess.astype(np.int64) * max(n_containers, 1) + cont
+def pair_counts(sess: NDArray[np.int32], cont: NDArray[np.int32], n_containers: int,
+                where: Bools | None = None) -> tuple[Ints, Ints, Ints]:
+    """Distinct (session, container) pairs with their request counts, session-major, of the
+    rows in `where` (None: every row; the keys made a block at a time, no other copy)."""
+    width = max(n_containers, 1)
+    if where is None:
+        keys = sess.astype(np.int64) * width + cont
+    else:
+        keys = np.empty(int(np.count_nonzero(where)), dtype=np.int64)
+        at = 0
+        for first in range(0, len(sess), ORDER_BLOCK_ROWS):
+            pick = where[first:first + ORDER_BLOCK_ROWS]
+            block = sess[first:first + ORDER_BLOCK_ROWS][pick].astype(np.int64) * width
+            block += cont[first:first + ORDER_BLOCK_ROWS][pick]
+            keys[at:at + len(block)] = block
+            at += len(block)
     keys.sort()
     new = starts_of_runs(keys)
     firsts = np.flatnonzero(new)
@@ -729,23 +806,19 @@ def per_session_rows(frame: Frame, ok: Ok, forced: Bools, failed: Bools) -> pd.D
     sessions (about SESSION_BLOCK_ROWS requests each; rows are sorted by session): each
     session's figures are its own rows', so the blocks give the run's, and the groupby's
     temporaries take the memory of a block, not of the run."""
-    switch_rows: NDArray[np.integer] = np.flatnonzero(ok.switch)
-    if ok.rows is not None:
-        switch_rows = ok.rows[switch_rows]
+    switch_rows = np.flatnonzero(ok.switch)
     flap_rows = switch_rows[~forced]
-    edges = np.unique(np.concatenate(([0], frame.sess[::SESSION_BLOCK_ROWS][1:],
-                                      [frame.n_sessions]))).astype(np.int64)
-    at = np.searchsorted(frame.sess, edges.astype(frame.sess.dtype))  # (no wider copy)
     blocks = []
-    for j in range(len(edges) - 1):
-        a, b = int(at[j]), int(at[j + 1])
+    for a, b in session_blocks(frame.sess, frame.n_sessions, SESSION_BLOCK_ROWS):
+        first_session = int(frame.sess[a])
         switch = np.zeros(b - a, dtype=np.bool_)
         switch[switch_rows[(switch_rows >= a) & (switch_rows < b)] - a] = True
         flap = np.zeros(b - a, dtype=np.bool_)
         flap[flap_rows[(flap_rows >= a) & (flap_rows < b)] - a] = True
         session = pd.Categorical.from_codes(
-            frame.sess[a:b] - np.int32(edges[j]),
-            categories=pd.RangeIndex(int(edges[j + 1] - edges[j])), validate=False)
+            frame.sess[a:b] - np.int32(first_session),
+            categories=pd.RangeIndex(int(frame.sess[b - 1]) + 1 - first_session),
+            validate=False)
         every = pd.DataFrame({"session_id": session, "ts": frame.ts[a:b],
                               "rt": frame.rt[a:b], "failed": failed[a:b], "ok": frame.ok[a:b],
                               "switch": switch, "flap": flap}, copy=False)
@@ -768,7 +841,8 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
     per = per_session_rows(frame, ok, forced, failed)
 
     n_ok = per["ok_requests"].to_numpy(np.int64)
-    p_sess, p_cont, counts = pair_counts(ok.sess, ok.cont, c)
+    p_sess, p_cont, counts = pair_counts(frame.sess, frame.cont, c,
+                                         None if ok.everyone else ok.mask)
     n_cont = np.bincount(p_sess, minlength=s)
     main, best = main_containers(p_sess, p_cont, counts, s)
     remaps = pd.Series(matched.session[remapped]).value_counts().reindex(
@@ -827,7 +901,7 @@ def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
     forced_judged = int((forced & switch_judged).sum())
     transitions = total_ok - sessions_ok
     notes = run_notes(run, members, containers, per, affinity_source)
-    counts = epoch_counts(ok, epoch, within, len(members.changes), per)
+    counts = epoch_counts(frame, ok, epoch, within, len(members.changes), per)
     pairs, pairs_multi = int(counts.pairs_multi.sum()), int(counts.pairs_multi_cont.sum())
     classes = user_classes(run.requests, failed, per, ok)
     return Summary(
@@ -861,10 +935,11 @@ def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
         errors_by_phase=errors_by_phase(frame.cls, phase),
         top_errors=top_errors(run.requests, frame.ok),
         containers=int((per.container_sessions > 0).sum()),
-        per_container=per_container(containers, ok, per),
+        per_container=per_container(containers, frame, ok, per),
         membership_changes=changes,
         epochs=epoch_summaries(members, counts, start, end, config.settle_s),
-        balance=balance(ok, members, epoch, within, containers, counts.sessions, per),
+        balance=balance(frame, ok, members, epoch, within, containers, counts.sessions,
+                        per),
         latency={k: v for k, v in latency.items() if k in LATENCY_STATES},
         cache=cache_summary(run.requests, latency),
         ttft=ttft_summary(frame, run.requests, None if curves is None else curves.ttft_cache),
@@ -922,8 +997,8 @@ def ttft_by_state(ok: Ok, frame: Frame, requests: Requests,
     `curves`)."""
     if not streaming(requests):
         return None
-    ttft = requests.ttft_ms if ok.rows is None else requests.ttft_ms[ok.rows]
-    repeat = ~ok.first & ~ok.switch
+    ttft = requests.ttft_ms
+    repeat = ok.mask & ~ok.first & ~ok.switch
     return {"first": percentiles(ttft[ok.first], curves, "first"),
             "repeat": percentiles(ttft[repeat], curves, "repeat"),
             "after_switch": percentiles(ttft[ok.switch], curves, "after_switch")}
@@ -988,17 +1063,11 @@ def top_errors(requests: Requests, ok: Bools) -> list[dict[str, object]]:
             for i in top if counts[i] > 0]
 
 
-def per_container(containers: list[str], ok: Ok, per: SessionStats) -> list[ContainerSummary]:
+def per_container(containers: list[str], frame: Frame, ok: Ok, per: SessionStats
+                  ) -> list[ContainerSummary]:
     """Per container that answered (in code order): its successful requests, first and last
-    start. Counts a block at a time, first and last with ufunc.at (no temporary per row)."""
-    c = len(containers)
-    counts = np.zeros(c, dtype=np.int64)
-    for at in range(0, len(ok.cont), ORDER_BLOCK_ROWS):
-        counts += np.bincount(ok.cont[at:at + ORDER_BLOCK_ROWS], minlength=c)[:c]
-    first = np.full(c, np.inf)
-    last = np.full(c, -np.inf)
-    np.minimum.at(first, ok.cont, ok.ts)
-    np.maximum.at(last, ok.cont, ok.ts)
+    start (container_spans)."""
+    counts, first, last = container_spans(frame, ok)
     return [ContainerSummary(containers[j], int(counts[j]), int(per.container_sessions[j]),
                              int(per.container_main_sessions[j]), float(first[j]),
                              float(last[j]))
@@ -1015,8 +1084,8 @@ class EpochCounts:
     pairs_multi_cont: Ints  # of those, answered by 2+ containers
 
 
-def epoch_counts(ok: Ok, epoch: Ints, within: Bools, k: int, per: SessionStats
-                 ) -> EpochCounts:
+def epoch_counts(frame: Frame, ok: Ok, epoch: Ints, within: Bools, k: int,
+                 per: SessionStats) -> EpochCounts:
     if k == 0:  # one epoch, settled throughout: the per-session figures of the judged
         judged = per.judged
         multi = judged & (per.n_ok >= 2)
@@ -1024,10 +1093,10 @@ def epoch_counts(ok: Ok, epoch: Ints, within: Bools, k: int, per: SessionStats
                            np.array([int(per.n_ok[judged].sum())]),
                            np.array([int(multi.sum())]),
                            np.array([int((multi & (per.n_containers > 1)).sum())]))
-    rows = within & ok.judged
+    rows = within & ok.judged & ok.mask
     e = epoch[rows]
-    keys = ok.sess[rows].astype(np.int64) * (k + 1) + e  # ascending: by session, then time
-    cont = ok.cont[rows]
+    keys = frame.sess[rows].astype(np.int64) * (k + 1) + e  # ascending: session, then time
+    cont = frame.cont[rows]
     new = starts_of_runs(keys)
     pair = np.cumsum(new) - 1
     size = np.bincount(pair)
@@ -1056,20 +1125,21 @@ def epoch_summaries(members: Membership, counts: EpochCounts, start: float, end:
     return out
 
 
-def balance(ok: Ok, members: Membership, epoch: Ints, within: Bools, containers: list[str],
-            per_epoch: Ints, per: SessionStats) -> Balance | None:
+def balance(frame: Frame, ok: Ok, members: Membership, epoch: Ints, within: Bools,
+            containers: list[str], per_epoch: Ints, per: SessionStats) -> Balance | None:
     """Balance in the epoch with the most sessions (see summary.Balance)."""
     if not per_epoch.any():
         return None
     best = int(np.argmax(per_epoch))
     c = len(containers)
     if len(members.changes) == 0 and ok.judged.all():  # one epoch: the whole run's figures
-        main, cont = per.main, ok.cont
+        main = per.main
+        per_container = count_where(frame.cont, None if ok.everyone else ok.mask, c)
     else:
-        rows = within & (epoch == best) & ok.judged
-        p_sess, p_cont, counts = pair_counts(ok.sess[rows], ok.cont[rows], c)
+        rows = within & (epoch == best) & ok.judged & ok.mask
+        p_sess, p_cont, counts = pair_counts(frame.sess, frame.cont, c, rows)
         main, _ = main_containers(p_sess, p_cont, counts, len(per.n_ok))
-        cont = ok.cont[rows]
+        per_container = count_where(frame.cont, rows, c)
     if len(members.changes) == 0 and not ok.judged.all():
         main = np.where(per.judged, main, -1)
     index = {name: i for i, name in enumerate(containers)}
@@ -1078,7 +1148,7 @@ def balance(ok: Ok, members: Membership, epoch: Ints, within: Bools, containers:
     if not live:
         return None
     sessions = np.bincount(main[main >= 0], minlength=c)[live]
-    requests = np.bincount(cont, minlength=c)[live]
+    requests = per_container[live]
     ratio, cv, p = balance_figures(sessions)
     r_ratio, r_cv, r_p = balance_figures(requests)
     n, total = len(live), int(sessions.sum())
@@ -1126,11 +1196,11 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
               ) -> dict[str, Latency]:
     """Latency by state (all, a session's first, repeat, first after a switch, errors) and
     by cache hit/miss when recorded; their curves into `curves`. One sorted copy at a time."""
-    repeat = ~ok.first & ~ok.switch
-    ok_rt = frame.rt if ok.rows is None else frame.rt[ok.rows]  # (a copy while needed only)
+    repeat = ok.mask & ~ok.first & ~ok.switch
+    rt = frame.rt
     picks: dict[str, tuple[Floats, Bools | None]] = {
-        "all": (frame.rt, None), "first": (ok_rt, ok.first), "repeat": (ok_rt, repeat),
-        "after_switch": (ok_rt, ok.switch), "errors": (frame.rt, ~frame.ok)}
+        "all": (rt, None), "first": (rt, ok.first), "repeat": (rt, repeat),
+        "after_switch": (rt, ok.switch), "errors": (rt, ~ok.mask)}
     del repeat
     names = [n.lower() for n in requests.cache.names]
     for label in ("hit", "miss"):
@@ -1146,8 +1216,8 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
             into = curves.latency_cache if state.startswith("cache ") else curves.latency
             into[state.removeprefix("cache ")] = curve
     if curves is not None:  # every successful request (a comparison's curve)
-        curve = curves.latency.get("all") if ok.rows is None else latency_of(ok_rt,
-                                                                                owned=True)[1]
+        curve = curves.latency.get("all") if ok.everyone else \
+            latency_of(successful(ok, rt), owned=True)[1]
         if curve is not None:
             curves.latency["ok"] = curve
     return figures

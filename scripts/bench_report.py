@@ -2,7 +2,8 @@
 the same report on a day's soak (86 M rows: 24 hours at 1,000 requests/s).
 
     .venv/bin/python scripts/bench_report.py [--rows 10000000] [--big-rows 86000000]
-        [--sessions 100000] [--repeat 3] [--rss-cap-gib 11] [--keep DIR] [--no-compacted]
+        [--sessions 100000] [--failures 0] [--repeat 3] [--rss-cap-gib 11] [--keep DIR]
+        [--no-compacted]
 
 1. A short real run: the emulator with 3 replicas and a headless Locust run of
    locustfiles/sticky.py (StickyUser) with `--csv`, which records PREFIX_requests.parquet
@@ -13,6 +14,13 @@ the same report on a day's soak (86 M rows: 24 hours at 1,000 requests/s).
    sessions grow with the tiles up to --sessions (100,000: a day's soak of many users), each
    session's rows still in start order. Written a million rows at a time with pyarrow
    (`take` of the base run's rows, codes into one session dictionary): no Python loop per row.
+   --failures PCT (default 0): that share of the tiled rows (a seeded draw per row, so spread
+   evenly through the run and every session) is a failed request as the recorder writes one:
+   three in four a 503 (Locust's HTTPError text), one in four a connection error (status 0,
+   ConnectionRefusedError), with no container_id and no cache; the other columns (session,
+   time, response time) those of the row it replaces. The failure path of the report (its
+   successful requests apart from all requests) is then what is measured. Printed with the
+   tiling, and in the labels of the figures.
 3. Side by side, alternated, --repeat times each, every one in a fresh process, at --rows:
    - the full report, `python -m reports PREFIX` (every figure, CSV, HTML, summary.json);
    - the one-number answer a user would write by hand:
@@ -132,9 +140,28 @@ def direct_run(url: str, prefix: Path) -> None:
 BLOCK_ROWS = 8 * ROW_GROUP_ROWS  # rows written at a time
 
 
-def tile(source: Path, target: Path, rows: int, sessions: int) -> tuple[int, int, int]:
-    """The source file repeated to `rows` rows (see the module docstring); returns (tiles,
-    row group size, sessions)."""
+# What the recorder writes for a failed request of locustfiles' FastHttpUser: (status, error)
+FAILURES: tuple[tuple[int, str], ...] = (
+    (503, "HTTPError('503 Server Error: Service Unavailable for url: /')"),
+    (503, "HTTPError('503 Server Error: Service Unavailable for url: /')"),
+    (503, "HTTPError('503 Server Error: Service Unavailable for url: /')"),
+    (0, "ConnectionRefusedError(111, 'Connection refused')"),
+)
+FAILURE_SEED = 20240601
+
+
+@dataclass
+class Tiled:
+    tiles: int
+    group: int  # rows per row group
+    sessions: int
+    failed: int  # rows written as failed requests
+
+
+def tile(source: Path, target: Path, rows: int, sessions: int, failures: float = 0.0
+         ) -> Tiled:
+    """The source file repeated to `rows` rows, `failures` percent of them written as failed
+    requests (see the module docstring)."""
     base = pq.read_table(source).select(list(COLUMNS)).combine_chunks()
     n = base.num_rows
     ts = base.column("ts").to_numpy()
@@ -154,6 +181,8 @@ def tile(source: Path, target: Path, rows: int, sessions: int) -> tuple[int, int
     valid = np.asarray(pc.is_valid(position).to_numpy(zero_copy_only=False), dtype=np.bool_)
     code = np.asarray(position.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     schema = arrow_schema()
+    errors = pa.array(sorted({text for _, text in FAILURES}), pa.string())
+    failed = 0
     with pq.ParquetWriter(target, schema, compression="zstd",
                           use_dictionary=[f.name for f in schema
                                           if pa.types.is_string(f.type)]) as writer:
@@ -166,8 +195,33 @@ def tile(source: Path, target: Path, rows: int, sessions: int) -> tuple[int, int
             session = pa.DictionaryArray.from_arrays(
                 pa.array(index.astype(np.int32), mask=~valid[i]), names).cast(pa.string())
             block = block.set_column(COLUMNS.index("session_id"), "session_id", session)
+            if failures:
+                block = with_failures(block, first, failures, errors)
+                failed += int(pc.sum(pc.is_valid(block.column("error"))).as_py() or 0)
             writer.write_table(block.cast(schema), row_group_size=ROW_GROUP_ROWS)
-    return tiles, ROW_GROUP_ROWS, suffixes * per_tile
+    return Tiled(tiles, ROW_GROUP_ROWS, suffixes * per_tile, failed)
+
+
+def with_failures(block: pa.Table, first: int, percent: float, errors: pa.Array) -> pa.Table:
+    """The block (its first row: `first`) with `percent` of its rows, drawn at random with a
+    seed of their own (the same file for the same arguments), turned into failed requests of
+    the kinds of FAILURES, in turn."""
+    rng = np.random.default_rng([FAILURE_SEED, first])
+    fail = rng.random(block.num_rows) < percent / 100
+    which = np.cumsum(fail) % len(FAILURES)
+    kinds = np.array([code for code, _ in FAILURES], dtype=np.int32)
+    names = errors.to_pylist()
+    texts = np.array([names.index(text) for _, text in FAILURES], dtype=np.int32)
+    status = np.where(fail, kinds[which], np.asarray(block.column("status").to_numpy(),
+                                                     dtype=np.int32))
+    error = pa.DictionaryArray.from_arrays(pa.array(texts[which], mask=~fail), errors)
+    mask = pa.array(fail)
+    for name in ("container_id", "cache"):
+        column = block.column(name)
+        block = block.set_column(COLUMNS.index(name), name,
+                                 pc.if_else(mask, pa.scalar(None, column.type), column))
+    block = block.set_column(COLUMNS.index("status"), "status", pa.array(status, pa.int32()))
+    return block.set_column(COLUMNS.index("error"), "error", error.cast(pa.string()))
 
 
 # Runs a command and prints its wall time, CPU time and peak RSS. It runs in a small process of
@@ -267,25 +321,28 @@ def side_by_side(prefix: Path, repeat: int, label: str, show_output: bool = Fals
     return report
 
 
-def big_run(prefix: Path, rows: int, small_rows: int, small_wall: float, cap: int) -> None:
+def big_run(prefix: Path, rows: int, small_rows: int, small_wall: float, cap: int,
+            failed: str = "") -> None:
     """The full report once on the day's soak: wall time, peak RSS, time over the small run's."""
     print(f"  load average before: {os.getloadavg()[0]:.1f}")
     t = measure([sys.executable, "-m", "reports", str(prefix)], cap=cap, timeout=6 * 3600)
     ratio = t.wall / small_wall
     if t.capped:
-        print(f"{rows:,} rows: the report was STOPPED at the RSS cap ({cap / 1024**3:.1f} GiB) "
-              f"after {t.wall:.1f} s wall ({t.cpu:.1f} s CPU): peak RSS > "
-              f"{t.peak / 1024**3:.2f} GiB (goal <= {BIG_TARGET_BYTES / 1024**3:.0f} GiB); no "
-              f"time ratio; load average {os.getloadavg()[0]:.1f}")
-        print(f"{rows:,} rows: OVER GOAL")
+        print(f"{rows:,} rows{failed}: the report was STOPPED at the RSS cap "
+              f"({cap / 1024**3:.1f} GiB) after {t.wall:.1f} s wall ({t.cpu:.1f} s CPU): "
+              f"peak RSS > {t.peak / 1024**3:.2f} GiB (goal <= "
+              f"{BIG_TARGET_BYTES / 1024**3:.0f} GiB); no time ratio; load average "
+              f"{os.getloadavg()[0]:.1f}")
+        print(f"{rows:,} rows{failed}: OVER GOAL")
         return
-    print(f"{rows:,} rows: full report {t.wall:.1f} s wall (CPU {t.cpu:.1f} s), peak RSS "
-          f"{t.peak / 1024**3:.2f} GiB (goal <= {BIG_TARGET_BYTES / 1024**3:.0f} GiB) | time "
-          f"over the {small_rows:,}-row report {ratio:.2f} (goal <= {TARGET_TIME_RATIO:.0f}; "
-          f"rows ratio {rows / small_rows:.1f}) | {rows / t.wall:,.0f} rows/s; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{rows:,} rows{failed}: full report {t.wall:.1f} s wall (CPU {t.cpu:.1f} s), "
+          f"peak RSS {t.peak / 1024**3:.2f} GiB (goal <= {BIG_TARGET_BYTES / 1024**3:.0f} "
+          f"GiB) | time over the {small_rows:,}-row report {ratio:.2f} (goal <= "
+          f"{TARGET_TIME_RATIO:.0f}; rows ratio {rows / small_rows:.1f}) | "
+          f"{rows / t.wall:,.0f} rows/s; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
     ok = t.peak <= BIG_TARGET_BYTES and ratio <= TARGET_TIME_RATIO
-    print(f"{rows:,} rows: " + ("within goals" if ok else "OVER GOAL"))
+    print(f"{rows:,} rows{failed}: " + ("within goals" if ok else "OVER GOAL"))
 
 
 def compact(source: Path, target: Path) -> None:
@@ -302,6 +359,9 @@ def main() -> None:
                         help="the day's soak (0: skip it)")
     parser.add_argument("--sessions", type=int, default=100_000,
                         help="sessions the tiled runs grow to")
+    parser.add_argument("--failures", type=float, default=0.0, metavar="PCT",
+                        help="percent of the tiled rows written as failed requests (503s and "
+                             "connection errors, spread through the run; default 0)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep the files")
     parser.add_argument("--repeat", type=int, default=3, help="report runs to time (median)")
     parser.add_argument("--rss-cap-gib", type=float, default=11.0,
@@ -309,6 +369,8 @@ def main() -> None:
     parser.add_argument("--no-compacted", action="store_false", dest="compacted",
                         help="skip the compacted copy of the file")
     args = parser.parse_args()
+    if not 0 <= args.failures <= 100:
+        parser.error(f"--failures is a percentage from 0 to 100, not {args.failures}")
     print(f"load average at the start: {os.getloadavg()[0]:.1f}, {os.getloadavg()[1]:.1f}, "
           f"{os.getloadavg()[2]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench_report_") as scratch:
@@ -322,20 +384,22 @@ def main() -> None:
         for name, rows in sizes:
             target = Path(str(work / name) + SUFFIX)
             start = time.perf_counter()
-            tiles, group, sessions = tile(real, target, rows, args.sessions)
-            print(f"tiled x{tiles} to {rows:,} rows, {sessions:,} sessions, row groups of "
-                  f"{group:,}: {target.stat().st_size / 1e6:,.0f} MB of Parquet, written in "
-                  f"{time.perf_counter() - start:.1f} s")
-        small = side_by_side(work / "big", args.repeat, f"{args.rows:,} rows, recorder's format",
-                             show_output=True)
+            tiled = tile(real, target, rows, args.sessions, args.failures)
+            print(f"tiled x{tiled.tiles} to {rows:,} rows, {tiled.sessions:,} sessions, "
+                  f"{tiled.failed:,} failed requests ({tiled.failed / rows * 100:.2f}%), row "
+                  f"groups of {tiled.group:,}: {target.stat().st_size / 1e6:,.0f} MB of "
+                  f"Parquet, written in {time.perf_counter() - start:.1f} s")
+        failed = f", {args.failures:g}% failed" if args.failures else ""
+        small = side_by_side(work / "big", args.repeat,
+                             f"{args.rows:,} rows{failed}, recorder's format", show_output=True)
         if args.big_rows:
             big_run(work / "day", args.big_rows, args.rows, small,
-                    int(args.rss_cap_gib * 1024**3))
+                    int(args.rss_cap_gib * 1024**3), failed)
             Path(str(work / "day") + SUFFIX).unlink(missing_ok=True)
         if args.compacted:
             compact(Path(str(work / "big") + SUFFIX), Path(str(work / "compact") + SUFFIX))
             side_by_side(work / "compact", args.repeat,
-                         f"compacted (row groups of {COMPACT_GROUP:,})")
+                         f"compacted (row groups of {COMPACT_GROUP:,}){failed}")
 
 
 if __name__ == "__main__":

@@ -82,10 +82,19 @@ def test_a_negative_warmup_is_refused() -> None:
         ReportConfig(warmup_s=-1)
 
 
-def test_session_counts_agree_with_flags_or_a_sort() -> None:
+def session_counts(sess: np.ndarray, cont: np.ndarray, blocks: int, max_flags: int
+                   ) -> tuple[np.ndarray, int]:
+    pairs = costs.SessionPairs(5, 3, max_flags=max_flags)
+    for s, c in zip(np.array_split(sess, blocks), np.array_split(cont, blocks), strict=True):
+        pairs.add(s, c)
+    return pairs.counts()
+
+
+def test_session_counts_agree_with_flags_or_a_sort_in_any_blocks() -> None:
     sess = np.array([0, 0, 1, 2, 2, 2, 4])
     cont = np.array([0, 1, 1, 0, 0, 2, 2])
-    flags = costs.session_counts(sess, cont, 5, 3)
-    sorted_ = costs.session_counts(sess, cont, 5, 3, max_flags=0)
-    assert flags[0].tolist() == sorted_[0].tolist() == [2, 2, 2]
-    assert flags[1] == sorted_[1] == 4
+    for blocks in (1, 3, 7):
+        flags = session_counts(sess, cont, blocks, 50_000_000)
+        sorted_ = session_counts(sess, cont, blocks, 0)
+        assert flags[0].tolist() == sorted_[0].tolist() == [2, 2, 2]
+        assert flags[1] == sorted_[1] == 4
