@@ -49,6 +49,7 @@ from reports.stats import (
     Curve,
     balance_figures,
     curve_sorted,
+    curve_sorted_without,
     expected_max_ratio,
     quantiles_sorted,
     wilson,
@@ -1167,14 +1168,21 @@ def balance(frame: Frame, ok: Ok, members: Membership, epoch: Ints, within: Bool
 def latency_of(values: Floats, owned: bool = False) -> tuple[Latency, Curve | None]:
     """Figures of latencies, and their curve (of the non-NaN values); `owned` values may be
     sorted in place."""
+    figures, curve, _ = latency_sorted(values, owned)
+    return figures, curve
+
+
+def latency_sorted(values: Floats, owned: bool = False
+                   ) -> tuple[Latency, Curve | None, Floats]:
+    """`latency_of`, and the values sorted (NaN last)."""
     if not len(values):
-        return Latency(), None
+        return Latency(), None, values
     ordered = values if owned else values.copy()
     ordered.sort()
     p50, p95, p99 = (float(x) for x in quantiles_sorted(ordered, [0.5, 0.95, 0.99]))
     figures = Latency(len(ordered), float(ordered.mean()), p50, p95, p99, float(ordered[-1]))
     # numpy sorts NaN last, and its searchsorted finds the first NaN
-    return figures, curve_sorted(ordered[:int(np.searchsorted(ordered, np.nan))])
+    return figures, curve_sorted(ordered[:int(np.searchsorted(ordered, np.nan))]), ordered
 
 
 @dataclass
@@ -1207,20 +1215,28 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
         if label in names:
             picks[f"cache {label}"] = (frame.rt,
                                        (requests.cache.codes == names.index(label)) & frame.ok)
-    figures = {}
-    for state in list(picks):
+    figures: dict[str, Latency] = {}
+    errors: Floats | None = None  # the failed requests' times, sorted
+    ok_curve: Curve | None = None
+    # the errors first: the curve of every successful request is then the sorted times of
+    # all without theirs (`curve_sorted_without`), with no sorted copy of its own
+    for state in ("errors", *(state for state in picks if state != "errors")):
         values, mask = picks.pop(state)
-        figures[state], curve = latency_of(values if mask is None else values[mask],
-                                           owned=mask is not None)
+        figures[state], curve, ordered = latency_sorted(
+            values if mask is None else values[mask], owned=mask is not None)
+        if state == "errors":
+            errors = ordered
+        if curves is not None and state == "all":  # every successful request (a comparison's)
+            ok_curve = curve if ok.everyone or errors is None else \
+                curve_sorted_without(ordered, errors)
+        del ordered
         if curves is not None and curve is not None and state != "errors":
             into = curves.latency_cache if state.startswith("cache ") else curves.latency
             into[state.removeprefix("cache ")] = curve
-    if curves is not None:  # every successful request (a comparison's curve)
-        curve = curves.latency.get("all") if ok.everyone else \
-            latency_of(successful(ok, rt), owned=True)[1]
-        if curve is not None:
-            curves.latency["ok"] = curve
-    return figures
+    if curves is not None and ok_curve is not None:
+        curves.latency["ok"] = ok_curve
+    order = ("all", "first", "repeat", "after_switch", "errors")
+    return {state: figures[state] for state in (*order, *(s for s in figures if s not in order))}
 
 
 def cache_summary(requests: Requests, by_state: dict[str, Latency]) -> CacheSummary | None:

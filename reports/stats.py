@@ -118,6 +118,35 @@ def curve_sorted(values: NDArray[np.float64]) -> Curve | None:
     return Curve(len(values), quantiles_sorted(values, QUANTILES)) if len(values) else None
 
 
+def curve_sorted_without(values: NDArray[np.float64], removed: NDArray[np.float64]
+                         ) -> Curve | None:
+    """The curve of `values` (sorted ascending, NaN last) with the values of `removed` (sorted
+    likewise, one occurrence each, all among `values`) taken out, NaN left out: exactly
+    `curve_sorted` of the rest, sorted, without making or sorting that rest. Each removed
+    value takes out one occurrence of it; the k-th kept value is then at index
+    k + #{j: R_j - j <= k} of `values`, R the removed indices in increasing order."""
+    values = values[:int(np.searchsorted(values, np.nan))]
+    removed = removed[:int(np.searchsorted(removed, np.nan))]
+    m = len(removed)
+    n = len(values) - m
+    if n <= 0:
+        return None
+    ranks = np.arange(m)
+    # the j-th of equal removed values takes the j-th of their occurrences in `values`
+    at = np.searchsorted(values, removed, side="left") + ranks \
+        - np.searchsorted(removed, removed, side="left")
+    shift = at - ranks  # non-decreasing
+
+    def kept(k: NDArray[np.int64]) -> NDArray[np.float64]:
+        return values[k + np.searchsorted(shift, k, side="right")]
+
+    pos = QUANTILES * (n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = pos - lo
+    return Curve(n, kept(lo) * (1 - frac) + kept(hi) * frac)
+
+
 def balance_figures(loads: NDArray[np.int64]) -> tuple[float | None, float | None, float | None]:
     """(max/mean, coefficient of variation, chi-square p-value) of loads over N bins."""
     total = int(loads.sum())

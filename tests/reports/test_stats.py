@@ -8,6 +8,8 @@ import pytest
 from reports.stats import (
     balance_figures,
     chi2_sf,
+    curve_sorted,
+    curve_sorted_without,
     expected_max_ratio,
     quantiles_sorted,
     wilson,
@@ -59,3 +61,23 @@ def test_balance_figures() -> None:
     assert ratio == 4.0 and cv is not None and cv > 1 and p is not None and p < 1e-6
     assert balance_figures(np.array([0, 0])) == (None, None, None)
     assert not math.isnan(balance_figures(np.array([3, 5]))[2] or 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_curve_without_some_values_is_the_curve_of_the_rest(seed: int) -> None:
+    """Ties, NaN among both, nothing or everything removed: the same figures, bit for bit,
+    as sorting what is left."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    values = rng.integers(0, 40, n).astype(np.float64) / 4  # many ties
+    values[rng.random(n) < 0.05] = np.nan
+    share = (0.0, 0.01, 0.3, 0.9, 1.0, 0.5)[seed]
+    out = rng.random(n) < share
+    rest = np.sort(values[~out])
+    expected = curve_sorted(rest[:int(np.searchsorted(rest, np.nan))])
+    got = curve_sorted_without(np.sort(values), np.sort(values[out]))
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None and got.count == expected.count
+        assert np.array_equal(got.x, expected.x)
