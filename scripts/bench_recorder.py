@@ -26,7 +26,7 @@ of exact parses, beside a full `json.loads` for comparison), the per-session cou
 (an append per column, beside a tuple per row and a dict per row), and the flush (rows to an
 Arrow batch on disk, per row). Times are CPU time of this process, best of 5.
 
-    .venv/bin/python scripts/bench_recorder.py [--rounds 3] [--seconds 10] [--users 50]
+    .venv/bin/python scripts/bench_recorder.py [--rounds 9] [--seconds 6] [--users 50]
     .venv/bin/python scripts/bench_recorder.py --stream-tokens 16   # streaming users
 
 With `--metrics` the StickyUser side also serves live Prometheus metrics (`--metrics-port`,
@@ -407,8 +407,10 @@ def side_by_side(url: str, args: argparse.Namespace, stream: tuple[str, ...], pr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
+    # many short rounds: on a shared machine a round's ratio swings by 5-10% either way with
+    # other processes, and the median of 9 rounds moves far less than that of 3 long ones
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--metrics", action="store_true",
