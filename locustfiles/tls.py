@@ -29,8 +29,12 @@ def kept_context(factory: Factory, insecure: bool) -> Factory:
     """A factory (as geventhttpclient calls it: `factory(cafile=...)`) that makes each context
     with `factory` once and then returns it again."""
 
+    # a factory a user class defines as a method is bound anew to each user: its function is
+    # the key, so that users come and go without a context each kept for ever
+    maker = getattr(factory, "__func__", factory)
+
     def make(cafile: str | None = None) -> ssl.SSLContext:
-        key = (factory, insecure, cafile)
+        key = (maker, insecure, cafile)
         context = _kept.get(key)
         if context is None:
             try:

@@ -16,6 +16,7 @@ from typing import Any
 import gevent
 import pytest
 import trustme
+from geventhttpclient.url import URL
 from locust.contrib.fasthttp import FastHttpSession, insecure_ssl_context_factory
 from locust.env import Environment
 from locust.event import EventHook
@@ -189,6 +190,29 @@ def test_a_renewal_over_https_is_a_new_connection_not_a_new_tls_context(
         other.whoami()
         other.client.client.close()
     assert server.connections == 5 and len(server.requests) == 5  # TLS each time
+    assert len(made) == 1
+
+
+def test_a_factory_method_of_a_user_class_makes_one_context_for_all_its_users() -> None:
+    """A user class's own factory (a method: bound anew to each user) is kept too, once for
+    the class: users that come and go leave no context each behind."""
+    made: list[ssl.SSLContext] = []
+
+    url = "https://sticky.invalid"
+
+    class Own(StickyUser):
+        host = url
+
+        def ssl_context_factory(self, **kwargs: Any) -> ssl.SSLContext:
+            made.append(insecure_ssl_context_factory(**kwargs))
+            return made[-1]
+
+    parsed = argparse.Namespace(work_ms=0.0, stream_tokens=0)
+    for _ in range(3):
+        user = Own(Environment(user_classes=[Own], host=url, parsed_options=parsed))
+        for _ in range(2):  # a client, then the next one after a renewal
+            user.client.client.clientpool.get_client(URL(url + "/"))
+            user.client.client.close()
     assert len(made) == 1
 
 
