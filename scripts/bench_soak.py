@@ -95,6 +95,8 @@ def main() -> None:
                "--host", url, "--csv", str(Path(tmp) / "soak"), "--json", "--only-summary",
                "--exit-code-on-error", "0", "--loglevel", "WARNING",
                "--metrics-port", str(port)]
+        if args.replicas <= 1:  # one container cannot falsify stickiness: no verdict asked
+            cmd.append("--no-judgement")
         out = Path(tmp) / "stdout"
         err = Path(tmp) / "stderr"
         with out.open("wb") as stdout, err.open("wb") as stderr:
