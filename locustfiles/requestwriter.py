@@ -169,8 +169,10 @@ class RequestFileWriter:
             self._file = open(self.stream_path, "wb")  # noqa: SIM115 (closed in close())
             self.stream_paths.append(self.stream_path)
             self.stream_rows.append(0)
-            self._stream = ipc.new_stream(self._file, self._schema,
-                                          options=ipc.IpcWriteOptions(compression="lz4"))
+            # compressed in this thread: Arrow's thread pool, for a second's rows, cost the
+            # load's own thread more preemptions than it saved (scripts/bench_recorder.py)
+            options = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+            self._stream = ipc.new_stream(self._file, self._schema, options=options)
             self._synced_at = self._opened_at = self.clock()
         self._stream.write_batch(batch)
         self._file.flush()  # to the OS: a killed process loses nothing written so far
