@@ -65,8 +65,13 @@ def wait_for_more_requests(page: Page, than: int, timeout: float = 20.0) -> int:
     return seen
 
 
+# the load has started: with workers on a busy machine Locust may say the second instead,
+# when a worker's report of its spawned users comes late
+SPAWNED = r"All users spawned|Spawning is complete"
+
+
 def open_tab(page: Page, run: LocustProcess, url: str) -> None:
-    run.wait_for(r"All users spawned")
+    run.wait_for(SPAWNED)
     page.goto(url)
     page.get_by_role("tab", name="Stickiness").click()
 
@@ -114,7 +119,7 @@ def test_tab_works_behind_web_login(target: str, tmp_path: Path) -> None:
     args = web_args(target, port, "-f", "tests/locustfiles/web_login.py", "StickyUser",
                     "--web-login", "-u", "3", "-r", "3")
     with locust_process(*args, tmp=tmp_path) as run, browser_page() as page:
-        run.wait_for(r"All users spawned")
+        run.wait_for(SPAWNED)
         for path in ("stickiness", "stickiness/csv"):
             anonymous = page.request.get(url + path, max_redirects=0)
             assert anonymous.status == 302 and "/login" in anonymous.headers["location"]
