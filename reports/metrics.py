@@ -1165,16 +1165,10 @@ def balance(frame: Frame, ok: Ok, members: Membership, epoch: Ints, within: Bool
                                                                       strict=True)})
 
 
-def latency_of(values: Floats, owned: bool = False) -> tuple[Latency, Curve | None]:
-    """Figures of latencies, and their curve (of the non-NaN values); `owned` values may be
-    sorted in place."""
-    figures, curve, _ = latency_sorted(values, owned)
-    return figures, curve
-
-
 def latency_sorted(values: Floats, owned: bool = False
                    ) -> tuple[Latency, Curve | None, Floats]:
-    """`latency_of`, and the values sorted (NaN last)."""
+    """Figures of latencies, their curve (of the non-NaN values) and the values sorted (NaN
+    last); `owned` values may be sorted in place."""
     if not len(values):
         return Latency(), None, values
     ordered = values if owned else values.copy()
@@ -1215,6 +1209,7 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
         if label in names:
             picks[f"cache {label}"] = (frame.rt,
                                        (requests.cache.codes == names.index(label)) & frame.ok)
+    order = list(picks)  # the figures' order
     figures: dict[str, Latency] = {}
     errors: Floats | None = None  # the failed requests' times, sorted
     ok_curve: Curve | None = None
@@ -1235,8 +1230,7 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
             into[state.removeprefix("cache ")] = curve
     if curves is not None and ok_curve is not None:
         curves.latency["ok"] = ok_curve
-    order = ("all", "first", "repeat", "after_switch", "errors")
-    return {state: figures[state] for state in (*order, *(s for s in figures if s not in order))}
+    return {state: figures[state] for state in order}
 
 
 def cache_summary(requests: Requests, by_state: dict[str, Latency]) -> CacheSummary | None:

@@ -4,6 +4,7 @@ the expected imbalance of a uniform hash, quantiles of sorted arrays."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,15 +90,20 @@ def expected_max_ratio(bins: int, items: int, trials: int = MONTE_CARLO_TRIALS) 
 def quantiles_sorted(values: NDArray[np.float64], qs: NDArray[np.float64] | list[float]
                      ) -> NDArray[np.float64]:
     """np.quantile(values, qs) ('linear') for values already sorted ascending."""
+    return quantiles_at(values.__getitem__, len(values), qs)
+
+
+def quantiles_at(value: Callable[[NDArray[np.int64]], NDArray[np.float64]], n: int,
+                 qs: NDArray[np.float64] | list[float]) -> NDArray[np.float64]:
+    """np.quantile ('linear') of n values sorted ascending, the i-th of them `value(i)`."""
     q = np.asarray(qs, dtype=np.float64)
-    n = len(values)
     if n == 0:
         return np.full(q.shape, np.nan)
     pos = q * (n - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, n - 1)
     frac = pos - lo
-    return values[lo] * (1 - frac) + values[hi] * frac
+    return value(lo) * (1 - frac) + value(hi) * frac
 
 
 # share of requests at or below each point of a distribution curve: dense at the tail
@@ -140,11 +146,7 @@ def curve_sorted_without(values: NDArray[np.float64], removed: NDArray[np.float6
     def kept(k: NDArray[np.int64]) -> NDArray[np.float64]:
         return values[k + np.searchsorted(shift, k, side="right")]
 
-    pos = QUANTILES * (n - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    frac = pos - lo
-    return Curve(n, kept(lo) * (1 - frac) + kept(hi) * frac)
+    return Curve(n, quantiles_at(kept, n, QUANTILES))
 
 
 def balance_figures(loads: NDArray[np.int64]) -> tuple[float | None, float | None, float | None]:
