@@ -90,7 +90,7 @@ def post_request(body: Mapping[str, Any], headers: Mapping[str, str]
 
 
 DEFAULT_RECONNECT_EVERY = 50
-RENEW_MIN_S = 1.0  # a user renews its connection at most this often (after the first time)
+RENEW_MIN_S = 5.0  # a user renews its connection at most this often (after the first time)
 NEVER = 1 << 62  # --reconnect-every 0: a count no user reaches
 
 
@@ -242,10 +242,11 @@ class SessionUser(FastHttpUser):
 
     def reconnect_now(self) -> None:
         """--reconnect-every K: close the user's connection after every K requests (the first
-        time after a random count up to K), and at most once a second (`renew_min_s`), so that
+        time after a random count up to K), and at most once every 5 s (`renew_min_s`), so that
         a target that pins by connection (and ignores the session) shows as moved sessions.
-        A user that sends faster than K a second renews once a second: each user still
-        renews throughout the run, and the handshakes stay a small share of the requests.
+        A user that sends faster than K in 5 s renews every 5 s: each user still renews
+        throughout the run, and the handshakes stay a small share of the requests (a renewal
+        costs a few hundred microseconds of the client's CPU, more with https).
         The client closes the connection itself: no target can keep it open. The new
         connection's lookup of the host is kept for a while (locustfiles/dnscache.py), and
         with https its TLS context (locustfiles/tls.py): the connection is what is new, not
@@ -321,7 +322,7 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
         help="Each user opens a new connection after every K requests (the first time after a "
              "random count up to K), so that a target that "
              "pins by connection rather than by session shows as moved sessions; at most "
-             "once a second per user (default "
+             "once every 5 s per user (default "
              f"{DEFAULT_RECONNECT_EVERY}: at most 2%% of requests pay a new handshake, below "
              "the p95; 0: keep one connection as long as the client does)")
     streaming.add_arguments(parser)

@@ -46,12 +46,15 @@ from reports.gates import control_as_sticky
 from reports.lanes import Lanes, lanes_of_rows
 from reports.load import Labels, RawRun, Requests
 from reports.stats import (
+    QUANTILES,
     Curve,
     balance_figures,
     curve_sorted,
     curve_sorted_without,
     expected_max_ratio,
+    quantiles_at,
     quantiles_sorted,
+    sorted_without,
     wilson,
 )
 from reports.summary import (
@@ -1194,42 +1197,61 @@ class Curves:
     cache_recorded: bool  # some request recorded a cache state
 
 
+def latency_without(ordered: Floats, removed: Floats, total: float
+                    ) -> tuple[Latency, Curve | None]:
+    """`latency_sorted` of the sorted `ordered` (no NaN, summing to `total`) with the sorted
+    `removed` taken out, read from `ordered` (`stats.sorted_without`): no copy of the rest is
+    made or sorted. Its mean is (total - removed) / count."""
+    n, kept = sorted_without(ordered, removed)
+    if n <= 0:
+        return Latency(), None
+    p50, p95, p99, top = (float(x) for x in quantiles_at(kept, n, [0.5, 0.95, 0.99, 1.0]))
+    mean = (total - float(removed.sum())) / n
+    return Latency(n, mean, p50, p95, p99, top), Curve(n, quantiles_at(kept, n, QUANTILES))
+
+
 def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = None
               ) -> dict[str, Latency]:
     """Latency by state (all, a session's first, repeat, first after a switch, errors) and
-    by cache hit/miss when recorded; their curves into `curves`. One sorted copy at a time."""
-    repeat = ok.mask & ~ok.first & ~ok.switch
+    by cache hit/miss when recorded; their curves into `curves`. The states but "all" and
+    "repeat" are few requests, each sorted from a copy; "all" is sorted once, and "repeat"
+    (all but the errors, the first and the after_switch ones) and the curve of the successful
+    requests ("ok", all but the errors) are read from it (`latency_without`)."""
     rt = frame.rt
-    picks: dict[str, tuple[Floats, Bools | None]] = {
-        "all": (rt, None), "first": (rt, ok.first), "repeat": (rt, repeat),
-        "after_switch": (rt, ok.switch), "errors": (rt, ~ok.mask)}
-    del repeat
-    names = [n.lower() for n in requests.cache.names]
-    for label in ("hit", "miss"):
-        if label in names:
-            picks[f"cache {label}"] = (frame.rt,
-                                       (requests.cache.codes == names.index(label)) & frame.ok)
-    order = list(picks)  # the figures' order
+    order = ["all", "first", "repeat", "after_switch", "errors"]  # the figures' order
     figures: dict[str, Latency] = {}
-    errors: Floats | None = None  # the failed requests' times, sorted
-    ok_curve: Curve | None = None
-    # the errors first: the curve of every successful request is then the sorted times of
-    # all without theirs (`curve_sorted_without`), with no sorted copy of its own
-    for state in ("errors", *(state for state in picks if state != "errors")):
-        values, mask = picks.pop(state)
-        figures[state], curve, ordered = latency_sorted(
-            values if mask is None else values[mask], owned=mask is not None)
-        if state == "errors":
-            errors = ordered
-        if curves is not None and state == "all":  # every successful request (a comparison's)
-            ok_curve = curve if ok.everyone or errors is None else \
-                curve_sorted_without(ordered, errors)
+    found: dict[str, Curve | None] = {}
+    few: dict[str, Floats] = {}  # the sorted times of the states "repeat" is all without
+    for state, mask in (("errors", ~ok.mask), ("first", ok.first), ("after_switch", ok.switch)):
+        figures[state], found[state], few[state] = latency_sorted(rt[mask], owned=True)
+    figures["all"], found["all"], ordered = latency_sorted(rt)
+    if curves is not None:  # every successful request (a comparison's)
+        found["ok"] = found["all"] if ok.everyone else \
+            curve_sorted_without(ordered, few["errors"])
+    if len(ordered) and not np.isnan(ordered[-1]):  # no NaN (NaN sorts last)
+        removed = np.concatenate([few["errors"], few["first"], few["after_switch"]])
+        removed.sort()
+        figures["repeat"], found["repeat"] = latency_without(
+            ordered, removed, float(ordered.sum()))
+        del ordered, removed
+    else:
         del ordered
-        if curves is not None and curve is not None and state != "errors":
-            into = curves.latency_cache if state.startswith("cache ") else curves.latency
-            into[state.removeprefix("cache ")] = curve
-    if curves is not None and ok_curve is not None:
-        curves.latency["ok"] = ok_curve
+        figures["repeat"], found["repeat"], _ = latency_sorted(
+            rt[ok.mask & ~ok.first & ~ok.switch], owned=True)
+    del few
+    names = [n.lower() for n in requests.cache.names]
+    for label in ("hit", "miss"):  # one sorted copy at a time
+        if label in names:
+            state = f"cache {label}"
+            order.append(state)
+            mask = (requests.cache.codes == names.index(label)) & frame.ok
+            figures[state], found[state], _ = latency_sorted(rt[mask], owned=True)
+            del mask
+    if curves is not None:
+        for state, curve in found.items():
+            if curve is not None and state != "errors":
+                into = curves.latency_cache if state.startswith("cache ") else curves.latency
+                into[state.removeprefix("cache ")] = curve
     return {state: figures[state] for state in order}
 
 

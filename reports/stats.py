@@ -124,19 +124,16 @@ def curve_sorted(values: NDArray[np.float64]) -> Curve | None:
     return Curve(len(values), quantiles_sorted(values, QUANTILES)) if len(values) else None
 
 
-def curve_sorted_without(values: NDArray[np.float64], removed: NDArray[np.float64]
-                         ) -> Curve | None:
-    """The curve of `values` (sorted ascending, NaN last) with the values of `removed` (sorted
-    likewise, one occurrence each, all among `values`) taken out, NaN left out: exactly
-    `curve_sorted` of the rest, sorted, without making or sorting that rest. Each removed
-    value takes out one occurrence of it; the k-th kept value is then at index
+def sorted_without(values: NDArray[np.float64], removed: NDArray[np.float64]
+                   ) -> tuple[int, Callable[[NDArray[np.int64]], NDArray[np.float64]]]:
+    """`values` (sorted ascending, NaN last) with the values of `removed` (sorted likewise,
+    one occurrence each, all among `values`) taken out, NaN left out, without making or
+    sorting that rest: how many are kept, and the k-th kept value (ascending) as a function of
+    k. Each removed value takes out one occurrence of it; the k-th kept value is then at index
     k + #{j: R_j - j <= k} of `values`, R the removed indices in increasing order."""
     values = values[:int(np.searchsorted(values, np.nan))]
     removed = removed[:int(np.searchsorted(removed, np.nan))]
     m = len(removed)
-    n = len(values) - m
-    if n <= 0:
-        return None
     ranks = np.arange(m)
     # the j-th of equal removed values takes the j-th of their occurrences in `values`
     at = np.searchsorted(values, removed, side="left") + ranks \
@@ -146,7 +143,15 @@ def curve_sorted_without(values: NDArray[np.float64], removed: NDArray[np.float6
     def kept(k: NDArray[np.int64]) -> NDArray[np.float64]:
         return values[k + np.searchsorted(shift, k, side="right")]
 
-    return Curve(n, quantiles_at(kept, n, QUANTILES))
+    return len(values) - m, kept
+
+
+def curve_sorted_without(values: NDArray[np.float64], removed: NDArray[np.float64]
+                         ) -> Curve | None:
+    """Exactly `curve_sorted` of the rest of `values` once `removed` is taken out, NaN left
+    out (`sorted_without`: that rest is neither made nor sorted)."""
+    n, kept = sorted_without(values, removed)
+    return Curve(n, quantiles_at(kept, n, QUANTILES)) if n > 0 else None
 
 
 def balance_figures(loads: NDArray[np.int64]) -> tuple[float | None, float | None, float | None]:

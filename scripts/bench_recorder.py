@@ -40,7 +40,7 @@ equal conditions whatever other processes do; it prints both, and their ratios.
 
 With `--reconnect-leg` each round also runs StickyUser with `--reconnect-every 0` (one
 connection per user, as the bare user keeps): what the shipped default (a new connection after
-50 requests and at most once a second, which exposes a router that pins by connection) costs is
+50 requests and at most once every 5 s, which exposes a router that pins by connection) costs is
 then the difference of the two StickyUser legs, printed as CPU per request and as a rate ratio.
 The parts below also time that renewal alone in this process, against the same replica.
 
@@ -55,10 +55,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import resource
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -71,7 +74,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import locust_command, replica, run_locust, run_locusts_together
+from benchlib import locust_command, replica, run_locust, run_locusts_together, stop_process
+from routers_targets import find, free_port, on_free_ports, started
 
 AIM = 0.97
 FULL_SPEED_RPS = 5000
@@ -405,6 +409,175 @@ def side_by_side(url: str, args: argparse.Namespace, stream: tuple[str, ...], pr
     return s_long.rps, p_long.rps, a, b
 
 
+# ## The target: a fixed answer that costs far less than Locust
+
+
+NGINX_ANSWER = """worker_processes 1;
+pid {dir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000000;
+    keepalive_timeout 600s;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            return 200 '{body}';
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def target(kind: str, env: dict[str, str]) -> Iterator[str]:
+    """The URL the load goes to. "nginx": Debian's nginx answering every request with a
+    replica's answer (BODY), at a few percent of Locust's CPU per request, so that Locust alone
+    is the bottleneck and its whole cost shows. "replica": the whoami replica (needed for
+    streaming); it costs about as much CPU per request as Locust does, so on a 2-core machine
+    it can be the bottleneck and hide part of the user's cost."""
+    if kind == "replica":
+        with replica(env=env) as url:
+            yield url
+        return
+    binary = find("nginx")
+    if binary is None:
+        raise SystemExit("bench_recorder: nginx not found (apt-get install nginx), or give "
+                         "--target replica")
+    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as tmp:
+        def start() -> tuple[str, subprocess.Popen[bytes]]:
+            port = free_port()
+            conf = Path(tmp) / "nginx.conf"
+            conf.write_text(NGINX_ANSWER.format(dir=tmp, port=port, body=BODY.decode()))
+            url = f"http://127.0.0.1:{port}"
+            return url, started([binary, "-p", tmp, "-c", str(conf), "-e",
+                                 f"{tmp}/error.log", "-g", "daemon off;"],
+                                Path(tmp) / "error.log", url, "nginx")
+
+        url, proc = on_free_ports(start)
+        try:
+            yield url
+        finally:
+            stop_process(proc)
+
+
+# ## Interleaved: both processes alive, each run in turn for a slot of a second
+
+
+@dataclass
+class Side:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int  # scripts/benchcount.py's
+    metrics_port: int | None = None
+    requests: int = 0
+    seconds: float = 0.0
+    cpu_s: float = 0.0
+
+    def read(self) -> tuple[int, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=30) as answer:
+            count, cpu = answer.read().split()
+        return int(count), float(cpu)
+
+
+def interleave(url: str, args: argparse.Namespace, stream: tuple[str, ...], tmp: Path
+               ) -> dict[str, Any]:
+    """StickyUser as shipped and the bare user, each one Locust process for the whole run,
+    take turns (SIGSTOP/SIGCONT) in slots of `--slot-seconds`, `--interleave` slots each: a
+    slow spell of the shared machine then weighs on both sides alike. Each side's rate and
+    CPU per request count only its own slots (scripts/benchcount.py reads them at each end
+    of a slot); with --metrics the StickyUser's metrics are scraped once in each of its
+    slots. Prints, and returns, both rates, the ratio of the totals, and the geometric mean
+    of the slot pairs' ratios with its 95% interval."""
+    sides: list[Side] = []
+    run_s = int(args.interleave * 2 * (args.slot_seconds + 0.5)) + 120
+    try:
+        for name, locustfile, extra in (
+                ("StickyUser", "locustfiles/sticky.py", ("StickyUser",)),
+                ("bare", "locustfiles/plain.py", ())):
+            port, metrics = free_port(), free_port() if args.metrics and extra else None
+            options = [*stream, "--csv", str(tmp / f"interleaved_{name}")]
+            if extra:
+                options += [*NO_VERDICT, *(("--metrics-port", str(metrics)) if metrics else ())]
+            cmd = locust_command(f"{locustfile},scripts/benchcount.py", url, args.users, run_s,
+                                 *options)
+            cmd += extra
+            proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "BENCH_COUNT_PORT": str(port)})
+            sides.append(Side(name, proc, port, metrics))
+        for side in sides:  # until its users are sending
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(OSError, ValueError):
+                    if side.read()[0] > 0:
+                        break
+                if side.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the {side.name} Locust process did not start sending")
+                time.sleep(0.2)
+        for side in sides:
+            os.kill(side.proc.pid, signal.SIGSTOP)
+        pairs: list[float] = []
+        for k in range(args.interleave):
+            rates = {}
+            for side in (sides if k % 2 == 0 else sides[::-1]):
+                os.kill(side.proc.pid, signal.SIGCONT)
+                (n0, c0), t0 = side.read(), time.monotonic()
+                time.sleep(args.slot_seconds)
+                if side.metrics_port is not None:
+                    with urllib.request.urlopen(
+                            f"http://127.0.0.1:{side.metrics_port}/metrics", timeout=30) as a:
+                        a.read()
+                (n1, c1), t1 = side.read(), time.monotonic()
+                os.kill(side.proc.pid, signal.SIGSTOP)
+                side.requests += n1 - n0
+                side.seconds += t1 - t0
+                side.cpu_s += c1 - c0
+                rates[side.name] = (n1 - n0) / (t1 - t0)
+            if rates["bare"] > 0 and rates["StickyUser"] > 0:
+                pairs.append(rates["StickyUser"] / rates["bare"])
+            if (k + 1) % 50 == 0:
+                print(f"  interleaved: {k + 1} slots each, ratio so far "
+                      f"{ratio_of(sides):.3f}", flush=True)
+    finally:
+        for side in sides:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(side.proc.pid, signal.SIGCONT)
+            stop_process(side.proc)
+    sticky, bare = sides
+    logs = [math.log(r) for r in pairs]
+    mean = statistics.fmean(logs)
+    half = 1.96 * statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else math.inf
+    figures = {
+        "sticky_rps": sticky.requests / sticky.seconds, "bare_rps": bare.requests / bare.seconds,
+        "sticky_cpu_us": 1e6 * sticky.cpu_s / sticky.requests,
+        "bare_cpu_us": 1e6 * bare.cpu_s / bare.requests, "ratio": ratio_of(sides),
+        "geometric_mean": math.exp(mean), "low": math.exp(mean - half),
+        "high": math.exp(mean + half), "slots": len(pairs)}
+    what = "StickyUser as shipped" + (" + live metrics" if args.metrics else "")
+    print(f"interleaved ({len(pairs)} slots of {args.slot_seconds:g} s each, taking turns): "
+          f"{what} {figures['sticky_rps']:.0f} req/s ({figures['sticky_cpu_us']:.1f} us CPU "
+          f"per request), bare FastHttpUser {figures['bare_rps']:.0f} req/s "
+          f"({figures['bare_cpu_us']:.1f} us): ratio {figures['ratio']:.3f} (aim {AIM}); "
+          f"geometric mean of the slots' ratios {figures['geometric_mean']:.3f}, 95% interval "
+          f"{figures['low']:.3f}-{figures['high']:.3f}; CPU ratio "
+          f"{figures['bare_cpu_us'] / figures['sticky_cpu_us']:.3f}")
+    return figures
+
+
+def ratio_of(sides: list[Side]) -> float:
+    sticky, bare = sides
+    if not (sticky.seconds and bare.seconds and bare.requests):
+        return math.nan
+    return (sticky.requests / sticky.seconds) / (bare.requests / bare.seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     # many short rounds: on a shared machine a round's ratio swings by 5-10% either way with
@@ -419,12 +592,29 @@ def main() -> None:
                         help="both sides stream POST /generate for N tokens (default 0: POST /)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="each round also runs both sides at the same moment (equal load)")
+    parser.add_argument("--target", choices=("nginx", "replica"), default=None,
+                        help="what answers: nginx with a replica's fixed answer (default: "
+                             "Locust alone is the bottleneck) or the whoami replica (the "
+                             "default with --stream-tokens, which nginx cannot answer)")
+    parser.add_argument("--interleave", type=int, default=0, metavar="SLOTS",
+                        help="instead of rounds: both Locust processes alive, taking turns "
+                             "(SIGSTOP/SIGCONT) for SLOTS slots each; the ratio of the turns")
+    parser.add_argument("--slot-seconds", type=float, default=1.0,
+                        help="a turn's length with --interleave (default 1). The users' "
+                             "renewal floor is wall-clock time, which runs while a side "
+                             "waits its turn: StickyUser then renews about twice as often "
+                             "per request as in a run of its own (a bias against it)")
     parser.add_argument("--reconnect-leg", action="store_true",
                         help="each round also runs StickyUser with --reconnect-every 0: what "
                              "the default renewal of connections costs")
     args = parser.parse_args()
     if args.rounds < 1 or args.seconds < 2 or args.users < 1:
         parser.error("--rounds must be >= 1, --seconds >= 2 and --users >= 1")
+    if args.interleave < 0 or not 0.2 <= args.slot_seconds <= 60:
+        parser.error("--interleave must be >= 0 and --slot-seconds in 0.2..60")
+    kind = args.target or ("replica" if args.stream_tokens > 0 else "nginx")
+    if kind == "nginx" and args.stream_tokens > 0:
+        parser.error("--stream-tokens needs --target replica (nginx answers no stream)")
     recorded: list[Measured] = []
     bare: list[Measured] = []
     kept: list[Measured] = []  # StickyUser with --reconnect-every 0 (--reconnect-leg)
@@ -438,8 +628,15 @@ def main() -> None:
     no_delays = {"WHOAMI_TOKEN_MS": "0", "WHOAMI_PREFILL_MS_PER_TOKEN": "0"}
     if stream:
         print(f"streaming: POST /generate for {args.stream_tokens} tokens, no replica delays")
-    with replica(env=no_delays) as url, \
+    print(f"target: {kind}" + (" (a fixed answer: Locust is the bottleneck)" if kind == "nginx"
+                               else " (it may be the bottleneck: then the ratio flatters)"))
+    with target(kind, no_delays) as url, \
             tempfile.TemporaryDirectory(prefix="bench_recorder_") as tmp:
+        if args.interleave:
+            turns = interleave(url, args, stream, Path(tmp))
+            if args.json:
+                print(json.dumps({"interleaved": turns}))
+            return
         for n in range(1, args.rounds + 1):
             def sticky_leg(n: int = n, *extra: str, seconds: int = args.seconds,
                            name: str = "round", require: bool = True) -> Measured:
@@ -548,14 +745,14 @@ def main() -> None:
     print(f"with live metrics: {metered:.2f} us against {bare_cpu:.0f} us: ratio "
           f"{bare_cpu / (bare_cpu + metered):.3f} at full CPU")
     if RENEWAL in parts:
-        # users renew after 50 requests and at most once a second: at this rate per user,
+        # users renew after 50 requests and at most once every RENEW_MIN_S: at this rate per user,
         # after max(50, rate) requests (locust was imported by parts_us, unpatched)
         from locustfiles.users import RENEW_MIN_S
 
         per_user = bare_rps / args.users
         every = max(50.0, per_user * RENEW_MIN_S)
         renewal = parts[RENEWAL] * 50 / every
-        print(f"a new connection after 50 requests and at most once a second: at "
+        print(f"a new connection after 50 requests and at most once every {RENEW_MIN_S:g} s: at "
               f"{per_user:.0f} req/s per user one every {every:.0f} requests, {renewal:.2f} us "
               f"per request against {bare_cpu:.0f} us: ratio "
               f"{bare_cpu / (bare_cpu + renewal):.3f} at full CPU (every 50 requests: "

@@ -216,9 +216,10 @@ def test_a_factory_method_of_a_user_class_makes_one_context_for_all_its_users() 
     assert len(made) == 1
 
 
-def test_a_fast_user_renews_at_most_once_a_second() -> None:
-    """K = 3 at the shipped floor: a user that sends K requests in far less than a second
-    renews once (its first renewal, within K), then not again until a second has passed."""
+def test_a_fast_user_renews_at_most_once_per_floor() -> None:
+    """K = 3 at the shipped floor (RENEW_MIN_S): a user that sends K requests in far less
+    than the floor renews once (its first renewal, within K), then not again until the floor
+    has passed."""
     with capture() as server:
         user = started(server.url, renew_min_s=RENEW_MIN_S, reconnect_every=3)
         for _ in range(4):  # the first renewal by the 3rd, whatever the random start
@@ -228,7 +229,7 @@ def test_a_fast_user_renews_at_most_once_a_second() -> None:
         for _ in range(9):
             user.whoami()
         assert server.connections == 2
-        user._renewed -= RENEW_MIN_S  # a second later: the count was reached long ago
+        user._renewed -= RENEW_MIN_S  # the floor later: the count was reached long ago
         user.whoami()  # renews after this one
         user.whoami()
         user.client.client.close()

@@ -15,7 +15,7 @@ from reports import charts
 from reports.api import load_run as api_load_run
 from reports.config import ReportConfig
 from reports.load import read_run as load_run
-from reports.metrics import Analysis, analyze
+from reports.metrics import Analysis, analyze, latency_sorted, latency_without
 from reports.stats import wilson
 from tests.support.rows import (
     CHANGE_AT,
@@ -203,6 +203,27 @@ def test_latency_by_state(tmp_path: Path) -> None:
     assert (lat["after_switch"].count, lat["after_switch"].p50_ms) == (10, 50)
     assert lat["all"].count == len(rows) and lat["errors"].count == 0
     assert lat["all"].max_ms == 100 and s.cache is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_latency_read_from_all_without_some_is_that_of_the_rest(seed: int) -> None:
+    """"repeat" is read from the sorted times of all requests without the others: the same
+    count, percentiles, maximum and curve, bit for bit, as sorting the rest; the mean to the
+    last digits."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    values = rng.integers(0, 40, n).astype(np.float64) / 4 + rng.random(n) * (seed % 2)
+    out = rng.random(n) < (0.0, 0.02, 0.4, 1.0, 0.97)[seed]
+    expected, expected_curve, _ = latency_sorted(values[~out])
+    ordered = np.sort(values)
+    got, curve = latency_without(ordered, np.sort(values[out]), float(ordered.sum()))
+    assert (got.count, got.p50_ms, got.p95_ms, got.p99_ms, got.max_ms) == (
+        expected.count, expected.p50_ms, expected.p95_ms, expected.p99_ms, expected.max_ms)
+    if expected_curve is None:
+        assert curve is None and got.mean_ms is None
+    else:
+        assert curve is not None and np.array_equal(curve.x, expected_curve.x)
+        assert got.mean_ms == pytest.approx(expected.mean_ms, rel=1e-12, abs=1e-12)
 
 
 def test_cache_hit_rate_and_latency(tmp_path: Path) -> None:
