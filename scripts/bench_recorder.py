@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """The whole user's cost: StickyUser as shipped against a bare FastHttpUser, and the listener's.
 
-The same load (50 users, each POSTing `{}` with its own Modal-Session-Id) runs straight at one
-replica, alternated round by round in one run: `locustfiles/sticky.py StickyUser` with `--csv`
-(every request parsed, counted per session and written to the request file) and
+The same load (50 users, each POSTing `{}` with its own Modal-Session-Id) runs at one target,
+nginx answering every request with a replica's answer (`--target replica`: the whoami replica,
+which costs about as much CPU per request as Locust and can hide part of the user's cost on a
+2-core machine), alternated round by round in one run: `locustfiles/sticky.py StickyUser`
+with `--csv` (every request parsed, counted per session and written to the request file) and
 `locustfiles/plain.py` (PlainUser: the same requests, nothing recorded), both with `--csv`
 so that Locust's own statistics CSVs weigh the same on both sides. StickyUser is the user as
 shipped: its headers, body, context, answer parsing, recording and the affinity and conversation
@@ -28,6 +30,13 @@ Arrow batch on disk, per row). Times are CPU time of this process, best of 5.
 
     .venv/bin/python scripts/bench_recorder.py [--rounds 9] [--seconds 6] [--users 50]
     .venv/bin/python scripts/bench_recorder.py --stream-tokens 16   # streaming users
+
+With `--interleave SLOTS` both sides instead take turns (SIGSTOP/SIGCONT), one slot of
+`--slot-seconds` at a time, each side one Locust process per block of `--block-slots` slots;
+each side's requests and CPU count only its own slots (read by scripts/benchcount.py), so that
+a slow spell of the shared machine weighs on both alike, and the fresh processes of each block
+average over what differs from one process to the next. It prints both rates, their ratio,
+the CPU ratio and the geometric mean of the blocks' ratios with its 95% interval.
 
 With `--metrics` the StickyUser side also serves live Prometheus metrics (`--metrics-port`,
 locustfiles/livemetrics.py), scraped once a second by this script as Prometheus would: the
@@ -472,6 +481,8 @@ def target(kind: str, env: dict[str, str]) -> Iterator[str]:
 
 @dataclass
 class Side:
+    """One side's Locust process of a block, and what its slots measured."""
+
     name: str
     proc: subprocess.Popen[bytes]
     port: int  # scripts/benchcount.py's
@@ -485,30 +496,26 @@ class Side:
             count, cpu = answer.read().split()
         return int(count), float(cpu)
 
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else math.nan
 
-def interleave(url: str, args: argparse.Namespace, stream: tuple[str, ...], tmp: Path
-               ) -> dict[str, Any]:
-    """StickyUser as shipped and the bare user, each one Locust process for the whole run,
-    take turns (SIGSTOP/SIGCONT) in slots of `--slot-seconds`, `--interleave` slots each: a
-    slow spell of the shared machine then weighs on both sides alike. Each side's rate and
-    CPU per request count only its own slots (scripts/benchcount.py reads them at each end
-    of a slot); with --metrics the StickyUser's metrics are scraped once in each of its
-    slots. Prints, and returns, both rates, the ratio of the totals, and the geometric mean
-    of the slot pairs' ratios with its 95% interval."""
+
+def start_sides(url: str, args: argparse.Namespace, stream: tuple[str, ...], prefix: Path,
+                run_s: int) -> list[Side]:
+    """StickyUser's and the bare user's Locust processes, sending, then stopped (SIGSTOP)."""
     sides: list[Side] = []
-    run_s = int(args.interleave * 2 * (args.slot_seconds + 0.5)) + 120
     try:
         for name, locustfile, extra in (
                 ("StickyUser", "locustfiles/sticky.py", ("StickyUser",)),
                 ("bare", "locustfiles/plain.py", ())):
             port, metrics = free_port(), free_port() if args.metrics and extra else None
-            options = [*stream, "--csv", str(tmp / f"interleaved_{name}")]
+            options = [*stream, "--csv", f"{prefix}_{name}"]
             if extra:
                 options += [*NO_VERDICT, *(("--metrics-port", str(metrics)) if metrics else ())]
             cmd = locust_command(f"{locustfile},scripts/benchcount.py", url, args.users, run_s,
                                  *options)
-            cmd += extra
-            proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent,
+            proc = subprocess.Popen([*cmd, *extra], cwd=Path(__file__).resolve().parent.parent,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env={**os.environ, "BENCH_COUNT_PORT": str(port)})
             sides.append(Side(name, proc, port, metrics))
@@ -521,61 +528,103 @@ def interleave(url: str, args: argparse.Namespace, stream: tuple[str, ...], tmp:
                 if side.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the {side.name} Locust process did not start sending")
                 time.sleep(0.2)
-        for side in sides:
             os.kill(side.proc.pid, signal.SIGSTOP)
-        pairs: list[float] = []
-        for k in range(args.interleave):
-            rates = {}
-            for side in (sides if k % 2 == 0 else sides[::-1]):
-                os.kill(side.proc.pid, signal.SIGCONT)
-                (n0, c0), t0 = side.read(), time.monotonic()
-                time.sleep(args.slot_seconds)
-                if side.metrics_port is not None:
-                    with urllib.request.urlopen(
-                            f"http://127.0.0.1:{side.metrics_port}/metrics", timeout=30) as a:
-                        a.read()
-                (n1, c1), t1 = side.read(), time.monotonic()
-                os.kill(side.proc.pid, signal.SIGSTOP)
-                side.requests += n1 - n0
-                side.seconds += t1 - t0
-                side.cpu_s += c1 - c0
-                rates[side.name] = (n1 - n0) / (t1 - t0)
-            if rates["bare"] > 0 and rates["StickyUser"] > 0:
-                pairs.append(rates["StickyUser"] / rates["bare"])
-            if (k + 1) % 50 == 0:
-                print(f"  interleaved: {k + 1} slots each, ratio so far "
-                      f"{ratio_of(sides):.3f}", flush=True)
-    finally:
+    except BaseException:
+        stop_sides(sides)
+        raise
+    return sides
+
+
+def stop_sides(sides: list[Side]) -> None:
+    for side in sides:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(side.proc.pid, signal.SIGCONT)
+        stop_process(side.proc)
+
+
+def take_turns(sides: list[Side], slots: int, slot_s: float) -> None:
+    """`slots` turns of `slot_s` each, in alternating order; each side counts its own."""
+    for k in range(slots):
+        for side in (sides if k % 2 == 0 else sides[::-1]):
+            os.kill(side.proc.pid, signal.SIGCONT)
+            (n0, c0), t0 = side.read(), time.monotonic()
+            time.sleep(slot_s)
+            if side.metrics_port is not None:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{side.metrics_port}/metrics", timeout=30) as a:
+                    a.read()
+            (n1, c1), t1 = side.read(), time.monotonic()
+            os.kill(side.proc.pid, signal.SIGSTOP)
+            side.requests += n1 - n0
+            side.seconds += t1 - t0
+            side.cpu_s += c1 - c0
+
+
+def interleave(url: str, args: argparse.Namespace, stream: tuple[str, ...], tmp: Path
+               ) -> dict[str, Any]:
+    """StickyUser as shipped and the bare user take turns (SIGSTOP/SIGCONT), one slot of
+    `--slot-seconds` at a time, each side one Locust process per block of `--block-slots`
+    slots: a slow spell of the shared machine weighs on both sides alike, and fresh processes
+    at each block average over what differs from one process to the next (memory layout,
+    hash seeds: a few percent either way). Each side's rate and CPU per request count only
+    its own slots (scripts/benchcount.py reads them at each end of a slot); with --metrics
+    the StickyUser's metrics are scraped once in each of its slots. Prints, and returns, both
+    rates, the ratio of the totals, the CPU ratio, and the geometric mean of the blocks'
+    ratios with its 95% interval (Student's t over the blocks)."""
+    blocks = max(1, math.ceil(args.interleave / args.block_slots))
+    run_s = int(args.block_slots * 2 * (args.slot_seconds + 0.5)) + 120
+    totals = {"StickyUser": [0, 0.0, 0.0], "bare": [0, 0.0, 0.0]}  # requests, s, CPU s
+    ratios: list[float] = []
+    for block in range(blocks):
+        slots = min(args.block_slots, args.interleave - block * args.block_slots)
+        sides = start_sides(url, args, stream, tmp / f"block{block}", run_s)
+        try:
+            take_turns(sides if block % 2 == 0 else sides[::-1], slots, args.slot_seconds)
+        finally:
+            stop_sides(sides)
+        sticky, bare = sides
+        if not (sticky.requests and bare.requests):
+            raise RuntimeError(f"block {block + 1}: no requests measured on one side")
+        ratios.append(sticky.rate / bare.rate)
         for side in sides:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(side.proc.pid, signal.SIGCONT)
-            stop_process(side.proc)
-    sticky, bare = sides
-    logs = [math.log(r) for r in pairs]
+            total = totals[side.name]
+            total[0] += side.requests
+            total[1] += side.seconds
+            total[2] += side.cpu_s
+        print(f"  block {block + 1}/{blocks}: {slots} slots each, StickyUser {sticky.rate:.0f} "
+              f"req/s, bare {bare.rate:.0f} req/s, ratio {ratios[-1]:.3f}", flush=True)
+    (s_n, s_t, s_cpu), (b_n, b_t, b_cpu) = totals["StickyUser"], totals["bare"]
+    logs = [math.log(r) for r in ratios]
     mean = statistics.fmean(logs)
-    half = 1.96 * statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else math.inf
+    half = t95(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs)) \
+        if len(logs) > 1 else math.inf
     figures = {
-        "sticky_rps": sticky.requests / sticky.seconds, "bare_rps": bare.requests / bare.seconds,
-        "sticky_cpu_us": 1e6 * sticky.cpu_s / sticky.requests,
-        "bare_cpu_us": 1e6 * bare.cpu_s / bare.requests, "ratio": ratio_of(sides),
+        "sticky_rps": s_n / s_t, "bare_rps": b_n / b_t, "sticky_cpu_us": 1e6 * s_cpu / s_n,
+        "bare_cpu_us": 1e6 * b_cpu / b_n, "ratio": (s_n / s_t) / (b_n / b_t),
         "geometric_mean": math.exp(mean), "low": math.exp(mean - half),
-        "high": math.exp(mean + half), "slots": len(pairs)}
+        "high": math.exp(mean + half), "blocks": ratios, "slots": args.interleave}
     what = "StickyUser as shipped" + (" + live metrics" if args.metrics else "")
-    print(f"interleaved ({len(pairs)} slots of {args.slot_seconds:g} s each, taking turns): "
-          f"{what} {figures['sticky_rps']:.0f} req/s ({figures['sticky_cpu_us']:.1f} us CPU "
-          f"per request), bare FastHttpUser {figures['bare_rps']:.0f} req/s "
-          f"({figures['bare_cpu_us']:.1f} us): ratio {figures['ratio']:.3f} (aim {AIM}); "
-          f"geometric mean of the slots' ratios {figures['geometric_mean']:.3f}, 95% interval "
-          f"{figures['low']:.3f}-{figures['high']:.3f}; CPU ratio "
-          f"{figures['bare_cpu_us'] / figures['sticky_cpu_us']:.3f}")
+    print(f"interleaved ({args.interleave} slots of {args.slot_seconds:g} s each, taking turns, "
+          f"fresh processes every {args.block_slots}): {what} {figures['sticky_rps']:.0f} req/s "
+          f"({figures['sticky_cpu_us']:.1f} us CPU per request), bare FastHttpUser "
+          f"{figures['bare_rps']:.0f} req/s ({figures['bare_cpu_us']:.1f} us): ratio "
+          f"{figures['ratio']:.3f} (aim {AIM}); CPU ratio "
+          f"{figures['bare_cpu_us'] / figures['sticky_cpu_us']:.3f}; geometric mean of the "
+          f"{blocks} blocks' ratios {figures['geometric_mean']:.3f}, 95% interval "
+          f"{figures['low']:.3f}-{figures['high']:.3f}")
     return figures
 
 
-def ratio_of(sides: list[Side]) -> float:
-    sticky, bare = sides
-    if not (sticky.seconds and bare.seconds and bare.requests):
-        return math.nan
-    return (sticky.requests / sticky.seconds) / (bare.requests / bare.seconds)
+def t95(df: int) -> float:
+    """Student's t, two-sided 95%, for `df` degrees of freedom (scipy is not a dependency
+    here: a table, then the normal's 1.96)."""
+    table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
+             2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086)
+    if df < 1:
+        return math.inf
+    if df <= len(table):
+        return table[df - 1]
+    return 2.086 if df <= 30 else 2.042 if df <= 60 else 2.0  # rounded up: never too narrow
 
 
 def main() -> None:
@@ -599,6 +648,9 @@ def main() -> None:
     parser.add_argument("--interleave", type=int, default=0, metavar="SLOTS",
                         help="instead of rounds: both Locust processes alive, taking turns "
                              "(SIGSTOP/SIGCONT) for SLOTS slots each; the ratio of the turns")
+    parser.add_argument("--block-slots", type=int, default=10,
+                        help="with --interleave: fresh Locust processes every this many slots "
+                             "(default 10): one process's speed differs from the next's")
     parser.add_argument("--slot-seconds", type=float, default=1.0,
                         help="a turn's length with --interleave (default 1). The users' "
                              "renewal floor is wall-clock time, which runs while a side "
@@ -610,8 +662,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1 or args.seconds < 2 or args.users < 1:
         parser.error("--rounds must be >= 1, --seconds >= 2 and --users >= 1")
-    if args.interleave < 0 or not 0.2 <= args.slot_seconds <= 60:
-        parser.error("--interleave must be >= 0 and --slot-seconds in 0.2..60")
+    if args.interleave < 0 or args.block_slots < 1 or not 0.2 <= args.slot_seconds <= 60:
+        parser.error("--interleave must be >= 0, --block-slots >= 1 and --slot-seconds in "
+                     "0.2..60")
     kind = args.target or ("replica" if args.stream_tokens > 0 else "nginx")
     if kind == "nginx" and args.stream_tokens > 0:
         parser.error("--stream-tokens needs --target replica (nginx answers no stream)")
