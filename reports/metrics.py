@@ -572,12 +572,13 @@ def outages(frame: Frame, start: float, end: float) -> list[Outage]:
         return []
     bins = int((end - start) // 1.0) + 1
     sent = np.zeros(bins, dtype=np.int64)
-    good = np.zeros(bins, dtype=np.int64)
+    failed = np.zeros(bins, dtype=np.int64)
     for at in range(0, len(frame.ts), ORDER_BLOCK_ROWS):  # a block's temporaries at a time
         which = ((frame.ts[at:at + ORDER_BLOCK_ROWS] - start) // 1.0).astype(np.int64)
         sent += np.bincount(which, minlength=bins)[:bins]
-        good += np.bincount(which[frame.ok[at:at + ORDER_BLOCK_ROWS]], minlength=bins)[:bins]
-    failed = sent - good
+        # the failed requests are the few: counted, and the successes are the rest
+        failed += np.bincount(which[~frame.ok[at:at + ORDER_BLOCK_ROWS]], minlength=bins)[:bins]
+    good = sent - failed
     out: list[Outage] = []
     i = 0
     duration = max(end - start, 1e-9)
