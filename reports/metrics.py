@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -46,9 +45,9 @@ from reports.gates import control_as_sticky
 from reports.lanes import Lanes, lanes_of_rows
 from reports.load import Labels, RawRun, Requests
 from reports.stats import (
-    QUANTILES,
     Curve,
     balance_figures,
+    curve_at,
     curve_sorted,
     curve_sorted_without,
     expected_max_ratio,
@@ -77,7 +76,6 @@ from reports.summary import (
 Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
-Item = TypeVar("Item", bound=np.generic)
 
 (OK, BAD_BODY, S401, S429, S503, S4XX, S5XX, CONNECTION, OTHER, STREAM_CUT,
  STREAM_SHORT) = range(len(ERROR_CLASSES))
@@ -318,11 +316,6 @@ def session_blocks(sess: NDArray[np.int32], n_sessions: int, rows: int
     edges = np.unique(np.concatenate(([0], sess[::rows][1:], [n_sessions]))).astype(np.int64)
     at = np.searchsorted(sess, edges.astype(sess.dtype))  # (in its dtype: no wider copy)
     return [(int(at[j]), int(at[j + 1])) for j in range(len(edges) - 1)]
-
-
-def successful(ok: Ok, values: NDArray[Item]) -> NDArray[Item]:
-    """A Frame column's values of the successful requests (a copy only when some failed)."""
-    return values if ok.everyone else values[ok.mask]
 
 
 def count_where(values: NDArray[np.integer], where: Bools | None, size: int) -> Ints:
@@ -1208,7 +1201,7 @@ def latency_without(ordered: Floats, removed: Floats, total: float
         return Latency(), None
     p50, p95, p99, top = (float(x) for x in quantiles_at(kept, n, [0.5, 0.95, 0.99, 1.0]))
     mean = (total - float(removed.sum())) / n
-    return Latency(n, mean, p50, p95, p99, top), Curve(n, quantiles_at(kept, n, QUANTILES))
+    return Latency(n, mean, p50, p95, p99, top), curve_at(kept, n)
 
 
 def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = None

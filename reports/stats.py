@@ -119,9 +119,16 @@ class Curve:
     x: NDArray[np.float64]
 
 
+def curve_at(value: Callable[[NDArray[np.int64]], NDArray[np.float64]], n: int
+             ) -> Curve | None:
+    """The curve of n values sorted ascending, the i-th of them `value(i)` (None when n is
+    0)."""
+    return Curve(n, quantiles_at(value, n, QUANTILES)) if n > 0 else None
+
+
 def curve_sorted(values: NDArray[np.float64]) -> Curve | None:
     """The curve of values already sorted ascending (None when there are none)."""
-    return Curve(len(values), quantiles_sorted(values, QUANTILES)) if len(values) else None
+    return curve_at(values.__getitem__, len(values))
 
 
 def sorted_without(values: NDArray[np.float64], removed: NDArray[np.float64]
@@ -151,7 +158,7 @@ def curve_sorted_without(values: NDArray[np.float64], removed: NDArray[np.float6
     """Exactly `curve_sorted` of the rest of `values` once `removed` is taken out, NaN left
     out (`sorted_without`: that rest is neither made nor sorted)."""
     n, kept = sorted_without(values, removed)
-    return Curve(n, quantiles_at(kept, n, QUANTILES)) if n > 0 else None
+    return curve_at(kept, n)
 
 
 def balance_figures(loads: NDArray[np.int64]) -> tuple[float | None, float | None, float | None]:

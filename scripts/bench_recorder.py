@@ -616,15 +616,15 @@ def interleave(url: str, args: argparse.Namespace, stream: tuple[str, ...], tmp:
 
 
 def t95(df: int) -> float:
-    """Student's t, two-sided 95%, for `df` degrees of freedom (scipy is not a dependency
-    here: a table, then the normal's 1.96)."""
+    """Student's t, two-sided 95%, for `df` degrees of freedom (scipy is not a dependency:
+    a table to 20, then the value at the low end of each wider range, never too narrow)."""
     table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
              2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086)
     if df < 1:
         return math.inf
     if df <= len(table):
         return table[df - 1]
-    return 2.086 if df <= 30 else 2.042 if df <= 60 else 2.0  # rounded up: never too narrow
+    return 2.086 if df <= 30 else 2.042 if df <= 60 else 2.0
 
 
 def main() -> None:
