@@ -5,12 +5,14 @@
 
 The Locust process that sees every request serves them (a local run, or the master in
 distributed runs: the workers' rows reach it as they reach the recorder, so the figures are
-merged across workers). The recorder hands each row over (`observe`, `observe_columns`), and
-this module only counts: a few dict updates per row, the per-session state the figures need
-(the last container, whether the session had two answers, whether it moved), and per-second
-buckets of switches for flaps. The exposition is prometheus-client's, from a collector that
-turns these counts into metric families when scraped, on a registry of the run's own
-(`CollectorRegistry`, never the global one). docs/metrics-live.md lists the metrics.
+merged across workers). The recorder hands the rows over a batch at a time (`observe_batch`,
+locustfiles/batch.py: once a second, so a scrape shows the run up to the last second, and all
+of it at the end), and this module only counts:
+requests by label set, the per-session state the figures need (the last container, whether
+the session had two answers, whether it moved), and per-second buckets of switches for flaps.
+The exposition is prometheus-client's, from a collector that turns these counts into metric
+families when scraped, on a registry of the run's own (`CollectorRegistry`, never the global
+one). docs/metrics-live.md lists the metrics.
 
 Membership, live: a container is live from its first answer until it has been silent for
 `IDLE_S` seconds while others answered; containers first seen within `STARTUP_S` of the run's
@@ -39,6 +41,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import gevent
+import numpy as np
 from gevent.pywsgi import WSGIServer
 from locust.env import Environment
 from locust.event import Events
@@ -51,7 +54,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from locustfiles.rowbuffer import DENSE, Note
+from locustfiles.batch import AFFINITY, Batch, one_row
 from locustfiles.summary import error_kind
 
 logger = logging.getLogger(__name__)
@@ -61,15 +64,13 @@ USAGE_EXIT_CODE = 2
 BOUNDS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
              10000.0, 30000.0, 60000.0)
 LE = (*(f"{b / 1000:g}" for b in BOUNDS_MS), "+Inf")
+BOUNDS = np.array(BOUNDS_MS)
 IDLE_S = 5  # a container silent this long, while others answered, left the live set
 STARTUP_S = 2  # containers first seen this soon after the first answer were there all along
 SETTLE_S = 2  # a switch this soon after a change was forced by it (the report's --settle)
 NO_ERROR = "none"
 NO_CACHE = "none"
 MISSING: Any = object()
-COLUMNS = tuple(DENSE.index(c) for c in ("session_id", "user_class", "status", "container_id",
-                                         "cache", "response_time_ms"))
-
 
 def port_number(text: str) -> int:
     """argparse `type=`: 0 (off) or a TCP port."""
@@ -123,7 +124,7 @@ class SessionState:
 
 
 class Counts:
-    """The counts of one test (reset at each start); `observe` is the hot path."""
+    """The counts of one test (reset at each start), a batch of rows at a time."""
 
     def __init__(self) -> None:
         # (user_class, status, error kind, container, cache, latency bucket) -> [count, sum ms]
@@ -148,75 +149,127 @@ class Counts:
     def observe(self, session_id: str | None, user_class: str | None, status: int,
                 container: str | None, cache: str | None, error: str | None,
                 response_ms: float, stream: Any = None, affinity: str | None = None) -> None:
-        """One row (a request, failures included): a few dict updates, the hot path."""
-        if user_class is None:
-            user_class = "?"
-        key = (user_class, status, NO_ERROR if error is None else error_kind(status, error),
-               container, cache, bisect_left(BOUNDS_MS, response_ms))
-        cell = self.cells.get(key)
-        if cell is None:
-            cell = self.cells[key] = [0, 0.0]
-        cell[0] += 1
-        cell[1] += response_ms
-        if stream is not None and stream[1] is not None:
-            ttft = float(stream[1])
-            tkey = (user_class, cache, bisect_left(BOUNDS_MS, ttft))
-            tcell = self.ttft.get(tkey)
-            if tcell is None:
-                tcell = self.ttft[tkey] = [0, 0.0]
-            tcell[0] += 1
-            tcell[1] += ttft
-        tick = self.tick
-        if container is not None and self.seen.get(container) != tick:
-            self.seen[container] = tick
-            if container not in self.first:
-                self._first_answer(container)
-        if session_id is None:
-            return
-        state = self.sessions.get(session_id)
-        if state is None:
-            state = self.sessions[session_id] = SessionState()
-            figures = self.classes.get(user_class)
-            if figures is None:
-                figures = self.classes[user_class] = [0, 0, 0, 0, 0]
-                self.affinity[user_class] = affinity or "unknown"
-            figures[0] += 1
-        if container is None:
-            return
-        last = state.last
-        if last is None:
-            state.last = container
-            state.answered = 1
-            return
-        if container == last and state.answered == 2:  # the usual answer: one count
-            self.classes[user_class][4] += 1  # a transition
-            return
-        figures = self.classes[user_class]
-        figures[4] += 1  # a transition
-        if state.answered < 2:
-            state.answered = 2
-            figures[1] += 1
-        if container != last:
-            figures[3] += 1
-            state.last = container
-            if not state.moved:
-                state.moved = True
-                figures[2] += 1
-            self.pending[(tick, user_class, last, container)] += 1
+        """One row (a batch of one: tests, and callers with a row at a time)."""
+        self.observe_batch(one_row(session_id, user_class, affinity, status, container, error,
+                                   cache=cache, response_ms=response_ms, stream=stream))
 
-    def observe_columns(self, dense: list[list[Any]], notes: list[Note]) -> None:
-        """A batch of rows as the recorder's buffers carry them (a worker's payload)."""
-        n = len(dense[0]) if dense else 0
-        errors: list[Any] = [None] * n
-        streams: list[Any] = [None] * n
-        for row, error, stream in notes:
-            errors[row], streams[row] = error, stream
-        sessions, classes, statuses, containers, caches, times = (dense[i] for i in COLUMNS)
-        affinities = dense[DENSE.index("affinity")]
-        observe = self.observe
-        for i in range(n):
-            observe(sessions[i], classes[i], statuses[i] or 0, containers[i], caches[i],
-                    errors[i], float(times[i]), streams[i], affinities[i])
+    def observe_batch(self, batch: Batch) -> None:
+        """Rows, in their order (locustfiles/batch.py), all at the current tick."""
+        if not batch.n:
+            return
+        self._cells(batch)
+        tick = self.tick
+        containers = batch.containers
+        for name in containers.names[:containers.present]:
+            if self.seen.get(name) != tick:
+                self.seen[name] = tick
+                if name not in self.first:
+                    self._first_answer(name)
+        if batch.sessions.present:
+            self._sessions(batch)
+
+    def _cells(self, batch: Batch) -> None:
+        """Requests by (class, status, error kind, container, cache, latency bucket), and the
+        time to first token of streams."""
+        classes, containers, caches = batch.classes, batch.containers, batch.caches
+        status, times = batch.status, batch.response_ms
+        kinds = np.zeros(batch.n, dtype=np.int64)
+        kind_names = [NO_ERROR]
+        for row, error in batch.errors():
+            kind = error_kind(int(status[row]), error)
+            if kind not in kind_names:
+                kind_names.append(kind)
+            kinds[row] = kind_names.index(kind)
+        buckets = np.searchsorted(BOUNDS, times, side="left")
+        statuses, status_codes = np.unique(status, return_inverse=True)
+        key = classes.codes + 1
+        for codes, width in ((status_codes, len(statuses)), (kinds, len(kind_names)),
+                             (containers.codes + 1, containers.present + 1),
+                             (caches.codes + 1, caches.present + 1),
+                             (buckets, len(BOUNDS_MS) + 1)):
+            key = key * width + codes
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        counts = np.bincount(inverse).tolist()
+        sums = np.bincount(inverse, weights=times).tolist()
+        cells = self.cells
+        for row, count, total in zip(first.tolist(), counts, sums, strict=True):
+            cls = classes.name_at(row)
+            cell_key = ("?" if cls is None else cls, int(status[row]),
+                        kind_names[kinds[row]], containers.name_at(row), caches.name_at(row),
+                        int(buckets[row]))
+            cell = cells.get(cell_key)
+            if cell is None:
+                cells[cell_key] = [count, total]
+            else:
+                cell[0] += count
+                cell[1] += total
+        for row, _error, stream in batch.notes:
+            if stream is not None and stream[1] is not None:
+                cls = classes.name_at(row)
+                ttft = float(stream[1])
+                tkey = ("?" if cls is None else cls, caches.name_at(row),
+                        bisect_left(BOUNDS_MS, ttft))
+                tcell = self.ttft.get(tkey)
+                if tcell is None:
+                    tcell = self.ttft[tkey] = [0, 0.0]
+                tcell[0] += 1
+                tcell[1] += ttft
+
+    def _sessions(self, batch: Batch) -> None:
+        """Sessions, repeat and multi-container sessions, transitions and switches (by the
+        class of the row that makes them), and the switches to classify."""
+        classes = batch.classes
+        class_names = ["?" if c is None else c for c in classes.names] + ["?"]  # [-1]: None
+        affinity_of = batch.column(AFFINITY)
+        states: list[SessionState] = []
+        for name, row in zip(batch.sessions.names, batch.sessions.first_rows, strict=True):
+            state = self.sessions.get(name)
+            if state is None:
+                state = self.sessions[name] = SessionState()
+                self._figures(class_names[classes.codes[row]], affinity_of[row])[0] += 1
+            states.append(state)
+        steps = batch.steps([state.last for state in states])
+        if not len(steps.rows):
+            return
+        class_codes = classes.codes[steps.rows]  # of each step's row
+        has_prev, switch = steps.prev >= 0, steps.switch
+        for index, what in ((4, has_prev), (3, switch)):  # transitions, switches
+            counts = np.bincount(class_codes[what] + 1, minlength=len(class_names))
+            for code in np.flatnonzero(counts).tolist():
+                self._figures(class_names[code - 1])[index] += int(counts[code])
+        moved = steps.first_in_group(switch)
+        repeat = steps.first_in_group(has_prev)
+        names = batch.containers.names
+        for g, (code, last) in enumerate(zip(steps.groups.tolist(), steps.last_containers(),
+                                             strict=True)):
+            state = states[code]
+            state.last = names[last]
+            if state.answered < 2:
+                if g in repeat:
+                    state.answered = 2
+                    self._figures(class_names[class_codes[repeat[g]]])[1] += 1
+                else:
+                    state.answered = 1
+            if g in moved and not state.moved:
+                state.moved = True
+                self._figures(class_names[class_codes[moved[g]]])[2] += 1
+        if switch.any():
+            width = len(names)
+            key = ((class_codes[switch] + 1) * width + steps.prev[switch]) * width \
+                + steps.container[switch]
+            found, counts = np.unique(key, return_counts=True)
+            tick = self.tick
+            for k, count in zip(found.tolist(), counts.tolist(), strict=True):
+                rest, new = divmod(k, width)
+                cls, old = divmod(rest, width)
+                self.pending[(tick, class_names[cls - 1], names[old], names[new])] += count
+
+    def _figures(self, user_class: str, affinity: str | None = None) -> list[int]:
+        figures = self.classes.get(user_class)
+        if figures is None:
+            figures = self.classes[user_class] = [0, 0, 0, 0, 0]
+            self.affinity[user_class] = affinity or "unknown"
+        return figures
 
     def _first_answer(self, container: str) -> None:
         self.first[container] = self.tick
@@ -450,10 +503,16 @@ class LiveMetrics:
         self.counts = Counts()
         self.attach()
 
+    def absorb(self) -> None:
+        """The recorder's rows not yet counted, counted now (at the current tick)."""
+        if self.recorder is not None:
+            self.recorder.absorb()
+
     def _tick(self) -> None:
         while True:
             gevent.sleep(1.0)
             try:
+                self.absorb()  # the rows of the second that ends, before the clock moves
                 self.counts.step()
             except Exception:
                 logger.exception("metrics: unexpected error (the run goes on)")

@@ -21,12 +21,14 @@ The parts, one job each:
 - `summary.py`: the per-session counters and the console summary; `ending.py`: the verdict
   and the exit code.
 
-The hot path costs a few microseconds per request (scripts/bench_recorder.py measures each
+The hot path costs about a microsecond per request (scripts/bench_recorder.py measures each
 part): the answer's body is parsed once per distinct body (`Bodies`: the replica's answers
 repeat, so a bounded memo of exact parses answers nearly every request with one dict lookup);
-the counters are a handful of integer updates per session; the row is one append per column
-(rowbuffer.py), turned into Arrow arrays once per flush. With the context's "stream"
-(streaming requests) the body is not read at all.
+the row is one append per column (rowbuffer.py). Everything else takes the rows a batch at a
+time: the per-session counters and the live metrics count them once a second and before
+anything reads them (`absorb`, locustfiles/batch.py), and the writer turns them into Arrow
+arrays once per flush. With the context's "stream" (streaming requests) the body is not read
+at all.
 
 The end: the file is closed, the summary printed and the exit code set in a `quitting`
 listener registered at import, so that it runs after Locust's own quitting listeners (they run
@@ -61,8 +63,9 @@ from locust.stats import StatsError
 from locustfiles import affinity, ending, lasttails
 from locustfiles import summary as summary_mod
 from locustfiles.affinity import InstanceReader
+from locustfiles.batch import Batch
 from locustfiles.ending import STICKINESS_EXIT_CODE, WRITE_FAILED_EXIT_CODE
-from locustfiles.rowbuffer import BATCH_ROWS, DENSE, RowBuffer
+from locustfiles.rowbuffer import BATCH_ROWS, RowBuffer
 from locustfiles.shipping import PAYLOAD, Intake, Outbox, ship_last
 from locustfiles.summary import Stickiness
 from reports.columns import BODY_PREFIX, STREAM_CUT_PREFIX, STREAM_SHORT_PREFIX
@@ -117,7 +120,7 @@ class Recorder:
         self.batch_rows = batch_rows
         self.flush_s = flush_s
         self.clock = clock
-        self.stickiness = Stickiness()
+        self._stickiness = Stickiness()
         self.bodies = Bodies()
         self.instance: InstanceReader | None = None  # --instance-header/--instance-field
         self.environment: Environment | None = None
@@ -125,12 +128,14 @@ class Recorder:
         self.writer: RequestFileWriter | None = None
         self.outbox = Outbox(batch_rows=ship_rows, flush_s=flush_s, clock=clock)
         self.intake = Intake(batch_rows=ship_rows, flush_s=flush_s, clock=clock)
-        self.recorded = 0  # rows taken in (local, master) since start
-        self.run_recorded = 0  # since the last test start or stats reset, as Locust counts
+        self._recorded = 0  # rows counted (local, master) since start
+        self._run_recorded = 0  # since the last test start or stats reset, as Locust counts
+        self._counted = 0  # local: the buffer's rows counted so far (`absorb`)
         self.listener_errors = 0
         self.closed = False
         self.metrics: Any = None  # live metrics (livemetrics.py) take every row when on
-        self._buffer: RowBuffer | None = None  # where rows go: the writer's, or the outbox's
+        # where rows go: the writer's (--csv), the outbox's (a worker), else counted and dropped
+        self._buffer = RowBuffer()
         self._limit = batch_rows  # rows in the buffer that make it flush (or ship)
         self._ticker: gevent.Greenlet | None = None
 
@@ -148,7 +153,7 @@ class Recorder:
         classes: list[Any] = [*(environment.available_user_classes or {}).values(),
                                *environment.user_classes]
         # judged by their attribute only when their users record no affinity (summary.py)
-        self.stickiness = Stickiness(
+        self._stickiness = Stickiness(
             c.__name__ for c in classes if getattr(c, "expects_one_container",
                                                    getattr(c, "sends_session_id", False)))
         if isinstance(runner, WorkerRunner):
@@ -228,32 +233,21 @@ class Recorder:
                         if self.instance is None else self.instance.read(response))
                     if body_error is not None and error is None:
                         error = body_error
-            session_id, affinity = ctx.get("session_id"), ctx.get("affinity")
-            user_class = ctx.get("user_class")
             response_ms = float(response_time)  # before any append: the columns stay aligned
-            if self.role == "local":
-                self.recorded += 1
-                self.run_recorded += 1
-                self.stickiness.add(session_id, user_class, affinity, status, container, error)
-                if self.metrics is not None:
-                    self.metrics.observe(session_id, user_class, status, container, cache,
-                                         error, response_ms, extra, affinity)
             buffer = self._buffer
-            if buffer is None:  # no --csv
-                return
             n = len(buffer.dense[0])
             if not n:
                 self.outbox.since = self.clock()
             ts, rt, sid, cls, rname, st, cid, hit, aff = buffer.appends
             ts(start_time if start_time is not None else time.time())
             rt(response_ms)
-            sid(session_id)
-            cls(user_class)
+            sid(ctx.get("session_id"))
+            cls(ctx.get("user_class"))
             rname(name)
             st(status)
             cid(container)
             hit(cache)
-            aff(affinity)
+            aff(ctx.get("affinity"))
             if error is not None or extra is not None:
                 buffer.note((n, error, extra))
             if n + 1 >= self._limit:
@@ -262,11 +256,58 @@ class Recorder:
             self._listener_error()
 
     def _full(self) -> None:
-        """The buffer holds `_limit` rows: write them (local) or ship them (worker)."""
+        """The buffer holds `_limit` rows, or a second has passed: count and write them
+        (local), write them (master: counted as they arrived) or ship them (worker)."""
         if self.role == "worker":
             self.outbox.send(self.environment.runner if self.environment else None)
-        elif self.writer is not None:
-            self.writer.flush()
+            return
+        counted = self.absorb()
+        if self.writer is not None:
+            self.writer.flush(counted)  # the strings' codes of the rows counted are reused
+        else:
+            self._buffer.clear()  # no --csv: counted, not kept
+        self._counted = 0
+
+    def absorb(self) -> Batch | None:
+        """Count the rows taken since the last call (local; the master counts each payload as
+        it arrives): the per-session counters and the live metrics take them as one batch
+        (locustfiles/batch.py), returned. Called once a second (the live metrics are then up
+        to the last second) and before the summary, the verdict or the web tab is read."""
+        buffer = self._buffer
+        if self.role != "local" or len(buffer) <= self._counted:
+            return None
+        start, self._counted = self._counted, len(buffer)
+        batch = Batch(buffer.dense, buffer.notes, start)
+        self._count(batch)
+        return batch
+
+    def _count(self, batch: Batch) -> None:
+        self._recorded += batch.n
+        self._run_recorded += batch.n
+        try:
+            self._stickiness.add_batch(batch)
+            if self.metrics is not None:
+                self.metrics.observe_batch(batch)
+        except Exception:
+            self._listener_error()
+
+    @property
+    def stickiness(self) -> Stickiness:
+        """The per-session counters, up to the last request."""
+        self.absorb()
+        return self._stickiness
+
+    @property
+    def recorded(self) -> int:
+        """Rows taken in (local, master) since start."""
+        self.absorb()
+        return self._recorded
+
+    @property
+    def run_recorded(self) -> int:
+        """Rows taken in since the last test start or stats reset, as Locust counts them."""
+        self.absorb()
+        return self._run_recorded
 
     # ### Worker side
 
@@ -299,16 +340,7 @@ class Recorder:
             n = len(dense[0])
             if not n:
                 return
-            errors: list[str | None] = [None] * n
-            for row, error, _stream in notes:
-                errors[row] = error
-            add = self.stickiness.add
-            for args in zip(*(dense[i] for i in COUNTED), errors, strict=True):
-                add(*args)
-            if self.metrics is not None:
-                self.metrics.observe_columns(dense, notes)
-            self.recorded += n
-            self.run_recorded += n
+            self._count(Batch(dense, notes))
             if self.writer is not None:
                 self.writer.extend(dense, notes, worker_id)
         except Exception:
@@ -335,8 +367,12 @@ class Recorder:
 
     def on_reset(self, **_kwargs: Any) -> None:
         """A new test or the web UI's Reset Stats: the summary restarts, as Locust's stats do."""
-        self.stickiness.reset()
-        self.run_recorded = 0
+        buffer = self._buffer
+        if self.role == "local" and len(buffer) > self._counted:
+            self._recorded += len(buffer) - self._counted  # before the reset: not counted
+            self._counted = len(buffer)
+        self._stickiness.reset()
+        self._run_recorded = 0
         self.instance = affinity.reader_for(self.environment)  # the web form's options
         prefix = getattr(getattr(self.environment, "parsed_options", None), "csv_prefix", None)
         if self.writer is not None and prefix:
@@ -403,7 +439,9 @@ class Recorder:
         if self.role == "worker":
             self.outbox.stopped = True
             ship_last(runner, self.outbox)
-        elif self.writer is not None:
+            return
+        self.absorb()  # every row counted, before the live metrics' last classification
+        if self.writer is not None:
             self.writer.close(self.recording())
 
     def summary(self) -> summary_mod.Summary:
@@ -459,10 +497,6 @@ class Recorder:
         """Make the exit code worse on a failed verdict, never better."""
         ending.set_exit_code(environment, self.result())
 
-
-# the columns Stickiness.add() takes, in its order (the error comes from the notes)
-COUNTED = tuple(DENSE.index(c) for c in ("session_id", "user_class", "affinity", "status",
-                                         "container_id"))
 
 
 # ## Addenda

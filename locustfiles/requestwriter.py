@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from locustfiles.batch import Batch, Coded
 from locustfiles.rowbuffer import BATCH_ROWS, DENSE, ROW_COLUMNS, SPARSE, RowBuffer
 from reports.columns import (
     PART_KEY,
@@ -131,16 +132,17 @@ class RequestFileWriter:
         if len(self.buffer) >= self.batch_rows:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, coded: Batch | None = None) -> None:
         """Append the buffered rows to the stream file as one record batch; they leave the
-        buffer whether written or, after a failure, dropped."""
+        buffer whether written or, after a failure, dropped. `coded`: the same rows as the
+        recorder counted them (locustfiles/batch.py), whose codes the strings reuse."""
         buffer = self.buffer
         n = len(buffer)
         if not n:
             return
         if self.failure is None and not self.closed:
             try:
-                batch = encode(buffer, self._worker_runs(n), self._schema)
+                batch = encode(buffer, self._worker_runs(n), self._schema, coded)
                 if self._part_old():  # this batch starts the next part
                     self._next_part()
                 if self.failure is None:
@@ -359,10 +361,14 @@ def describe(exc: BaseException) -> str:
 # ## Rows to columns
 
 
-def encode(buffer: RowBuffer, workers: list[tuple[str, int]], schema: pa.Schema
-           ) -> pa.RecordBatch:
-    """One record batch from the buffer's columns and the worker column's runs."""
+def encode(buffer: RowBuffer, workers: list[tuple[str, int]], schema: pa.Schema,
+           coded: Batch | None = None) -> pa.RecordBatch:
+    """One record batch from the buffer's columns and the worker column's runs; the string
+    columns that `coded` (the same rows) has coded already are taken from it."""
     n = len(buffer)
+    done = {} if coded is None or coded.n != n else {
+        "session_id": coded.sessions, "user_class": coded.classes,
+        "container_id": coded.containers, "cache": coded.caches}
     values: dict[str, Sequence[Any]] = dict(zip(DENSE, buffer.dense, strict=True))
     if buffer.notes:
         values.update(zip(SPARSE, buffer.sparse_columns(), strict=True))
@@ -371,6 +377,8 @@ def encode(buffer: RowBuffer, workers: list[tuple[str, int]], schema: pa.Schema
         column = values.get(field.name)
         if field.name == "worker":
             arrays.append(runs_of(workers, n))
+        elif field.name in done:
+            arrays.append(dictionary(done[field.name]))
         elif column is None:
             arrays.append(pa.nulls(n, field.type))
         elif TYPES[field.name] == "string":
@@ -387,6 +395,10 @@ def numbers(values: Sequence[Any], kind: str) -> pa.Array:
     """A float64 or int32 column; None is null."""
     code, arrow_type, zero = NUMBER_CODES[kind]
     n = len(values)
+    try:  # the usual column: no null, nothing odd
+        return pa.Array.from_buffers(arrow_type, n, [None, pa.py_buffer(array(code, values))])
+    except (TypeError, OverflowError):
+        pass
     nulls = values.count(None)
     if nulls == n:
         return pa.nulls(n, arrow_type)
@@ -433,6 +445,25 @@ def strings(values: Sequence[Any]) -> pa.Array:
                                             bitorder="little"))
     indices = pa.Array.from_buffers(pa.int32(), n, [validity, pa.py_buffer(codes)])
     return pa.DictionaryArray.from_arrays(indices, string_array(names))
+
+
+def dictionary(coded: Coded) -> pa.Array:
+    """A dictionary-encoded string column from its codes (batch.py), laid out as `strings`
+    lays it out: the distinct values first seen first, "" first under the nulls."""
+    n = len(coded.codes)
+    names = coded.names[:coded.present]
+    if not names:
+        return pa.nulls(n, STRING)
+    valid = coded.codes >= 0
+    if valid.all():
+        codes, validity = coded.codes.astype(np.int32), None
+        dictionary_names: list[Any] = names
+    else:
+        codes = (coded.codes + 1).astype(np.int32)
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        dictionary_names = ["", *names]
+    indices = pa.Array.from_buffers(pa.int32(), n, [validity, pa.py_buffer(codes)])
+    return pa.DictionaryArray.from_arrays(indices, string_array(dictionary_names))
 
 
 def string_array(values: Sequence[Any]) -> pa.Array:

@@ -1,7 +1,8 @@
 """Stickiness per session, kept incrementally: what the console summary and the web tab show.
 
-`Stickiness.add()` runs once per recorded request (in the request listener in local mode, as
-batches arrive on the master in distributed mode), so it only updates counters: per session the
+`Stickiness.add_batch()` takes the recorded requests a batch at a time (locustfiles/batch.py:
+once a second and before anything reads the counters in local mode, as batches arrive on the
+master in distributed mode), so it only updates counters: per session the
 containers seen with their counts, the last container, switches, requests and errors; per user
 class the errors by kind. Everything else (`summarise()`, `table()`, `csv_text()`, `render()`)
 is computed from those counters when asked, never from the rows.
@@ -36,6 +37,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from locustfiles.batch import AFFINITY, Batch, one_row
 from reports.columns import (
     BAD_BODY,
     BODY_PREFIX,
@@ -135,7 +139,7 @@ class Summary:
 
 
 class Stickiness:
-    """Per-session and per-class counters; `add()` is the only thing on the hot path.
+    """Per-session and per-class counters, updated a batch of rows at a time (`add_batch`).
 
     `sticky_classes`: the classes judged when their users record no affinity (their
     `sends_session_id` or `expects_one_container` attribute, as before affinity was recorded).
@@ -149,26 +153,50 @@ class Stickiness:
 
     def add(self, session_id: str | None, user_class: str | None, affinity: str | None,
             status: int, container_id: str | None, error: str | None) -> None:
-        """Count one request (rows without a session are counted apart)."""
-        if session_id is None:
-            self.no_session += 1
+        """Count one request (a batch of one: tests, and callers with a row at a time)."""
+        self.add_batch(one_row(session_id, user_class, affinity, status, container_id, error))
+
+    def add_batch(self, batch: Batch) -> None:
+        """Count a batch of requests, in their order (rows without a session apart)."""
+        sessions = batch.sessions
+        codes = sessions.codes
+        known = self.sessions
+        if sessions.present < batch.n:
+            self.no_session += int(np.count_nonzero(codes < 0))
+        if not sessions.present:
             return
-        s = self.sessions.get(session_id)
-        if s is None:
-            s = self.sessions[session_id] = SessionStats(session_id, user_class or "?", affinity)
-        s.requests += 1
-        if error is not None:
+        classes, affinities = batch.classes, batch.column(AFFINITY)
+        stats: list[SessionStats] = []
+        for name, row in zip(sessions.names, sessions.first_rows, strict=True):
+            s = known.get(name)
+            if s is None:
+                s = known[name] = SessionStats(name, classes.name_at(row) or "?", affinities[row])
+            stats.append(s)
+        for s, n in zip(stats, np.bincount(codes[codes >= 0]).tolist(), strict=False):
+            s.requests += n
+        status = batch.status
+        for row, error in batch.errors():
+            code = int(codes[row])
+            if code < 0:
+                continue
+            s = stats[code]
             s.errors += 1
-            if status == 503:
+            if status[row] == 503:
                 s.errors_503 += 1
-            self.errors[(s.user_class, error_kind(status, error))] += 1
-        if container_id is not None:
-            s.answered += 1
-            if container_id != s.last_container:
-                if s.last_container is not None:
-                    s.switches += 1
-                s.last_container = container_id
-                s.containers[container_id] = None
+            self.errors[(s.user_class, error_kind(int(status[row]), error))] += 1
+        steps = batch.steps([s.last_container for s in stats])
+        if not len(steps.rows):
+            return
+        names = batch.containers.names
+        for code, answered, switches, last in zip(
+                steps.groups.tolist(), steps.sizes.tolist(),
+                steps.per_group(steps.switch).tolist(), steps.last_containers(), strict=True):
+            s = stats[code]
+            s.answered += answered
+            s.switches += switches
+            s.last_container = names[last]
+        for code, container in steps.first_seen():
+            stats[code].containers.setdefault(names[container])
 
     def reset(self) -> None:
         self.sessions.clear()

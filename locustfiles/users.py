@@ -168,6 +168,9 @@ class SessionUser(FastHttpUser):
         every = reconnect_every(options)
         self._sent = random.randrange(every) if every else 0
         self._every = every or NEVER
+        floor = getattr(options, "reconnect_min_seconds", None)
+        if floor is not None:  # else the class's own (a subclass or a test may set one)
+            self.renew_min_s = float(floor)
 
     def update_context(self) -> None:
         """The record of who sends, and what it asks for: call it whenever headers change."""
@@ -242,7 +245,8 @@ class SessionUser(FastHttpUser):
 
     def reconnect_now(self) -> None:
         """--reconnect-every K: close the user's connection after every K requests (the first
-        time after a random count up to K), and at most once every 5 s (`renew_min_s`), so that
+        time after a random count up to K), and at most once every 5 s (`renew_min_s`,
+        --reconnect-min-seconds), so that
         a target that pins by connection (and ignores the session) shows as moved sessions.
         A user that sends faster than K in 5 s renews every 5 s: each user still renews
         throughout the run, and the handshakes stay a small share of the requests (a renewal
@@ -325,6 +329,12 @@ def add_arguments(parser: Any, **_kwargs: Any) -> None:
              "once every 5 s per user (default "
              f"{DEFAULT_RECONNECT_EVERY}: at most 2%% of requests pay a new handshake, below "
              "the p95; 0: keep one connection as long as the client does)")
+    parser.add_argument(
+        "--reconnect-min-seconds", type=non_negative(float, "--reconnect-min-seconds"),
+        default=RENEW_MIN_S, env_var="LOCUST_RECONNECT_MIN_SECONDS", include_in_web_ui=True,
+        help="With --reconnect-every: each user opens a new connection at most once every "
+             f"this many seconds (default {RENEW_MIN_S:g}; 0: every K requests however fast "
+             "they come)")
     streaming.add_arguments(parser)
     affinity_options.add_arguments(parser)
     conversation.add_arguments(parser)
@@ -334,6 +344,7 @@ def bad_option(options: Any) -> str | None:
     """What is wrong with the options the web UI's start form set (the command line checks
     them when it parses them), or None."""
     checks = (("pace_rps", float, 0.0, float("inf")),
+              ("reconnect_min_seconds", float, 0.0, float("inf")),
               ("stream_tokens", int, 0, streaming.MAX_TOKENS),
               ("prompt_tokens", int, 0, streaming.MAX_PROMPT_TOKENS),
               ("work_ms", float, 0.0, 60_000.0))

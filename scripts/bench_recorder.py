@@ -253,9 +253,10 @@ def https_client_us(n: int = 20) -> tuple[float, float]:
 def parts_us(tmp: Path, n: int = 100_000, url: str | None = None) -> dict[str, float]:
     os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"  # no gevent patching of this process
     try:
+        from locustfiles.batch import Batch
         from locustfiles.recorder import Bodies, Recorder, parse_body
         from locustfiles.requestwriter import RequestFileWriter
-        from locustfiles.rowbuffer import RowBuffer
+        from locustfiles.rowbuffer import BATCH_ROWS, RowBuffer
         from locustfiles.summary import Stickiness
     finally:
         del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
@@ -288,31 +289,33 @@ def parts_us(tmp: Path, n: int = 100_000, url: str | None = None) -> dict[str, f
     costs["body: full json.loads (for comparison)"] = per_call_us(
         lambda k: [parse_body(BODY) for _ in range(k)], n)
 
-    stickiness = Stickiness()
     ids = [c["session_id"] for c in contexts]
+    second = RowBuffer()  # a second's rows, counted as the recorder counts them: one batch
+    for i in range(BATCH_ROWS):
+        second.add((1e9 + i, 3.0 + i % 7, ids[i % 50], "StickyUser", "/", 200, "ta-1", "hit",
+                    "session", None, None, None, None, None))
+    stickiness, live = Stickiness(), Counts()
 
-    def counters(k: int) -> None:
-        add = stickiness.add
-        for i in range(k):
-            add(ids[i % 50], "StickyUser", "session", 200, "ta-1", None)
+    def batches(count: Callable[[Batch], None]) -> Callable[[int], None]:
+        def run(k: int) -> None:
+            for _ in range(k // BATCH_ROWS):
+                count(Batch(second.dense, second.notes))
+        return run
 
-    costs["per-session counters"] = per_call_us(counters, n)
-    live = Counts()
-
-    def metrics(k: int) -> None:
-        observe = live.observe
-        for i in range(k):
-            observe(ids[i % 50], "StickyUser", 200, "ta-1", "hit", None, 3.0, None, "session")
-
-    costs["live metrics (--metrics-port): counts per row"] = per_call_us(metrics, n)
+    costs["per-session counters (a batch of a second's rows, per row)"] = per_call_us(
+        batches(stickiness.add_batch), 20 * BATCH_ROWS)
+    costs["live metrics (--metrics-port): counts (a batch, per row)"] = per_call_us(
+        batches(live.observe_batch), 20 * BATCH_ROWS)
     from prometheus_client import generate_latest
 
     from locustfiles.livemetrics import LiveMetrics
 
     scraped = LiveMetrics()
-    for i in range(20_000):  # 2 classes, 4 containers, 2 cache states, spread latencies
-        scraped.counts.observe(ids[i % 50], f"Class{i % 2}", 200, f"ta-{i % 4}",
-                               ("hit", "miss")[i % 3 == 0], None, (i % 97) * 0.7, None, "session")
+    spread = RowBuffer()  # 2 classes, 4 containers, 2 cache states, spread latencies
+    for i in range(20_000):
+        spread.add((1e9, (i % 97) * 0.7, ids[i % 50], f"Class{i % 2}", "/", 200, f"ta-{i % 4}",
+                    ("hit", "miss")[i % 3 == 0], "session", None, None, None, None, None))
+    scraped.counts.observe_batch(Batch(spread.dense, spread.notes))
     costs["live metrics: a scrape (1/s), per request at 1,000 req/s"] = (
         per_call_us(lambda k: [generate_latest(scraped.registry) for _ in range(k)], 200)
         / 1000)
@@ -512,7 +515,8 @@ def start_sides(url: str, args: argparse.Namespace, stream: tuple[str, ...], pre
             port, metrics = free_port(), free_port() if args.metrics and extra else None
             options = [*stream, "--csv", f"{prefix}_{name}"]
             if extra:
-                options += [*NO_VERDICT, *(("--metrics-port", str(metrics)) if metrics else ())]
+                options += [*NO_VERDICT, *(("--metrics-port", str(metrics)) if metrics else ()),
+                            "--reconnect-min-seconds", f"{SIDES * renew_min_s():g}"]
             cmd = locust_command(f"{locustfile},scripts/benchcount.py", url, args.users, run_s,
                                  *options)
             proc = subprocess.Popen([*cmd, *extra], cwd=Path(__file__).resolve().parent.parent,
@@ -533,6 +537,19 @@ def start_sides(url: str, args: argparse.Namespace, stream: tuple[str, ...], pre
         stop_sides(sides)
         raise
     return sides
+
+
+SIDES = 2  # the sides that take turns: each sends one slot in two
+
+
+def renew_min_s() -> float:
+    """The shipped floor of StickyUser's renewals, in seconds of wall-clock time. A side that
+    sends one slot in SIDES would, at that floor, renew SIDES times as often per request as in
+    a run of its own (the floor runs on while it waits): the interleaved run gives it SIDES
+    times the floor, so that it renews once per 5 s of its own sending, as a run does."""
+    from locustfiles.users import RENEW_MIN_S
+
+    return RENEW_MIN_S
 
 
 def stop_sides(sides: list[Side]) -> None:
@@ -603,7 +620,10 @@ def interleave(url: str, args: argparse.Namespace, stream: tuple[str, ...], tmp:
         "bare_cpu_us": 1e6 * b_cpu / b_n, "ratio": (s_n / s_t) / (b_n / b_t),
         "geometric_mean": math.exp(mean), "low": math.exp(mean - half),
         "high": math.exp(mean + half), "blocks": ratios, "slots": args.interleave}
-    what = "StickyUser as shipped" + (" + live metrics" if args.metrics else "")
+    what = "StickyUser as shipped" + (" + live metrics" if args.metrics else "") + (
+        f" (a new connection at most once every {renew_min_s():g} s of its own sending: "
+        f"--reconnect-min-seconds {SIDES * renew_min_s():g} while it sends one slot in "
+        f"{SIDES})")
     print(f"interleaved ({args.interleave} slots of {args.slot_seconds:g} s each, taking turns, "
           f"fresh processes every {args.block_slots}): {what} {figures['sticky_rps']:.0f} req/s "
           f"({figures['sticky_cpu_us']:.1f} us CPU per request), bare FastHttpUser "
@@ -654,8 +674,8 @@ def main() -> None:
     parser.add_argument("--slot-seconds", type=float, default=1.0,
                         help="a turn's length with --interleave (default 1). The users' "
                              "renewal floor is wall-clock time, which runs while a side "
-                             "waits its turn: StickyUser then renews about twice as often "
-                             "per request as in a run of its own (a bias against it)")
+                             "waits its turn: StickyUser gets twice the shipped floor, so "
+                             "that it renews as often per request as in a run of its own")
     parser.add_argument("--reconnect-leg", action="store_true",
                         help="each round also runs StickyUser with --reconnect-every 0: what "
                              "the default renewal of connections costs")

@@ -149,7 +149,7 @@ def test_membership_flaps_remaps_collateral() -> None:
 def test_recorder_feeds_it_locally_and_on_the_master() -> None:
     """The recorder's two places: a local request, and a worker's batch on the master."""
     recorder, metrics = Recorder(), LiveMetrics()
-    recorder.metrics = metrics.counts
+    recorder.metrics, metrics.recorder = metrics.counts, recorder
 
     class Answer:
         status_code = 200
@@ -158,6 +158,10 @@ def test_recorder_feeds_it_locally_and_on_the_master() -> None:
     recorder.on_request(name="/", response_time=5.0, response=Answer(),
                         context={"session_id": "s1", "user_class": "StickyUser",
                                  "affinity": "session"})
+    assert ("sticky_sessions", frozenset({("user_class", "StickyUser")})) not in samples(
+        metrics)  # counted once a second, not per request
+    recorder._full()  # a second has passed
+    assert value(samples(metrics), "sticky_sessions", user_class="StickyUser") == 1
     buffer = RowBuffer()
     for i in range(3):
         buffer.add((1e9 + i, 7.0, "s2", "StickyUser", "/", 200, f"ta-{'ab'[i % 2]}", None,

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from locustfiles.batch import Batch
 from locustfiles.requestwriter import (
     ROW_COLUMNS,
     RequestFileWriter,
@@ -181,3 +182,28 @@ def test_a_bad_shipment_is_refused_whole(dense: list[list[Any]], notes: list[Any
     buffer = RowBuffer()
     with pytest.raises(ValueError):
         buffer.extend(dense, notes)
+
+
+@pytest.mark.parametrize("cache", [None, "hit", "cycle"])
+def test_the_counted_rows_codes_make_the_same_batch(cache: str | None) -> None:
+    """The strings the recorder coded when it counted the rows (batch.py) are written as the
+    writer would have coded them itself: the same arrays, dictionaries and indices."""
+    caches = ["hit", None, "miss"]
+    rows = [row(i, session_id=None if i % 7 == 3 else f"s{i % 5}",
+                container_id=None if i % 4 == 1 else f"ta-{i % 3}",
+                cache=caches[i % 3] if cache == "cycle" else cache,
+                status=503 if i % 4 == 1 else 200) for i in range(40)]
+    buffer = buffered(rows)
+    runs = [("local", len(rows))]
+    mine = encode(buffer, runs, stream_schema())
+    counted = Batch(buffer.dense, buffer.notes)
+    counted.steps([None] * len(counted.sessions.names))  # a code added past the column's own
+    counted.containers.code("ta-elsewhere")
+    reused = encode(buffer, runs, stream_schema(), counted)
+    assert reused.equals(mine)
+    for name in ("session_id", "user_class", "container_id", "cache"):
+        a, b = mine.column(name), reused.column(name)
+        if isinstance(a, pa.DictionaryArray):
+            assert a.dictionary.equals(b.dictionary) and a.indices.equals(b.indices), name
+    part = Batch(buffer.dense, buffer.notes, 1)  # not the same rows: the writer codes its own
+    assert encode(buffer, runs, stream_schema(), part).equals(mine)

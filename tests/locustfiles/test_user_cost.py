@@ -24,7 +24,7 @@ from locust.event import EventHook
 from locustfiles import dnscache, users
 from locustfiles.livemetrics import LiveMetrics
 from locustfiles.recorder import Recorder
-from locustfiles.users import RENEW_MIN_S, StickyUser, post_request
+from locustfiles.users import RENEW_MIN_S, StickyUser, bad_option, post_request
 from tests.support.http import free_port
 
 
@@ -234,6 +234,27 @@ def test_a_fast_user_renews_at_most_once_per_floor() -> None:
         user.whoami()
         user.client.client.close()
     assert server.connections == 3 and len(server.requests) == 15
+
+
+def test_the_floor_is_an_option() -> None:
+    """--reconnect-min-seconds sets the floor (a renewal every 3 requests with 0; none again
+    within a long floor); the web form's bad value is refused in one line."""
+    with capture() as server:
+        user = started(server.url, renew_min_s=RENEW_MIN_S, reconnect_every=3,
+                       reconnect_min_seconds=0.0)
+        for _ in range(12):
+            user.whoami()
+        user.client.client.close()
+        fast = server.connections
+        assert fast in (4, 5)  # a renewal every 3 (the first within 3) closes 3 or 4 of them
+        slow = started(server.url, reconnect_every=1, reconnect_min_seconds=3600.0)
+        for _ in range(5):
+            slow.whoami()
+        slow.client.client.close()
+    assert server.connections - fast == 2  # the first renewal, then the floor holds
+    assert slow.renew_min_s == 3600.0
+    assert bad_option(argparse.Namespace(reconnect_min_seconds="soon")) == (
+        "--reconnect-min-seconds must be >= 0, not 'soon'")
 
 
 def test_headers_and_body_changed_after_the_start_are_what_is_sent() -> None:
