@@ -10,8 +10,8 @@ categorical codes (`session_table`, `user_classes`, `per_container`); `run.laten
 quantiles over the request DataFrame.
 
 numpy, and why (the work per row, where the report's time goes at 10 M rows):
-- the one sort of the rows, by session then start: a value sort of packed 64-bit keys
-  (`stable_order`), where `DataFrame.sort_values` on two keys is an argsort with copies;
+- the one sort of the rows, by session then start: a radix and counting sort of the session
+  codes (`stable_order`), where `DataFrame.sort_values` on two keys is an argsort with copies;
 - per-row flags on neighbouring rows (a switch: a container code unlike the row before in the
   same session): `cont[1:] != cont[:-1]` on views, where `groupby().shift()` copies and hashes;
 - epochs: `np.searchsorted` of each start against the change times, and the owner before and
@@ -163,12 +163,21 @@ ORDER_BLOCK_ROWS = 1 << 22  # rows per block of the passes that need a temporary
 
 
 def stable_order(keys: NDArray[np.integer]) -> NDArray[np.integer]:
-    """A stable argsort of non-negative integer keys: one value sort of packed int64 keys
-    (key, row), which numpy does several times faster than an argsort. The row indices come
-    back as int32 when they fit (half the memory of a day's run)."""
+    """A stable argsort of non-negative integer keys; the row indices come back as int32 when
+    they fit (half the memory of a day's run). Keys below the number of rows (a run's session
+    codes): `counting_order`, a radix and counting sort that needs no temporary per row but
+    its result (4 bytes a row). Larger ones (times): one value sort of packed int64 keys
+    (key, row), which numpy does several times faster than an argsort (a peak of 12 bytes a
+    row)."""
     n = len(keys)
+    if not n:
+        return np.empty(0, dtype=np.int32)
+    top = int(keys.max())
+    if top < min(1 << 32, max(n, 1 << 16)) and int(keys.min()) >= 0 \
+            and n <= np.iinfo(np.int32).max:
+        return counting_order(keys, top + 1)
     index_bits = max(1, (n - 1).bit_length())
-    if index_bits + int(keys.max()).bit_length() > 63:
+    if index_bits + top.bit_length() > 63:
         return np.argsort(keys, kind="stable")
     packed = keys.astype(np.int64) << index_bits
     for first in range(0, n, ORDER_BLOCK_ROWS):  # the row numbers, a block at a time
@@ -179,6 +188,38 @@ def stable_order(keys: NDArray[np.integer]) -> NDArray[np.integer]:
     if n <= np.iinfo(np.int32).max:
         return packed.astype(np.int32)
     return packed.astype(np.intp, copy=False)
+
+
+COUNTING_BLOCK_ROWS = 1 << 18  # rows sorted at a time (counting_order): its temporaries small
+
+
+def counting_order(keys: NDArray[np.integer], size: int) -> NDArray[np.int32]:
+    """The stable argsort of keys in [0, size), as int32 rows, a block of rows at a time: the
+    block sorted by a radix sort (numpy's stable argsort of 16-bit keys, one pass a 16-bit
+    digit), then each key's rows placed after that key's rows of the blocks before (a counting
+    sort). Memory: the result and a block's temporaries."""
+    n = len(keys)
+    counts = np.zeros(size, dtype=np.int64)
+    for first in range(0, n, ORDER_BLOCK_ROWS):
+        counts += np.bincount(keys[first:first + ORDER_BLOCK_ROWS], minlength=size)
+    free = np.cumsum(counts) - counts  # where each key's next row goes
+    del counts
+    order = np.empty(n, dtype=np.int32)
+    for first in range(0, n, COUNTING_BLOCK_ROWS):
+        block = keys[first:first + COUNTING_BLOCK_ROWS]
+        rows = np.argsort((block & 0xFFFF).astype(np.uint16), kind="stable")
+        if size > 1 << 16:  # the high digit next: stable, so the low one orders its ties
+            rows = rows[np.argsort((block[rows] >> 16).astype(np.uint16), kind="stable")]
+        ordered = block[rows]
+        begin = np.flatnonzero(starts_of_runs(ordered))  # each key's stretch of the block
+        length = np.diff(np.append(begin, len(ordered)))
+        key = ordered[begin]
+        del ordered
+        into = np.repeat(free[key] - begin, length)
+        into += np.arange(len(rows))
+        order[into] = rows + first
+        free[key] += length
+    return order
 
 
 def in_session_order(ts: Floats, sess: NDArray[np.integer], order: NDArray[np.integer]
@@ -1027,7 +1068,7 @@ def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
         membership_changes=changes,
         epochs=epoch_summaries(members, counts, start, end, config.settle_s),
         balance=balance(frame, ok, members, epoch, within, containers, counts.sessions,
-                        per),
+                        per, spans),
         latency={k: v for k, v in latency.items() if k in LATENCY_STATES},
         cache=cache_summary(run.requests, latency),
         ttft=ttft_summary(frame, run.requests, None if curves is None else curves.ttft_cache),
@@ -1214,7 +1255,8 @@ def epoch_summaries(members: Membership, counts: EpochCounts, start: float, end:
 
 
 def balance(frame: Frame, ok: Ok, members: Membership, epoch: Ints, within: Bools,
-            containers: list[str], per_epoch: Ints, per: SessionStats) -> Balance | None:
+            containers: list[str], per_epoch: Ints, per: SessionStats, spans: Spans
+            ) -> Balance | None:
     """Balance in the epoch with the most sessions (see summary.Balance)."""
     if not per_epoch.any():
         return None
@@ -1222,7 +1264,7 @@ def balance(frame: Frame, ok: Ok, members: Membership, epoch: Ints, within: Bool
     c = len(containers)
     if len(members.changes) == 0 and ok.judged.all():  # one epoch: the whole run's figures
         main = per.main
-        per_container = count_where(frame.cont, None if ok.everyone else ok.mask, c)
+        per_container = spans.counts  # every successful request
     else:
         rows = within & (epoch == best) & ok.judged & ok.mask
         p_sess, p_cont, counts = pair_counts(frame.sess, frame.cont, c, rows)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from modal_app.local.rendezvous import pick
-from reports import charts
+from reports import charts, metrics
 from reports.api import load_run as api_load_run
 from reports.config import ReportConfig
 from reports.load import read_run as load_run
@@ -307,3 +307,15 @@ def test_collateral_session_is_the_one_we_planted(scale_up: tuple[str, int]) -> 
     rows = report_of(prefix).sessions.to_dict("records")
     planted = next(r for r in rows if r["session_id"] == COLLATERAL_SESSION)
     assert (planted["containers"], planted["remaps"], planted["flaps"]) == (2, 1, 0)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5_000, 70_000, 2_000_000])
+def test_the_order_by_session_is_the_stable_argsort(size: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """metrics.stable_order: radix and counting sort (keys of one and two 16-bit digits, in
+    blocks of 1,000 rows), or packed keys (more keys than rows): numpy's stable argsort."""
+    monkeypatch.setattr(metrics, "COUNTING_BLOCK_ROWS", 1000)
+    keys = np.random.default_rng(size).integers(0, size, 100_003).astype(np.int32)
+    order = metrics.stable_order(keys)
+    assert order.dtype == np.int32
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
