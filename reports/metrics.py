@@ -222,14 +222,13 @@ def counting_order(keys: NDArray[np.integer], size: int) -> NDArray[np.int32]:
     return order
 
 
-def in_session_order(ts: Floats, sess: NDArray[np.integer], order: NDArray[np.integer]
-                     ) -> bool:
-    """Are the rows, taken in `order`, in start order within each session? Block by block
+def in_session_order(ts: Floats, sess: NDArray[np.integer]) -> bool:
+    """Are the rows, sorted by session, in start order within each session? Block by block
     (a block's temporaries, never the run's)."""
-    n = len(order)
+    n = len(ts)
     for first in range(0, max(n - 1, 0), ORDER_BLOCK_ROWS):
-        rows = order[first:min(n, first + ORDER_BLOCK_ROWS + 1)]  # one row of overlap
-        t, s = ts[rows], sess[rows]
+        stop = min(n, first + ORDER_BLOCK_ROWS + 1)  # one row of overlap
+        t, s = ts[first:stop], sess[first:stop]
         if ((t[1:] < t[:-1]) & (s[1:] == s[:-1])).any():
             return False
     return True
@@ -240,17 +239,20 @@ def sort_by_session(requests: Requests) -> None:
 
     A Locust user sends its requests one after the other and the recorder writes them as they
     complete, so the rows of one session are already in start order: one stable sort by
-    session is enough, and that is checked. When it is not so, a sort by time comes first."""
-    ts, sess = requests.ts, requests.session.codes
-    order = stable_order(sess)
-    if not in_session_order(ts, sess, order):
+    session is enough, and that is checked on the sorted rows. When it is not so, they are
+    sorted again, by time and then by session (the rows of a session stay in file order, as
+    a sort of the file's rows would leave them)."""
+    requests.permute(stable_order(requests.session.codes))  # a column at a time: the old
+    ts, sess = requests.ts, requests.session.codes  # one freed before the next
+    if not in_session_order(ts, sess):
         by_time = stable_order(((ts - ts.min()) * 1e6).astype(np.int64)) \
             if float(ts.max() - ts.min()) < 1e12 else np.argsort(ts, kind="stable")
         order = by_time[stable_order(sess[by_time])]
-        del by_time
-    del ts, sess
-    requests.permute(order)  # a column at a time: the old one freed before the next
-    del order
+        del by_time, ts, sess
+        requests.permute(order)
+        del order
+    else:
+        del ts, sess
     codes = requests.session.codes
     used = np.bincount(codes, minlength=len(requests.session.names)) > 0
     if not used.all():  # dictionary entries no row uses: renumber densely

@@ -319,3 +319,27 @@ def test_the_order_by_session_is_the_stable_argsort(size: int,
     order = metrics.stable_order(keys)
     assert order.dtype == np.int32
     assert np.array_equal(order, np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_rows_are_sorted_by_session_then_start_ties_in_file_order(
+        tmp_path: Path, shuffled: bool) -> None:
+    """metrics.sort_by_session: rows written in session start order take one sort; rows out of
+    start order within a session (shuffled) are sorted by time first. Either way: by session,
+    then start, equal starts in file order (np.lexsort, stable)."""
+    rng = np.random.default_rng(3)
+    rows = [Row(T0 + float(rng.integers(0, 50)) + rng.choice([0.0, 0.25]), sid,
+                (A, B, C)[int(rng.integers(3))], response_time_ms=float(i))
+            for i, sid in enumerate(rng.choice(session_ids(30), 2000))]
+    if not shuffled:
+        rows.sort(key=lambda r: r.ts)  # stable: equal starts keep their order
+    prefix = str(tmp_path / "rows")
+    write_requests(Path(prefix + "_requests.parquet"), rows)
+    run = load_run(prefix)
+    ts, rt = run.requests.ts.copy(), run.requests.response_time_ms.copy()
+    sess = run.requests.session.codes.copy()  # every name used: the codes stay
+    metrics.sort_by_session(run.requests)
+    order = np.lexsort((ts, sess))
+    assert np.array_equal(run.requests.session.codes, sess[order])
+    assert np.array_equal(run.requests.ts, ts[order])
+    assert np.array_equal(run.requests.response_time_ms, rt[order])  # ties: file order
