@@ -17,8 +17,12 @@ numpy, and why (the work per row, where the report's time goes at 10 M rows):
 - epochs: `np.searchsorted` of each start against the change times, and the owner before and
   after each change matched with `np.intersect1d` over (session, epoch) keys (pandas'
   `merge_asof` needs sorted copies of both sides);
-- the main container: a value sort of packed (session, container) keys (`pair_counts`);
-  pandas' two-key groupby took 2.6 s on a loaded machine for 10 M rows;
+- the main container: (session, container) pairs counted with `np.bincount` in one slot
+  per pair, a block of whole sessions at a time (`pair_counts`); pandas' two-key groupby
+  took 2.6 s on a loaded machine for 10 M rows;
+- failed requests (the few): their rows found once (`Frame.failed_rows`) and taken out of
+  what is read from every row (flags, pairs, spans, outages), never a copy of the 99%
+  that succeeded;
 - row-level histograms (status codes, error classes by phase, timeline bins): `np.bincount`
   on small integer codes, where `value_counts`/`crosstab` on 10 M rows build an index each;
 - percentiles of the summary: a sort of one copy, then `np.quantile` at several points (the
@@ -965,8 +969,8 @@ def session_table(frame: Frame, ok: Ok, switches: Switches, matched: Matched, re
                   failed: Bools, requests: Requests, containers: list[str], judged: Bools,
                   affinity: NDArray[np.int8]) -> SessionStats:
     """One row per session, with pandas groupbys on the session's categorical codes (rows are
-    sorted by session, then start). numpy: the main container (a value sort of packed
-    (session, container) keys: pandas' two-key groupby was 5x slower at 10 M rows)."""
+    sorted by session, then start). numpy: the main container (pair_counts: pandas'
+    two-key groupby was 5x slower at 10 M rows)."""
     s, c = frame.n_sessions, frame.n_containers
     names = requests.session.names
     per = per_session_rows(frame, switches, failed)
