@@ -7,7 +7,7 @@
 
 Columns and dtypes of every DataFrame: docs/api.md; definitions: docs/metrics.md.
 
-The figures are computed once, when the run is loaded (reports.metrics: a value sort and
+The figures are computed once, when the run is loaded (reports.metrics: one sort of the rows and
 numpy passes over integer codes, which is what makes 10 M rows fast); the DataFrames are
 built from them on first use, so that a run's summary costs no per-request DataFrame. The
 per-session, per-container, per-change and per-epoch figures are pandas frames from the

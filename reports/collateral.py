@@ -37,13 +37,25 @@ Bools = NDArray[np.bool_]
 
 @dataclass
 class PerAnswer:
-    collateral: Bools  # per successful request: a collateral answer
     total: int  # collateral answers of judged sessions
     outside: int  # of which not during any change
     per_change: Ints  # collateral answers per change
     answers: Ints  # judged repeat answers across or inside each change
     in_flight: Ints  # requests of judged sessions that overlap each change
     transitions: int  # judged repeat answers in the run
+
+
+@dataclass
+class Moves:
+    """Repeat answers of judged sessions from another container than the session's previous
+    answer (only those can be collateral): the start of that previous request and its
+    container (the owner), then the answer's own start, answer time and container."""
+
+    prev_ts: Floats
+    owner: NDArray[np.int32]
+    ts: Floats
+    end: Floats
+    new: NDArray[np.int32]
 
 
 def live_table(members: Membership, index: dict[str, int], n: int
@@ -64,43 +76,39 @@ def live_table(members: Membership, index: dict[str, int], n: int
     return live, added, removed, joined
 
 
-def judge_answers(sess: NDArray[np.int32], ts: Floats, end: Floats, cont: NDArray[np.int32],
-                  first: Bools, judged: Bools, members: Membership, index: dict[str, int],
-                  n_containers: int, settled: Floats, all_ts: Floats, all_end: Floats,
-                  all_judged: Bools, settle_s: float) -> PerAnswer:
-    """The successful requests, sorted by session then start (`first`: a session's first);
-    `all_*`: every request, for the requests in flight during each change."""
+def judge_answers(moves: Moves, transitions: int, members: Membership,
+                  index: dict[str, int], n_containers: int, settled: Floats, settle_s: float,
+                  spans: tuple[Floats, Floats], flight: tuple[Floats, Floats]) -> PerAnswer:
+    """The collateral figures of judged repeat answers: `moves`, those from another container
+    than the answer before; `transitions`, how many there are in all; `spans`, (start of the
+    previous request, answer time) of each of them, and `flight`, (start, answer time) of
+    every request of a judged session: both read only when there are changes (empty
+    otherwise)."""
     live, added, removed, joined = live_table(members, index, n_containers)
     times = members.times
     k = len(members.changes)
     starts = members.starts
-    repeat = np.flatnonzero(~first & judged)
-    prev = repeat - 1
-    owner, new = cont[prev], cont[repeat]
-    s_prev = np.searchsorted(times, ts[prev], side="right")
-    s_start = np.searchsorted(times, ts[repeat], side="right")
-    s_end = np.searchsorted(times, end[repeat], side="right")
-    moved = owner != new
+    owner, new, prev_ts = moves.owner, moves.new, moves.prev_ts
+    s_prev = np.searchsorted(times, prev_ts, side="right")
+    s_start = np.searchsorted(times, moves.ts, side="right")
+    s_end = np.searchsorted(times, moves.end, side="right")
     owner_live = (live[s_start, owner] & live[s_end, owner]
                   & (removed[s_end, owner] == removed[s_prev, owner]))
     already = (live[s_prev, new] & (added[s_end, new] == added[s_prev, new])
-               & (joined[s_prev, new] < ts[prev] - settle_s))
-    bad = moved & owner_live & already
-    collateral = np.zeros(len(sess), dtype=np.bool_)
-    collateral[repeat[bad]] = True
+               & (joined[s_prev, new] < prev_ts - settle_s))
+    bad = owner_live & already
     per_change = np.zeros(k, dtype=np.int64)
     answers = np.zeros(k, dtype=np.int64)
     in_flight = np.zeros(k, dtype=np.int64)
     outside = int(bad.sum())
     if k:
-        latest = np.searchsorted(starts, end[repeat], side="right") - 1
-        during = (latest >= 0) & (ts[prev] <= settled[np.maximum(latest, 0)])
+        latest = np.searchsorted(starts, moves.end, side="right") - 1
+        during = (latest >= 0) & (prev_ts <= settled[np.maximum(latest, 0)])
         per_change = np.bincount(latest[bad & during], minlength=k).astype(np.int64)
         outside = int((bad & ~during).sum())
-        lo, hi = ts[prev], end[repeat]
-        flight_lo, flight_hi = all_ts[all_judged], all_end[all_judged]
+        lo, hi = spans
+        flight_lo, flight_hi = flight
         for i in range(k):  # few changes: one pass over the rows each
             answers[i] = int(((lo <= settled[i]) & (hi >= starts[i])).sum())
             in_flight[i] = int(((flight_lo <= settled[i]) & (flight_hi >= starts[i])).sum())
-    return PerAnswer(collateral, int(bad.sum()), outside, per_change, answers, in_flight,
-                     len(repeat))
+    return PerAnswer(int(bad.sum()), outside, per_change, answers, in_flight, transitions)

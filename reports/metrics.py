@@ -10,15 +10,19 @@ categorical codes (`session_table`, `user_classes`, `per_container`); `run.laten
 quantiles over the request DataFrame.
 
 numpy, and why (the work per row, where the report's time goes at 10 M rows):
-- the one sort of the rows, by session then start: a value sort of packed 64-bit keys
-  (`stable_order`), where `DataFrame.sort_values` on two keys is an argsort with copies;
+- the one sort of the rows, by session then start: a radix and counting sort of the session
+  codes (`stable_order`), where `DataFrame.sort_values` on two keys is an argsort with copies;
 - per-row flags on neighbouring rows (a switch: a container code unlike the row before in the
   same session): `cont[1:] != cont[:-1]` on views, where `groupby().shift()` copies and hashes;
 - epochs: `np.searchsorted` of each start against the change times, and the owner before and
   after each change matched with `np.intersect1d` over (session, epoch) keys (pandas'
   `merge_asof` needs sorted copies of both sides);
-- the main container: a value sort of packed (session, container) keys (`pair_counts`);
-  pandas' two-key groupby took 2.6 s on a loaded machine for 10 M rows;
+- the main container: (session, container) pairs counted with `np.bincount` in one slot
+  per pair, a block of whole sessions at a time (`pair_counts`); pandas' two-key groupby
+  took 2.6 s on a loaded machine for 10 M rows;
+- failed requests (the few): their rows found once (`Frame.failed_rows`) and taken out of
+  what is read from every row (flags, pairs, spans, outages), never a copy of the 99%
+  that succeeded;
 - row-level histograms (status codes, error classes by phase, timeline bins): `np.bincount`
   on small integer codes, where `value_counts`/`crosstab` on 10 M rows build an index each;
 - percentiles of the summary: a sort of one copy, then `np.quantile` at several points (the
@@ -139,6 +143,7 @@ class Frame:
     first_row: Ints  # index of each session's first row
     n_sessions: int
     n_containers: int
+    failed_rows: NDArray[np.intp]  # the rows that did not succeed (not `ok`), ascending
 
 
 @dataclass
@@ -162,12 +167,21 @@ ORDER_BLOCK_ROWS = 1 << 22  # rows per block of the passes that need a temporary
 
 
 def stable_order(keys: NDArray[np.integer]) -> NDArray[np.integer]:
-    """A stable argsort of non-negative integer keys: one value sort of packed int64 keys
-    (key, row), which numpy does several times faster than an argsort. The row indices come
-    back as int32 when they fit (half the memory of a day's run)."""
+    """A stable argsort of non-negative integer keys; the row indices come back as int32 when
+    they fit (half the memory of a day's run). Keys below the number of rows (a run's session
+    codes): `counting_order`, a radix and counting sort that needs no temporary per row but
+    its result (4 bytes a row). Larger ones (times): one value sort of packed int64 keys
+    (key, row), which numpy does several times faster than an argsort (a peak of 12 bytes a
+    row)."""
     n = len(keys)
+    if not n:
+        return np.empty(0, dtype=np.int32)
+    top = int(keys.max())
+    if top < min(1 << 32, max(n, 1 << 16)) and int(keys.min()) >= 0 \
+            and n <= np.iinfo(np.int32).max:
+        return counting_order(keys, top + 1)
     index_bits = max(1, (n - 1).bit_length())
-    if index_bits + int(keys.max()).bit_length() > 63:
+    if index_bits + top.bit_length() > 63:
         return np.argsort(keys, kind="stable")
     packed = keys.astype(np.int64) << index_bits
     for first in range(0, n, ORDER_BLOCK_ROWS):  # the row numbers, a block at a time
@@ -180,14 +194,45 @@ def stable_order(keys: NDArray[np.integer]) -> NDArray[np.integer]:
     return packed.astype(np.intp, copy=False)
 
 
-def in_session_order(ts: Floats, sess: NDArray[np.integer], order: NDArray[np.integer]
-                     ) -> bool:
-    """Are the rows, taken in `order`, in start order within each session? Block by block
+COUNTING_BLOCK_ROWS = 1 << 18  # rows sorted at a time (counting_order): its temporaries small
+
+
+def counting_order(keys: NDArray[np.integer], size: int) -> NDArray[np.int32]:
+    """The stable argsort of keys in [0, size), as int32 rows, a block of rows at a time: the
+    block sorted by a radix sort (numpy's stable argsort of 16-bit keys, one pass a 16-bit
+    digit), then each key's rows placed after that key's rows of the blocks before (a counting
+    sort). Memory: the result and a block's temporaries."""
+    n = len(keys)
+    counts = np.zeros(size, dtype=np.int64)
+    for first in range(0, n, ORDER_BLOCK_ROWS):
+        counts += np.bincount(keys[first:first + ORDER_BLOCK_ROWS], minlength=size)
+    free = np.cumsum(counts) - counts  # where each key's next row goes
+    del counts
+    order = np.empty(n, dtype=np.int32)
+    for first in range(0, n, COUNTING_BLOCK_ROWS):
+        block = keys[first:first + COUNTING_BLOCK_ROWS]
+        rows = np.argsort((block & 0xFFFF).astype(np.uint16), kind="stable")
+        if size > 1 << 16:  # the high digit next: stable, so the low one orders its ties
+            rows = rows[np.argsort((block[rows] >> 16).astype(np.uint16), kind="stable")]
+        ordered = block[rows]
+        begin = np.flatnonzero(starts_of_runs(ordered))  # each key's stretch of the block
+        length = np.diff(np.append(begin, len(ordered)))
+        key = ordered[begin]
+        del ordered
+        into = np.repeat(free[key] - begin, length)
+        into += np.arange(len(rows))
+        order[into] = rows + first
+        free[key] += length
+    return order
+
+
+def in_session_order(ts: Floats, sess: NDArray[np.integer]) -> bool:
+    """Are the rows, sorted by session, in start order within each session? Block by block
     (a block's temporaries, never the run's)."""
-    n = len(order)
+    n = len(ts)
     for first in range(0, max(n - 1, 0), ORDER_BLOCK_ROWS):
-        rows = order[first:min(n, first + ORDER_BLOCK_ROWS + 1)]  # one row of overlap
-        t, s = ts[rows], sess[rows]
+        stop = min(n, first + ORDER_BLOCK_ROWS + 1)  # one row of overlap
+        t, s = ts[first:stop], sess[first:stop]
         if ((t[1:] < t[:-1]) & (s[1:] == s[:-1])).any():
             return False
     return True
@@ -198,17 +243,20 @@ def sort_by_session(requests: Requests) -> None:
 
     A Locust user sends its requests one after the other and the recorder writes them as they
     complete, so the rows of one session are already in start order: one stable sort by
-    session is enough, and that is checked. When it is not so, a sort by time comes first."""
-    ts, sess = requests.ts, requests.session.codes
-    order = stable_order(sess)
-    if not in_session_order(ts, sess, order):
+    session is enough, and that is checked on the sorted rows. When it is not so, they are
+    sorted again, by time and then by session (the rows of a session stay in file order, as
+    a sort of the file's rows would leave them)."""
+    requests.permute(stable_order(requests.session.codes))  # a column at a time: the old
+    ts, sess = requests.ts, requests.session.codes  # one freed before the next
+    if not in_session_order(ts, sess):
         by_time = stable_order(((ts - ts.min()) * 1e6).astype(np.int64)) \
             if float(ts.max() - ts.min()) < 1e12 else np.argsort(ts, kind="stable")
         order = by_time[stable_order(sess[by_time])]
-        del by_time
-    del ts, sess
-    requests.permute(order)  # a column at a time: the old one freed before the next
-    del order
+        del by_time, ts, sess
+        requests.permute(order)
+        del order
+    else:
+        del ts, sess
     codes = requests.session.codes
     used = np.bincount(codes, minlength=len(requests.session.names)) > 0
     if not used.all():  # dictionary entries no row uses: renumber densely
@@ -273,29 +321,44 @@ def make_frame(requests: Requests, n_containers: int) -> Frame:
     stream_errors(cls, requests.status, requests.error)
     end = requests.response_time_ms * 0.001
     end += requests.ts
+    ok = cls == OK
     return Frame(sess, requests.ts, end,
-                 requests.response_time_ms, requests.status, cont, cls, cls == OK,
+                 requests.response_time_ms, requests.status, cont, cls, ok,
                  np.flatnonzero(starts_of_runs(sess)), len(requests.session.names),
-                 n_containers)
+                 n_containers, np.flatnonzero(~ok))
+
+
+def failed_stretches(frame: Frame) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """The first and last row of each stretch of consecutive failed rows (the few)."""
+    rows = frame.failed_rows
+    breaks = np.flatnonzero(np.diff(rows) != 1)
+    return (rows[np.concatenate(([0], breaks + 1))] if len(rows) else rows,
+            rows[np.concatenate((breaks, [len(rows) - 1]))] if len(rows) else rows)
 
 
 def successful_requests(frame: Frame, judged_sessions: Bools) -> Ok:
     """The one definition of a successful request (the Frame's `ok`: classified OK) and of
-    its flags. With failures, a block of whole sessions at a time: its successful rows'
-    flags, computed on their own, are set in place (a block's temporaries, never copies of
-    the run's arrays)."""
+    its flags. The flags are those of every row, the session's previous row taken as the
+    previous success; then the few failed rows are taken out: their flags cleared, and the
+    success after each stretch of failed rows judged against the success before it (no copy
+    of the successful rows)."""
     n = len(frame.ts)
-    everyone = bool(frame.ok.all())
+    everyone = not len(frame.failed_rows)
     judged = np.broadcast_to(np.True_, (n,)) if judged_sessions.all() \
         else judged_sessions[frame.sess]
+    first, switch = run_flags(frame.sess, frame.cont)
     if everyone:
-        first, switch = run_flags(frame.sess, frame.cont)
         return Ok(frame.ok, True, first, switch, judged)
-    first = np.zeros(n, dtype=np.bool_)
-    switch = np.zeros(n, dtype=np.bool_)
-    for a, b in session_blocks(frame.sess, frame.n_sessions, ANSWER_BLOCK_ROWS):
-        rows = a + np.flatnonzero(frame.ok[a:b])
-        first[rows], switch[rows] = run_flags(frame.sess[rows], frame.cont[rows])
+    first[frame.failed_rows] = False
+    switch[frame.failed_rows] = False
+    lo, hi = failed_stretches(frame)
+    after = hi + 1  # a success: the row after a stretch of failures
+    keep = after < n
+    before, after = lo[keep] - 1, after[keep]
+    same = before >= 0
+    same[same] = frame.sess[before[same]] == frame.sess[after[same]]
+    first[after] = ~same
+    switch[after] = same & (frame.cont[after] != frame.cont[before])
     return Ok(frame.ok, False, first, switch, judged)
 
 
@@ -330,23 +393,43 @@ def count_where(values: NDArray[np.integer], where: Bools | None, size: int) -> 
     return counts
 
 
-def container_spans(frame: Frame, ok: Ok) -> tuple[Ints, Floats, Floats]:
-    """Per container code: its successful requests, their first and last start; a block at a
-    time, first and last with ufunc.at (no temporary per row of the run)."""
+@dataclass
+class Spans:
+    """Per container code: its successful requests, their first and last start."""
+
+    counts: Ints
+    first: Floats
+    last: Floats
+
+
+def container_spans(frame: Frame) -> Spans:
+    """Per container code: its successful requests, their first and last start. Rows are
+    sorted by session, then start: in a stretch of consecutive successful rows of one session
+    on one container, the first starts first and the last last. So the stretches are found (a
+    block of rows at a time: no temporary per row of the run) and only their ends are read."""
     c = frame.n_containers
     counts = np.zeros(c, dtype=np.int64)
     first = np.full(c, np.inf)
     last = np.full(c, -np.inf)
-    for at in range(0, len(frame.ts), ORDER_BLOCK_ROWS):
-        cont = frame.cont[at:at + ORDER_BLOCK_ROWS]
-        ts = frame.ts[at:at + ORDER_BLOCK_ROWS]
-        if not ok.everyone:
-            where = ok.mask[at:at + ORDER_BLOCK_ROWS]
-            cont, ts = cont[where], ts[where]
-        counts += np.bincount(cont, minlength=c)[:c]
-        np.minimum.at(first, cont, ts)
-        np.maximum.at(last, cont, ts)
-    return counts, first, last
+    n = len(frame.ts)
+    for at in range(0, n, ORDER_BLOCK_ROWS):
+        stop = min(n, at + ORDER_BLOCK_ROWS)
+        new = starts_of_runs(frame.cont[at:stop])  # a new stretch: another container,
+        lo, hi = np.searchsorted(frame.first_row, [at, stop])
+        new[frame.first_row[lo:hi] - at] = True  # another session,
+        lo, hi = np.searchsorted(frame.failed_rows, [at, stop])
+        failed = frame.failed_rows[lo:hi] - at
+        new[failed] = True  # a failed row (a stretch of its own, left out) or the row after
+        new[failed[failed + 1 < stop - at] + 1] = True
+        begin = np.flatnonzero(new)
+        end = np.append(begin[1:], stop - at) - 1
+        kept = frame.ok[at + begin]
+        begin, end = at + begin[kept], at + end[kept]
+        cont = frame.cont[begin]
+        np.add.at(counts, cont, end - begin + 1)
+        np.minimum.at(first, cont, frame.ts[begin])
+        np.maximum.at(last, cont, frame.ts[end])
+    return Spans(counts, first, last)
 
 
 def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], str]:
@@ -368,14 +451,22 @@ def judge(requests: Requests, frame: Frame) -> tuple[Bools, NDArray[np.int8], st
 # -- membership --------------------------------------------------------------------------------
 
 
-def membership(run: RawRun, frame: Frame, ok: Ok, containers: list[str], start: float,
+def membership(run: RawRun, spans: Spans, containers: list[str], start: float,
                end: float, config: ReportConfig) -> Membership:
     if run.events is not None:
         return epochs.from_events(run.events, start, end, config.change_window_s,
                                   settle_s=config.settle_s)
-    _, first, last = container_spans(frame, ok)
-    return epochs.infer(containers, first, last, start, end, config.change_window_s,
+    return epochs.infer(containers, spans.first, spans.last, start, end, config.change_window_s,
                         config.infer_margin_s)
+
+
+@dataclass
+class Switches:
+    """The successful requests on another container than the session's previous success (the
+    few), as rows; and per switch, was it forced by a membership change (forced_switches)."""
+
+    rows: NDArray[np.intp]
+    forced: Bools
 
 
 @dataclass
@@ -514,26 +605,41 @@ ANSWER_BLOCK_ROWS = 1 << 20  # requests per block of whole sessions (successful_
 
 
 def judge_answers(ok: Ok, frame: Frame, judged: Bools, members: Membership,
-                  index: dict[str, int], n_containers: int, settled: Floats, settle_s: float
+                  index: dict[str, int], n_containers: int, settled: Floats, settle_s: float,
+                  switch_rows: NDArray[np.intp], switch_prev: NDArray[np.intp]
                   ) -> per_answer.PerAnswer:
     """reports.collateral.judge_answers over blocks of whole sessions, about
-    ANSWER_BLOCK_ROWS requests each (their successful ones taken apart), added up. Each of its
-    figures counts a session's own answers (a repeat answer and the one before it, never
-    across sessions) or its own requests in flight, so the sums are the run's; its
-    temporaries (some 60 bytes a request) then take the memory of one block, not of the
-    run."""
+    ANSWER_BLOCK_ROWS requests each, added up. Only a switch (`switch_rows`, the answer
+    before each at `switch_prev`) can be collateral: those of the judged sessions are the
+    moves. Each figure counts a session's own answers (a repeat answer and the one before it,
+    never across sessions) or its own requests in flight, so the sums are the run's; with
+    changes, the spans of the repeat answers and the requests in flight (some 40 bytes a
+    request) take the memory of one block, not of the run."""
+    k = len(members.changes)
     blocks = []
+    nothing = (np.empty(0), np.empty(0))
     for a, b in session_blocks(frame.sess, frame.n_sessions, ANSWER_BLOCK_ROWS):
-        rows = slice(a, b) if ok.everyone else a + np.flatnonzero(ok.mask[a:b])
+        lo, hi = np.searchsorted(switch_rows, [a, b])
+        moved, prev = switch_rows[lo:hi], switch_prev[lo:hi]
+        mine = np.asarray(ok.judged[moved])
+        moved, prev = moved[mine], prev[mine]
+        repeat = ~ok.first[a:b] & ok.judged[a:b]
+        if not ok.everyone:
+            repeat &= ok.mask[a:b]
+        spans = flight = nothing
+        if k:
+            rows = a + np.flatnonzero(repeat)
+            spans = (frame.ts[previous_successes(frame, ok, rows)], frame.end[rows])
+            mask = judged[frame.sess[a:b]]
+            flight = (frame.ts[a:b][mask], frame.end[a:b][mask])
         blocks.append(per_answer.judge_answers(
-            frame.sess[rows], frame.ts[rows], frame.end[rows], frame.cont[rows],
-            ok.first[rows], np.asarray(ok.judged[rows]), members, index, n_containers,
-            settled, frame.ts[a:b], frame.end[a:b], judged[frame.sess[a:b]], settle_s))
+            per_answer.Moves(frame.ts[prev], frame.cont[prev], frame.ts[moved],
+                             frame.end[moved], frame.cont[moved]),
+            int(np.count_nonzero(repeat)), members, index, n_containers, settled, settle_s,
+            spans, flight))
     if len(blocks) == 1:
         return blocks[0]
-    k = len(members.changes)
     return per_answer.PerAnswer(
-        np.concatenate([x.collateral for x in blocks]) if blocks else np.zeros(0, np.bool_),
         sum(x.total for x in blocks), sum(x.outside for x in blocks),
         sum((x.per_change for x in blocks), np.zeros(k, dtype=np.int64)),
         sum((x.answers for x in blocks), np.zeros(k, dtype=np.int64)),
@@ -559,18 +665,19 @@ def judge_changes(changes: list[ChangeSummary], answers: per_answer.PerAnswer
 
 
 def outages(frame: Frame, start: float, end: float) -> list[Outage]:
-    """Stretches of whole seconds from the run's start in which requests started and none
-    succeeded (seconds with no request at all join a stretch, never start or end one)."""
-    if not len(frame.ts) or frame.ok.all():
+    """Stretches of whole seconds from the run's start (`start`: no request starts before it)
+    in which requests started and none succeeded (seconds with no request at all join a
+    stretch, never start or end one)."""
+    if not len(frame.ts) or not len(frame.failed_rows):
         return []
     bins = int((end - start) // 1.0) + 1
     sent = np.zeros(bins, dtype=np.int64)
-    failed = np.zeros(bins, dtype=np.int64)
     for at in range(0, len(frame.ts), ORDER_BLOCK_ROWS):  # a block's temporaries at a time
-        which = ((frame.ts[at:at + ORDER_BLOCK_ROWS] - start) // 1.0).astype(np.int64)
-        sent += np.bincount(which, minlength=bins)[:bins]
-        # the failed requests are the few: counted, and the successes are the rest
-        failed += np.bincount(which[~frame.ok[at:at + ORDER_BLOCK_ROWS]], minlength=bins)[:bins]
+        offset = frame.ts[at:at + ORDER_BLOCK_ROWS] - start
+        sent += np.bincount(offset.astype(np.int64), minlength=bins)[:bins]  # floor: >= 0
+    # the failed requests are the few: counted, and the successes are the rest
+    failed = np.bincount((frame.ts[frame.failed_rows] - start).astype(np.int64),
+                         minlength=bins)[:bins]
     good = sent - failed
     out: list[Outage] = []
     i = 0
@@ -613,33 +720,33 @@ def run_not_judged(s: Summary, run: RawRun, config: ReportConfig) -> list[str]:
     return reasons
 
 
-def forced_switches(frame: Frame, ok: Ok, starts: Floats, settled: Floats) -> Bools:
-    """Per switch row: did a change begin, run or settle between the start of the session's
-    previous request and the answer to this one? (A request sent just before a change may be
-    routed after it; a proxy may move a session while the change settles.) The others are
-    flaps: switches inside a settled epoch."""
-    rows = np.flatnonzero(ok.switch)
-    if not len(starts) or not len(rows):
-        return np.zeros(len(rows), dtype=np.bool_)
-    latest = np.searchsorted(starts, frame.end[rows], side="right") - 1
-    return (latest >= 0) & (settled[np.maximum(latest, 0)]
-                            >= frame.ts[previous_successes(frame, ok, rows)])
+def forced_switches(frame: Frame, switch_rows: NDArray[np.intp],
+                    switch_prev: NDArray[np.intp], starts: Floats, settled: Floats) -> Bools:
+    """Per switch row (`switch_rows`, the session's previous success at `switch_prev`): did a
+    change begin, run or settle between the start of the session's previous request and the
+    answer to this one? (A request sent just before a change may be routed after it; a proxy
+    may move a session while the change settles.) The others are flaps: switches inside a
+    settled epoch."""
+    if not len(starts) or not len(switch_rows):
+        return np.zeros(len(switch_rows), dtype=np.bool_)
+    latest = np.searchsorted(starts, frame.end[switch_rows], side="right") - 1
+    return (latest >= 0) & (settled[np.maximum(latest, 0)] >= frame.ts[switch_prev])
 
 
 def previous_successes(frame: Frame, ok: Ok, rows: NDArray[np.integer]
-                       ) -> NDArray[np.integer]:
+                       ) -> NDArray[np.intp]:
     """The row of each successful request's previous success in its session (`rows`:
-    ascending, none a session's first), a block of whole sessions at a time."""
-    if ok.everyone:
-        return rows - 1
-    out = np.empty(len(rows), dtype=np.intp)
-    for a, b in session_blocks(frame.sess, frame.n_sessions, ANSWER_BLOCK_ROWS):
-        lo, hi = np.searchsorted(rows, [a, b])
-        if lo == hi:
-            continue
-        good = a + np.flatnonzero(ok.mask[a:b])
-        out[lo:hi] = good[np.searchsorted(good, rows[lo:hi]) - 1]
-    return out
+    ascending, none a session's first): the row before, but for a row just after a stretch
+    of failed rows, the row before that stretch (successful_requests)."""
+    prev = np.asarray(rows, dtype=np.intp) - 1
+    if ok.everyone or not len(rows):
+        return prev
+    lo, hi = failed_stretches(frame)
+    at = np.searchsorted(rows, hi + 1)
+    hit = at < len(rows)
+    hit[hit] = rows[at[hit]] == hi[hit] + 1
+    prev[at[hit]] = lo[hit] - 1
+    return prev
 
 
 # -- analyze -----------------------------------------------------------------------------------
@@ -662,28 +769,32 @@ def analyze(run: RawRun, config: ReportConfig, keep_rows: bool = True) -> Analys
         judged = np.ones_like(judged)
     ok = successful_requests(frame, judged)
     start, end = float(frame.ts.min()), float(frame.end.max())
-    members = membership(run, frame, ok, containers, start, end, config)
+    spans = container_spans(frame)
+    members = membership(run, spans, containers, start, end, config)
     starts, settled = members.starts, members.ends + config.settle_s
     epoch, inside, within = epoch_of(frame.ts, frame.end, starts, settled)
     matched = match_changes(frame, ok, epoch, inside, starts)
     changes, remapped = change_summaries(matched, members, index, len(containers), start,
                                          config.settle_s)
+    switch_rows = np.flatnonzero(ok.switch)  # the few, found once
+    switch_prev = previous_successes(frame, ok, switch_rows)
     answers = judge_answers(ok, frame, judged, members, index, len(containers), settled,
-                            config.settle_s)
+                            config.settle_s, switch_rows, switch_prev)
     changes = judge_changes(changes, answers)
-    forced = forced_switches(frame, ok, starts, settled)
+    switches = Switches(switch_rows, forced_switches(frame, switch_rows, switch_prev, starts,
+                                                     settled))
     phase = phases(frame, members, starts, members.ends, config.change_margin_s)
     if not keep_rows:  # what is left does not need the answer times
         frame.end = np.empty(0, dtype=np.float64)
     failed = errors_of(frame, phase)
-    per_session = session_table(frame, ok, forced, matched, remapped, failed, requests,
+    per_session = session_table(frame, ok, switches, matched, remapped, failed, requests,
                                 containers, judged, affinity)
     cache = requests.cache.codes
     constant = cache.ndim == 1 and cache.strides == (0,)  # load.constant: one value, no memory
     curves = Curves({}, {}, {}, {}, bool(((cache[:1] if constant else cache) >= 0).any()))
     latency = latencies(frame, ok, requests, curves)
-    summary = build_summary(run, frame, ok, members, changes, epoch, within, forced, phase,
-                            failed, per_session, latency, containers, start, end, config,
+    summary = build_summary(run, frame, ok, members, changes, epoch, within, switches, phase,
+                            failed, per_session, latency, containers, spans, start, end, config,
                             affinity_source, statuses, curves)
     summary.collateral = answers.total if answers.transitions else None
     summary.collateral_outside_changes = answers.outside
@@ -695,7 +806,7 @@ def analyze(run: RawRun, config: ReportConfig, keep_rows: bool = True) -> Analys
     lanes = lanes_of_rows(frame.ts, frame.ok, frame.sess, frame.first_row, frame.cont,
                           requests.session.names, requests.container.names, per_session.table,
                           config.swimlane_sessions, config.swimlane_bins)
-    rows = Rows(requests, frame, ok, epoch, within, forced, phase, failed, judged) \
+    rows = Rows(requests, frame, ok, epoch, within, switches.forced, phase, failed, judged) \
         if keep_rows else None
     return Analysis(summary, per_session.table, timeline(frame, members, run, config), rows,
                     curves, lanes)
@@ -751,28 +862,54 @@ class SessionStats:
     affinity: NDArray[np.int8]
 
 
+PAIR_SLOTS_PER_ROW = 4  # counted in slots when a block's (session, container) slots are few
+
+
 def pair_counts(sess: NDArray[np.int32], cont: NDArray[np.int32], n_containers: int,
-                where: Bools | None = None) -> tuple[Ints, Ints, Ints]:
+                where: Bools | None = None, without: NDArray[np.intp] | None = None
+                ) -> tuple[Ints, Ints, Ints]:
     """Distinct (session, container) pairs with their request counts, session-major, of the
-    rows in `where` (None: every row; the keys made a block at a time, no other copy)."""
-    width = max(n_containers, 1)
-    if where is None:
-        keys = sess.astype(np.int64) * width + cont
-    else:
-        keys = np.empty(int(np.count_nonzero(where)), dtype=np.int64)
-        at = 0
-        for first in range(0, len(sess), ORDER_BLOCK_ROWS):
-            pick = where[first:first + ORDER_BLOCK_ROWS]
-            block = sess[first:first + ORDER_BLOCK_ROWS][pick].astype(np.int64) * width
-            block += cont[first:first + ORDER_BLOCK_ROWS][pick]
-            keys[at:at + len(block)] = block
-            at += len(block)
-    keys.sort()
-    new = starts_of_runs(keys)
-    firsts = np.flatnonzero(new)
-    counts = np.diff(np.append(firsts, len(keys)))
-    pairs = keys[firsts]
-    return pairs // max(n_containers, 1), pairs % max(n_containers, 1), counts
+    rows in `where` (None: every row) but the rows `without` (ascending, among those: the few
+    failed ones, counted and taken off). Rows are sorted by session: a block of whole
+    sessions at a time, its pairs counted in one slot per (session, container) with
+    np.bincount (no sort), or when the slots would outnumber its rows, by a value sort of its
+    keys."""
+    width = n_containers + 1  # slot 0 of each session: no container (-1)
+    n = len(sess)
+    out: list[tuple[Ints, Ints]] = []
+    for a, b in session_blocks(sess, int(sess[-1]) + 1 if n else 0, ANSWER_BLOCK_ROWS):
+        low = int(sess[a])
+        keys = (sess[a:b] - np.int32(low)).astype(np.int64)
+        keys *= width
+        keys += cont[a:b]
+        keys += 1
+        if where is not None:
+            keys = keys[where[a:b]]
+        taken = np.empty(0, dtype=np.int64)
+        if without is not None:
+            lo, hi = np.searchsorted(without, [a, b])
+            rows = without[lo:hi]
+            taken = (sess[rows] - np.int32(low)).astype(np.int64) * width + cont[rows] + 1
+        slots = (int(sess[b - 1]) + 1 - low) * width
+        if slots <= PAIR_SLOTS_PER_ROW * (b - a):
+            counts = np.bincount(keys, minlength=slots)
+            if len(taken):
+                counts -= np.bincount(taken, minlength=slots)
+            pairs = np.flatnonzero(counts)
+            counts = counts[pairs]
+        else:
+            keys.sort()
+            firsts = np.flatnonzero(starts_of_runs(keys))
+            counts = np.diff(np.append(firsts, len(keys)))
+            pairs = keys[firsts]
+            gone, times = np.unique(taken, return_counts=True)
+            counts[np.searchsorted(pairs, gone)] -= times
+            pairs, counts = pairs[counts > 0], counts[counts > 0]
+        named = pairs % width != 0
+        out.append((pairs[named] + low * width, counts[named]))
+    pairs = np.concatenate([p for p, _ in out]) if out else np.empty(0, dtype=np.int64)
+    counts = np.concatenate([c for _, c in out]) if out else np.empty(0, dtype=np.int64)
+    return pairs // width, pairs % width - 1, counts.astype(np.int64)
 
 
 def main_containers(p_sess: Ints, p_cont: Ints, counts: Ints, n_sessions: int
@@ -798,14 +935,14 @@ def by_code(codes: NDArray[np.integer], names: Sequence[str]) -> pd.Categorical[
 SESSION_BLOCK_ROWS = 1 << 20  # requests per block of whole sessions
 
 
-def per_session_rows(frame: Frame, ok: Ok, forced: Bools, failed: Bools) -> pd.DataFrame:
+def per_session_rows(frame: Frame, switches: Switches, failed: Bools) -> pd.DataFrame:
     """Per session (in code order): requests, errors, first and last start, mean response
     time, successful requests, switches, flaps. A pandas groupby over blocks of whole
     sessions (about SESSION_BLOCK_ROWS requests each; rows are sorted by session): each
     session's figures are its own rows', so the blocks give the run's, and the groupby's
     temporaries take the memory of a block, not of the run."""
-    switch_rows = np.flatnonzero(ok.switch)
-    flap_rows = switch_rows[~forced]
+    switch_rows = switches.rows
+    flap_rows = switch_rows[~switches.forced]
     blocks = []
     for a, b in session_blocks(frame.sess, frame.n_sessions, SESSION_BLOCK_ROWS):
         first_session = int(frame.sess[a])
@@ -828,19 +965,18 @@ def per_session_rows(frame: Frame, ok: Ok, forced: Bools, failed: Bools) -> pd.D
     return pd.concat(blocks, ignore_index=True) if len(blocks) != 1 else blocks[0]
 
 
-def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remapped: Bools,
+def session_table(frame: Frame, ok: Ok, switches: Switches, matched: Matched, remapped: Bools,
                   failed: Bools, requests: Requests, containers: list[str], judged: Bools,
                   affinity: NDArray[np.int8]) -> SessionStats:
     """One row per session, with pandas groupbys on the session's categorical codes (rows are
-    sorted by session, then start). numpy: the main container (a value sort of packed
-    (session, container) keys: pandas' two-key groupby was 5x slower at 10 M rows)."""
+    sorted by session, then start). numpy: the main container (pair_counts: pandas'
+    two-key groupby was 5x slower at 10 M rows)."""
     s, c = frame.n_sessions, frame.n_containers
     names = requests.session.names
-    per = per_session_rows(frame, ok, forced, failed)
+    per = per_session_rows(frame, switches, failed)
 
     n_ok = per["ok_requests"].to_numpy(np.int64)
-    p_sess, p_cont, counts = pair_counts(frame.sess, frame.cont, c,
-                                         None if ok.everyone else ok.mask)
+    p_sess, p_cont, counts = pair_counts(frame.sess, frame.cont, c, without=frame.failed_rows)
     n_cont = np.bincount(p_sess, minlength=s)
     main, best = main_containers(p_sess, p_cont, counts, s)
     remaps = pd.Series(matched.session[remapped]).value_counts().reindex(
@@ -877,10 +1013,11 @@ def session_table(frame: Frame, ok: Ok, forced: Bools, matched: Matched, remappe
 
 
 def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
-                  changes: list[ChangeSummary], epoch: Ints, within: Bools, forced: Bools,
+                  changes: list[ChangeSummary], epoch: Ints, within: Bools,
+                  switches: Switches,
                   phase: NDArray[np.int8], failed: Bools, per: SessionStats,
-                  latency: dict[str, Latency], containers: list[str], start: float,
-                  end: float, config: ReportConfig, affinity_source: str,
+                  latency: dict[str, Latency], containers: list[str], spans: Spans,
+                  start: float, end: float, config: ReportConfig, affinity_source: str,
                   statuses: dict[str, int], curves: Curves | None = None) -> Summary:
     """The stickiness figures cover the judged sessions (those that ask for affinity); errors,
     latency and the timeline every request."""
@@ -894,9 +1031,9 @@ def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
     sessions_ok = int((judged_ok > 0).sum())
     errors = int(failed.sum())
     n = len(frame.ts)
-    switch_judged = ok.judged[np.flatnonzero(ok.switch)]
-    switches = int(switch_judged.sum())
-    forced_judged = int((forced & switch_judged).sum())
+    switch_judged = ok.judged[switches.rows]
+    n_switches = int(switch_judged.sum())
+    forced_judged = int((switches.forced & switch_judged).sum())
     transitions = total_ok - sessions_ok
     notes = run_notes(run, members, containers, per, affinity_source)
     counts = epoch_counts(frame, ok, epoch, within, len(members.changes), per)
@@ -912,15 +1049,15 @@ def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
         sessions_multi_request=n_multi, sessions_multi_container=n_multi_cont,
         session_stickiness=1 - n_multi_cont / n_multi if n_multi else None,
         session_stickiness_ci=interval(n_multi - n_multi_cont, n_multi),
-        same_container_rate=1 - switches / transitions if transitions else None,
-        same_container_rate_ci=interval(transitions - switches, transitions),
+        same_container_rate=1 - n_switches / transitions if transitions else None,
+        same_container_rate_ci=interval(transitions - n_switches, transitions),
         transitions=transitions,
         settled_stickiness=1 - pairs_multi / pairs if pairs else None,
         settled_stickiness_ci=interval(pairs - pairs_multi, pairs),
         settled_pairs_multi_request=pairs, settled_pairs_multi_container=pairs_multi,
         request_stickiness=main_total / total_ok if total_ok else None,
         request_stickiness_ci=interval(main_total, total_ok),
-        switches=switches, forced_switches=forced_judged, flaps=switches - forced_judged,
+        switches=n_switches, forced_switches=forced_judged, flaps=n_switches - forced_judged,
         sessions_with_flaps=int(((per.flaps > 0) & judged).sum()),
         warm_hit_upper_bound=1 - int(per.n_containers[judged].sum()) / total_ok
         if total_ok else None,
@@ -931,13 +1068,13 @@ def build_summary(run: RawRun, frame: Frame, ok: Ok, members: Membership,
         error_classes=dict(zip(ERROR_CLASSES, counts_of(frame.cls, len(ERROR_CLASSES)),
                                strict=True)),
         errors_by_phase=errors_by_phase(frame.cls, phase),
-        top_errors=top_errors(run.requests, frame.ok),
+        top_errors=top_errors(run.requests, frame.failed_rows),
         containers=int((per.container_sessions > 0).sum()),
-        per_container=per_container(containers, frame, ok, per),
+        per_container=per_container(containers, spans, per),
         membership_changes=changes,
         epochs=epoch_summaries(members, counts, start, end, config.settle_s),
         balance=balance(frame, ok, members, epoch, within, containers, counts.sessions,
-                        per),
+                        per, spans),
         latency={k: v for k, v in latency.items() if k in LATENCY_STATES},
         cache=cache_summary(run.requests, latency),
         ttft=ttft_summary(frame, run.requests, None if curves is None else curves.ttft_cache),
@@ -1050,8 +1187,8 @@ def errors_by_phase(cls: NDArray[np.int8], phase: NDArray[np.int8]) -> dict[str,
             for i, p in enumerate(PHASES)}
 
 
-def top_errors(requests: Requests, ok: Bools) -> list[dict[str, object]]:
-    codes = requests.error.codes[~ok]
+def top_errors(requests: Requests, failed_rows: NDArray[np.intp]) -> list[dict[str, object]]:
+    codes = requests.error.codes[failed_rows]
     codes = codes[codes >= 0]
     if not len(codes):
         return []
@@ -1061,11 +1198,11 @@ def top_errors(requests: Requests, ok: Bools) -> list[dict[str, object]]:
             for i in top if counts[i] > 0]
 
 
-def per_container(containers: list[str], frame: Frame, ok: Ok, per: SessionStats
+def per_container(containers: list[str], spans: Spans, per: SessionStats
                   ) -> list[ContainerSummary]:
     """Per container that answered (in code order): its successful requests, first and last
     start (container_spans)."""
-    counts, first, last = container_spans(frame, ok)
+    counts, first, last = spans.counts, spans.first, spans.last
     return [ContainerSummary(containers[j], int(counts[j]), int(per.container_sessions[j]),
                              int(per.container_main_sessions[j]), float(first[j]),
                              float(last[j]))
@@ -1124,7 +1261,8 @@ def epoch_summaries(members: Membership, counts: EpochCounts, start: float, end:
 
 
 def balance(frame: Frame, ok: Ok, members: Membership, epoch: Ints, within: Bools,
-            containers: list[str], per_epoch: Ints, per: SessionStats) -> Balance | None:
+            containers: list[str], per_epoch: Ints, per: SessionStats, spans: Spans
+            ) -> Balance | None:
     """Balance in the epoch with the most sessions (see summary.Balance)."""
     if not per_epoch.any():
         return None
@@ -1132,7 +1270,7 @@ def balance(frame: Frame, ok: Ok, members: Membership, epoch: Ints, within: Bool
     c = len(containers)
     if len(members.changes) == 0 and ok.judged.all():  # one epoch: the whole run's figures
         main = per.main
-        per_container = count_where(frame.cont, None if ok.everyone else ok.mask, c)
+        per_container = spans.counts  # every successful request
     else:
         rows = within & (epoch == best) & ok.judged & ok.mask
         p_sess, p_cont, counts = pair_counts(frame.sess, frame.cont, c, rows)
@@ -1216,8 +1354,9 @@ def latencies(frame: Frame, ok: Ok, requests: Requests, curves: Curves | None = 
     figures: dict[str, Latency] = {}
     found: dict[str, Curve | None] = {}
     few: dict[str, Floats] = {}  # the sorted times of the states "repeat" is all without
-    for state, mask in (("errors", ~ok.mask), ("first", ok.first), ("after_switch", ok.switch)):
-        figures[state], found[state], few[state] = latency_sorted(rt[mask], owned=True)
+    for state, rows in (("errors", frame.failed_rows), ("first", ok.first),
+                        ("after_switch", ok.switch)):
+        figures[state], found[state], few[state] = latency_sorted(rt[rows], owned=True)
     figures["all"], found["all"], ordered = latency_sorted(rt)
     if curves is not None:  # every successful request (a comparison's)
         found["ok"] = found["all"] if ok.everyone else \
@@ -1336,11 +1475,10 @@ def timeline(frame: Frame, members: Membership, run: RawRun, config: ReportConfi
     bins = int(which.max()) + 1
     k = len(ERROR_CLASSES)
     requests = np.bincount(which, minlength=bins)
-    failed = ~frame.ok
+    failed = frame.failed_rows  # the few: counted, and the successes are the rest
     classes = np.bincount(which[failed].astype(np.int64) * k + frame.cls[failed],
                           minlength=bins * k).reshape(bins, k)
     classes[:, OK] = requests - classes.sum(axis=1)
-    del failed
     new = starts_of_runs(which)  # a new (session, bin): rows are by session, then time
     new[frame.first_row] = True
     sessions = np.bincount(which[new], minlength=bins)

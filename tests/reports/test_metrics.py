@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from modal_app.local.rendezvous import pick
-from reports import charts
+from reports import charts, metrics
 from reports.api import load_run as api_load_run
 from reports.config import ReportConfig
 from reports.load import read_run as load_run
@@ -307,3 +307,39 @@ def test_collateral_session_is_the_one_we_planted(scale_up: tuple[str, int]) -> 
     rows = report_of(prefix).sessions.to_dict("records")
     planted = next(r for r in rows if r["session_id"] == COLLATERAL_SESSION)
     assert (planted["containers"], planted["remaps"], planted["flaps"]) == (2, 1, 0)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5_000, 70_000, 2_000_000])
+def test_the_order_by_session_is_the_stable_argsort(size: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """metrics.stable_order: radix and counting sort (keys of one and two 16-bit digits, in
+    blocks of 1,000 rows), or packed keys (more keys than rows): numpy's stable argsort."""
+    monkeypatch.setattr(metrics, "COUNTING_BLOCK_ROWS", 1000)
+    keys = np.random.default_rng(size).integers(0, size, 100_003).astype(np.int32)
+    order = metrics.stable_order(keys)
+    assert order.dtype == np.int32
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_rows_are_sorted_by_session_then_start_ties_in_file_order(
+        tmp_path: Path, shuffled: bool) -> None:
+    """metrics.sort_by_session: rows written in session start order take one sort; rows out of
+    start order within a session (shuffled) are sorted by time first. Either way: by session,
+    then start, equal starts in file order (np.lexsort, stable)."""
+    rng = np.random.default_rng(3)
+    rows = [Row(T0 + float(rng.integers(0, 50)) + rng.choice([0.0, 0.25]), sid,
+                (A, B, C)[int(rng.integers(3))], response_time_ms=float(i))
+            for i, sid in enumerate(rng.choice(session_ids(30), 2000))]
+    if not shuffled:
+        rows.sort(key=lambda r: r.ts)  # stable: equal starts keep their order
+    prefix = str(tmp_path / "rows")
+    write_requests(Path(prefix + "_requests.parquet"), rows)
+    run = load_run(prefix)
+    ts, rt = run.requests.ts.copy(), run.requests.response_time_ms.copy()
+    sess = run.requests.session.codes.copy()  # every name used: the codes stay
+    metrics.sort_by_session(run.requests)
+    order = np.lexsort((ts, sess))
+    assert np.array_equal(run.requests.session.codes, sess[order])
+    assert np.array_equal(run.requests.ts, ts[order])
+    assert np.array_equal(run.requests.response_time_ms, rt[order])  # ties: file order
