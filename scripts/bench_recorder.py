@@ -36,7 +36,10 @@ With `--interleave SLOTS` both sides instead take turns (SIGSTOP/SIGCONT), one s
 each side's requests and CPU count only its own slots (read by scripts/benchcount.py), so that
 a slow spell of the shared machine weighs on both alike, and the fresh processes of each block
 average over what differs from one process to the next. It prints both rates, their ratio,
-the CPU ratio and the geometric mean of the blocks' ratios with its 95% interval.
+the CPU ratio and the geometric mean of the blocks' ratios with its 95% interval. Each side
+counts once its users are past their start (60 requests each: a StickyUser renews once within
+its first 50), and StickyUser renews at most once per 5 s of its own sending
+(`--reconnect-min-seconds 10` while it sends one slot in two), as a run of its own does.
 
 With `--metrics` the StickyUser side also serves live Prometheus metrics (`--metrics-port`,
 locustfiles/livemetrics.py), scraped once a second by this script as Prometheus would: the
@@ -251,15 +254,12 @@ def https_client_us(n: int = 20) -> tuple[float, float]:
 
 
 def parts_us(tmp: Path, n: int = 100_000, url: str | None = None) -> dict[str, float]:
-    os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"  # no gevent patching of this process
-    try:
+    with unpatched():
         from locustfiles.batch import Batch
         from locustfiles.recorder import Bodies, Recorder, parse_body
         from locustfiles.requestwriter import RequestFileWriter
         from locustfiles.rowbuffer import BATCH_ROWS, RowBuffer
         from locustfiles.summary import Stickiness
-    finally:
-        del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
     contexts = [{"session_id": f"{i:032x}", "user_class": "StickyUser", "affinity": "session"}
                 for i in range(50)]
     answer = Answer()
@@ -523,11 +523,15 @@ def start_sides(url: str, args: argparse.Namespace, stream: tuple[str, ...], pre
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env={**os.environ, "BENCH_COUNT_PORT": str(port)})
             sides.append(Side(name, proc, port, metrics))
-        for side in sides:  # until its users are sending
+        # until its users are past their start: each StickyUser renews its connection once
+        # within its first K requests (a one-off that a run of minutes makes nothing of), and
+        # both sides warm up alike
+        warm = args.users * (shipped("DEFAULT_RECONNECT_EVERY") + 10)
+        for side in sides:
             deadline = time.monotonic() + 60
             while True:
                 with contextlib.suppress(OSError, ValueError):
-                    if side.read()[0] > 0:
+                    if side.read()[0] >= warm:
                         break
                 if side.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the {side.name} Locust process did not start sending")
@@ -547,9 +551,25 @@ def renew_min_s() -> float:
     sends one slot in SIDES would, at that floor, renew SIDES times as often per request as in
     a run of its own (the floor runs on while it waits): the interleaved run gives it SIDES
     times the floor, so that it renews once per 5 s of its own sending, as a run does."""
-    from locustfiles.users import RENEW_MIN_S
+    return float(shipped("RENEW_MIN_S"))
 
-    return RENEW_MIN_S
+
+def shipped(name: str) -> Any:
+    """A default of locustfiles/users.py."""
+    with unpatched():
+        from locustfiles import users
+    return getattr(users, name)
+
+
+@contextlib.contextmanager
+def unpatched() -> Iterator[None]:
+    """Imports of the harness that leave this process unpatched by gevent (importing Locust
+    patches it, unless told not to)."""
+    os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
 
 
 def stop_sides(sides: list[Side]) -> None:
