@@ -7,9 +7,9 @@ The Locust process that sees every request serves them (a local run, or the mast
 distributed runs: the workers' rows reach it as they reach the recorder, so the figures are
 merged across workers). The recorder hands the rows over a batch at a time (`observe_batch`,
 locustfiles/batch.py: once a second, so a scrape shows the run up to the last second, and all
-of it at the end), and this module only counts:
-requests by label set, the per-session state the figures need (the last container, whether
-the session had two answers, whether it moved), and per-second buckets of switches for flaps.
+of it at the end), and this module only counts: requests by label set, the per-session state
+the figures need (the last container, whether the session had two answers, whether it moved),
+and per-second buckets of switches for flaps.
 The exposition is prometheus-client's, from a collector that turns these counts into metric
 families when scraped, on a registry of the run's own (`CollectorRegistry`, never the global
 one). docs/metrics-live.md lists the metrics.

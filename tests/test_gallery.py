@@ -186,18 +186,18 @@ def correct(honest: str, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
 
 
 def never_passes(o: Outcome) -> None:
-    assert "verdict: PASSED" not in o.report_output
-    assert o.summary["verdict"] != "passed"
+    assert "verdict: PASSED" not in o.report_output, o.report_output
+    assert o.summary["verdict"] != "passed", o.report_output
     assert o.report_code != 0, o.report_output
 
 
 def test_modulo_bouncing_between_survivors_is_collateral(modulo: Outcome) -> None:
     never_passes(modulo)
-    assert modulo.summary["collateral"] > 0
+    assert modulo.summary["collateral"] > 0, modulo.report_output
     gate = {g["gate"]: g for g in modulo.summary["gates"]}["max-collateral"]
-    assert gate["verdict"] == "failed", gate
-    assert modulo.report_code == 1
-    assert "FAILED" in first_card(modulo.html)
+    assert gate["verdict"] == "failed", (gate, modulo.report_output)
+    assert modulo.report_code == 1, modulo.report_output
+    assert "FAILED" in first_card(modulo.html), first_card(modulo.html)
     # Locust's own line, under the run's allowance, may pass only as a bound that points at
     # the report (it cannot tell a forced remap from a collateral move)
     if modulo.verdict_line.lstrip().startswith("PASS"):
