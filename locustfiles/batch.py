@@ -190,21 +190,28 @@ class Batch:
         """(row, error) of the rows that failed."""
         return [(row, error) for row, error, _ in self.notes if error is not None]
 
-    def steps(self, before: Sequence[Any]) -> Steps:
-        """Each session's answered rows in order; `before[k]`: the container of session k's
-        last answer before this batch (None: it had none)."""
+    @cached_property
+    def _answers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The answered rows grouped by session, each group in the rows' order: (rows, their
+        session codes, their container codes, where each group starts); sorted once, for
+        every counter that asks for `steps`."""
         sessions, containers = self.sessions.codes, self.containers.codes
         answered = np.flatnonzero((sessions >= 0) & (containers >= 0))
         rows = answered[np.argsort(sessions[answered], kind="stable")]
-        session, container = sessions[rows], containers[rows]
-        if not len(rows):
-            empty = np.zeros(0, dtype=np.int64)
-            return Steps(rows, session, container, empty, empty)
-        starts = np.flatnonzero(np.append(True, session[1:] != session[:-1]))
+        session = sessions[rows]
+        starts = np.flatnonzero(np.append(True, session[1:] != session[:-1])) if len(rows) \
+            else np.zeros(0, dtype=np.int64)
+        return rows, session, containers[rows], starts
+
+    def steps(self, before: Sequence[Any]) -> Steps:
+        """Each session's answered rows in order; `before[k]`: the container of session k's
+        last answer before this batch (None: it had none)."""
+        rows, session, container, starts = self._answers
         prev = np.empty_like(container)
-        prev[1:] = container[:-1]
-        code = self.containers.code
-        prev[starts] = [code(before[k]) for k in session[starts].tolist()]
+        if len(rows):
+            prev[1:] = container[:-1]
+            code = self.containers.code
+            prev[starts] = [code(before[k]) for k in session[starts].tolist()]
         return Steps(rows, session, container, prev, starts)
 
 

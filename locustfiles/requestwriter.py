@@ -424,32 +424,12 @@ def number(value: Any, kind: str) -> float | int | None:
 
 def strings(values: Sequence[Any]) -> pa.Array:
     """A dictionary-encoded string column; the dictionary holds the batch's distinct values."""
-    n = len(values)
-    distinct = dict.fromkeys(values)
-    has_null = None in distinct
-    if has_null:
-        del distinct[None]
-        if not distinct:
-            return pa.nulls(n, STRING)
-    if len(distinct) == 1 and not has_null:
-        codes = array("i", bytes(4 * n))
-    else:
-        code_of = {v: i for i, v in enumerate(distinct, 1 if has_null else 0)}
-        if has_null:
-            code_of[None] = 0
-        codes = array("i", map(code_of.__getitem__, values))
-    names = ["", *distinct] if has_null else list(distinct)  # "" stands under the nulls
-    validity = None
-    if has_null:
-        validity = pa.py_buffer(np.packbits(np.frombuffer(codes, dtype=np.int32) != 0,
-                                            bitorder="little"))
-    indices = pa.Array.from_buffers(pa.int32(), n, [validity, pa.py_buffer(codes)])
-    return pa.DictionaryArray.from_arrays(indices, string_array(names))
+    return dictionary(Coded(values))
 
 
 def dictionary(coded: Coded) -> pa.Array:
-    """A dictionary-encoded string column from its codes (batch.py), laid out as `strings`
-    lays it out: the distinct values first seen first, "" first under the nulls."""
+    """A dictionary-encoded string column from its codes (batch.py): the distinct values
+    first seen first, "" first under the nulls."""
     n = len(coded.codes)
     names = coded.names[:coded.present]
     if not names:

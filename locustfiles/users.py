@@ -246,8 +246,8 @@ class SessionUser(FastHttpUser):
     def reconnect_now(self) -> None:
         """--reconnect-every K: close the user's connection after every K requests (the first
         time after a random count up to K), and at most once every 5 s (`renew_min_s`,
-        --reconnect-min-seconds), so that
-        a target that pins by connection (and ignores the session) shows as moved sessions.
+        --reconnect-min-seconds), so that a target that pins by connection (and ignores the
+        session) shows as moved sessions.
         A user that sends faster than K in 5 s renews every 5 s: each user still renews
         throughout the run, and the handshakes stay a small share of the requests (a renewal
         costs a few hundred microseconds of the client's CPU, more with https).

@@ -838,14 +838,12 @@ def main() -> None:
     print(f"with live metrics: {metered:.2f} us against {bare_cpu:.0f} us: ratio "
           f"{bare_cpu / (bare_cpu + metered):.3f} at full CPU")
     if RENEWAL in parts:
-        # users renew after 50 requests and at most once every RENEW_MIN_S: at this rate per user,
-        # after max(50, rate) requests (locust was imported by parts_us, unpatched)
-        from locustfiles.users import RENEW_MIN_S
-
+        # users renew after 50 requests and at most once every renew_min_s(): at this rate per
+        # user, after max(50, rate) requests
         per_user = bare_rps / args.users
-        every = max(50.0, per_user * RENEW_MIN_S)
+        every = max(50.0, per_user * renew_min_s())
         renewal = parts[RENEWAL] * 50 / every
-        print(f"a new connection after 50 requests and at most once every {RENEW_MIN_S:g} s: at "
+        print(f"a new connection after 50 requests and at most once every {renew_min_s():g} s: at "
               f"{per_user:.0f} req/s per user one every {every:.0f} requests, {renewal:.2f} us "
               f"per request against {bare_cpu:.0f} us: ratio "
               f"{bare_cpu / (bare_cpu + renewal):.3f} at full CPU (every 50 requests: "
