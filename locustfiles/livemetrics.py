@@ -427,7 +427,6 @@ class LiveMetrics:
         self.server: WSGIServer | None = None
         self.address: tuple[str, int] | None = None
         self.scrapes = 0  # scrapes answered
-        self._ticker: gevent.Greenlet | None = None
 
     def install(self, events: Events) -> LiveMetrics:
         """At import, before the recorder is installed: our quitting listener then runs after
@@ -480,13 +479,12 @@ class LiveMetrics:
         server.start()  # binds now: an error is raised here
         self.server, self.address = server, (self.host(), port)
         self.attach()
-        if self._ticker is None:
-            self._ticker = gevent.spawn(self._tick)
         logger.info("metrics: serving Prometheus metrics on http://%s:%d/metrics", *self.address)
 
     def attach(self) -> None:
         """The recorder hands its rows over while the metrics are served, never otherwise:
-        without --metrics-port nothing is counted here (no cost per request)."""
+        without --metrics-port nothing is counted here (no cost per request). Its ticker
+        moves the counts' clock once a second, right after counting the second's rows."""
         if self.recorder is not None and self.server is not None:
             self.recorder.metrics = self.counts
 
@@ -503,28 +501,11 @@ class LiveMetrics:
         self.counts = Counts()
         self.attach()
 
-    def absorb(self) -> None:
-        """The recorder's rows not yet counted, counted now (at the current tick)."""
-        if self.recorder is not None:
-            self.recorder.absorb()
-
-    def _tick(self) -> None:
-        while True:
-            gevent.sleep(1.0)
-            try:
-                self.absorb()  # the rows of the second that ends, before the clock moves
-                self.counts.step()
-            except Exception:
-                logger.exception("metrics: unexpected error (the run goes on)")
-
     def on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
         """After the recorder's end: every switch classified, then, with --metrics-linger,
         one more scrape waited for, then the server stopped."""
         if self.server is None:
             return
-        if self._ticker is not None:
-            self._ticker.kill(block=False)
-            self._ticker = None
         self.counts.classify()
         linger = float(getattr(environment.parsed_options, "metrics_linger", 0) or 0)
         if linger > 0:

@@ -122,6 +122,7 @@ class Recorder:
         self.clock = clock
         self._stickiness = Stickiness()
         self.bodies = Bodies()
+        self._parsed = self.bodies.known  # the hot path reads the memo itself
         self.instance: InstanceReader | None = None  # --instance-header/--instance-field
         self.environment: Environment | None = None
         self.role = "local"  # "local", "master" or "worker"
@@ -135,8 +136,7 @@ class Recorder:
         self.closed = False
         self.metrics: Any = None  # live metrics (livemetrics.py) take every row when on
         # where rows go: the writer's (--csv), the outbox's (a worker), else counted and dropped
-        self._buffer = RowBuffer()
-        self._limit = batch_rows  # rows in the buffer that make it flush (or ship)
+        self._use(RowBuffer(), batch_rows)
         self._ticker: gevent.Greenlet | None = None
 
     # ### Wiring
@@ -188,7 +188,7 @@ class Recorder:
     def become_worker(self, worker_id: str) -> None:
         """Rows go to the outbox, shipped to the master."""
         self.role = "worker"
-        self._buffer, self._limit = self.outbox.buffer, self.outbox.batch_rows
+        self._use(self.outbox.buffer, self.outbox.batch_rows)
 
     def open_file(self, prefix: str) -> RequestFileWriter:
         """The request file (local, master): pyarrow is imported now, before any load, and
@@ -200,8 +200,14 @@ class Recorder:
         self.writer = RequestFileWriter(prefix, batch_rows=self.batch_rows,
                                         on_failure=self.on_write_failure, clock=self.clock,
                                         **partoptions.writer_options(options))
-        self._buffer, self._limit = self.writer.buffer, self.batch_rows
+        self._use(self.writer.buffer, self.batch_rows)
         return self.writer
+
+    def _use(self, buffer: RowBuffer, limit: int) -> None:
+        """Rows go to `buffer`, flushed (or shipped) when it holds `limit` rows. The hot path
+        holds its first column and its appends: one attribute each per request."""
+        self._buffer, self._limit = buffer, limit
+        self._rows, self._appends = buffer.dense[0], buffer.appends
 
     # ### Requests: the hot path
 
@@ -216,29 +222,34 @@ class Recorder:
             status = getattr(response, "status_code", 0) or 0  # None: a connection error
             error = None if exception is None else error_text(exception)
             stream = ctx.get("stream")
+            container = cache = extra = None
             if stream is not None:
                 container, cache = stream.get("container_id"), stream.get("cache")
                 if self.instance is not None:
                     container = self.instance.stream(response, container)
                 if isinstance(container, str) and not container.strip():
                     container = None  # a blank id names no container (a body error)
-                extra: tuple[Any, ...] | None = (
-                    stream.get("ttfb_ms"), stream.get("ttft_ms"), stream.get("tokens"),
-                    stream.get("max_gap_ms"))
-            else:
-                container = cache = extra = None
-                if 200 <= status < 300:
-                    container, cache, body_error = (
-                        self.bodies.parse(getattr(response, "content", None))
-                        if self.instance is None else self.instance.read(response))
-                    if body_error is not None and error is None:
-                        error = body_error
+                extra = (stream.get("ttfb_ms"), stream.get("ttft_ms"), stream.get("tokens"),
+                         stream.get("max_gap_ms"))
+            elif 200 <= status < 300:
+                if self.instance is None:
+                    content = getattr(response, "content", None)
+                    try:  # the memo of `Bodies.parse`, read here: one call fewer per request
+                        parsed = self._parsed.get(content)
+                    except TypeError:  # unhashable (a bytearray): parsed, not kept
+                        parsed = None
+                    if parsed is None:
+                        parsed = self.bodies.parse(content)
+                else:
+                    parsed = self.instance.read(response)
+                container, cache, body_error = parsed
+                if body_error is not None and error is None:
+                    error = body_error
             response_ms = float(response_time)  # before any append: the columns stay aligned
-            buffer = self._buffer
-            n = len(buffer.dense[0])
+            n = len(self._rows)
             if not n:
                 self.outbox.since = self.clock()
-            ts, rt, sid, cls, rname, st, cid, hit, aff = buffer.appends
+            ts, rt, sid, cls, rname, st, cid, hit, aff = self._appends
             ts(start_time if start_time is not None else time.time())
             rt(response_ms)
             sid(ctx.get("session_id"))
@@ -249,7 +260,7 @@ class Recorder:
             hit(cache)
             aff(ctx.get("affinity"))
             if error is not None or extra is not None:
-                buffer.note((n, error, extra))
+                self._buffer.note((n, error, extra))
             if n + 1 >= self._limit:
                 self._full()
         except Exception:
@@ -379,11 +390,16 @@ class Recorder:
             affinity.record(self.environment, prefix)
 
     def _tick(self) -> None:
+        """Once a second: the rows counted and written (or shipped), then the live metrics'
+        clock moves, every row of the second counted. One count of the whole buffer per
+        second: the writer reuses its codes (a count of part of it could not be reused)."""
         while not self.closed:
             gevent.sleep(self.flush_s)
             try:
                 if self.role != "worker" or self.outbox.due():
                     self._full()
+                if self.metrics is not None:
+                    self.metrics.step()
             except Exception:
                 self._listener_error()
 

@@ -23,7 +23,8 @@ DENSE: tuple[str, ...] = ("ts", "response_time_ms", "session_id", "user_class", 
 STREAM: tuple[str, ...] = ("ttfb_ms", "ttft_ms", "tokens", "max_gap_ms")
 SPARSE: tuple[str, ...] = ("error", *STREAM)
 ROW_COLUMNS: tuple[str, ...] = DENSE + SPARSE  # a whole row (every column but `worker`)
-BATCH_ROWS = 8192  # rows buffered at most before a flush (and about one second's worth)
+BATCH_ROWS = 32768  # rows buffered at most before a flush: more than a second's worth of
+#                   one Locust process, which is then flushed (and counted) once a second
 
 Row = tuple[Any, ...]  # in ROW_COLUMNS order
 Note = tuple[int, str | None, Any]  # (row, error, stream figures in STREAM order or None)

@@ -45,6 +45,11 @@ With `--metrics` the StickyUser side also serves live Prometheus metrics (`--met
 locustfiles/livemetrics.py), scraped once a second by this script as Prometheus would: the
 ratio is then the recorder's and the metrics' cost together.
 
+With `--bare lean` the bare user sends as StickyUser does (`locustfiles/plain.py --lean`: the
+POST built once and sent through `client.request`, where the usual `client.post(...,
+json=...)` dumps the JSON and merges the headers on every request): the ratio is then the
+recorder's and the harness's cost alone, without the saving of StickyUser's leaner sending.
+
 With `--side-by-side` each round also runs both at the same moment, each with its own 50 users
 against the same replica, for the same seconds (and 1 s for the fixed costs): both then see
 the same load of the shared machine, so their CPU per request and their rates compare under
@@ -406,7 +411,7 @@ def side_by_side(url: str, args: argparse.Namespace, stream: tuple[str, ...], pr
                                     *live, *NO_VERDICT, "--csv", f"{prefix}{name}sticky",
                                     user_class="StickyUser")
             plain = locust_command("locustfiles/plain.py", url, args.users, seconds, *stream,
-                                   "--csv", f"{prefix}{name}plain")
+                                   *bare_options(args), "--csv", f"{prefix}{name}plain")
             runs.append(run_locusts_together([sticky, plain], seconds))
     (s_long, s_cpu), (p_long, p_cpu) = runs[0]
     (s_short, s_cpu0), (p_short, p_cpu0) = runs[1]
@@ -512,11 +517,14 @@ def start_sides(url: str, args: argparse.Namespace, stream: tuple[str, ...], pre
         for name, locustfile, extra in (
                 ("StickyUser", "locustfiles/sticky.py", ("StickyUser",)),
                 ("bare", "locustfiles/plain.py", ())):
-            port, metrics = free_port(), free_port() if args.metrics and extra else None
+            sticky = name == "StickyUser"
+            port, metrics = free_port(), free_port() if args.metrics and sticky else None
             options = [*stream, "--csv", f"{prefix}_{name}"]
-            if extra:
+            if sticky:
                 options += [*NO_VERDICT, *(("--metrics-port", str(metrics)) if metrics else ()),
                             "--reconnect-min-seconds", f"{SIDES * renew_min_s():g}"]
+            else:
+                options += bare_options(args)
             cmd = locust_command(f"{locustfile},scripts/benchcount.py", url, args.users, run_s,
                                  *options)
             proc = subprocess.Popen([*cmd, *extra], cwd=Path(__file__).resolve().parent.parent,
@@ -544,6 +552,16 @@ def start_sides(url: str, args: argparse.Namespace, stream: tuple[str, ...], pre
 
 
 SIDES = 2  # the sides that take turns: each sends one slot in two
+
+
+def bare_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """The bare user's: `--bare lean` sends the POST as StickyUser does (locustfiles/plain.py)."""
+    return ("--lean",) if args.bare == "lean" else ()
+
+
+def bare_name(args: argparse.Namespace) -> str:
+    return "bare FastHttpUser" + (" (lean: the POST built once, sent through client.request)"
+                                  if args.bare == "lean" else "")
 
 
 def renew_min_s() -> float:
@@ -646,7 +664,7 @@ def interleave(url: str, args: argparse.Namespace, stream: tuple[str, ...], tmp:
         f"{SIDES})")
     print(f"interleaved ({args.interleave} slots of {args.slot_seconds:g} s each, taking turns, "
           f"fresh processes every {args.block_slots}): {what} {figures['sticky_rps']:.0f} req/s "
-          f"({figures['sticky_cpu_us']:.1f} us CPU per request), bare FastHttpUser "
+          f"({figures['sticky_cpu_us']:.1f} us CPU per request), {bare_name(args)} "
           f"{figures['bare_rps']:.0f} req/s ({figures['bare_cpu_us']:.1f} us): ratio "
           f"{figures['ratio']:.3f} (aim {AIM}); CPU ratio "
           f"{figures['bare_cpu_us'] / figures['sticky_cpu_us']:.3f}; geometric mean of the "
@@ -677,6 +695,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--metrics", action="store_true",
                         help="StickyUser also serves live metrics, scraped every second")
+    parser.add_argument("--bare", choices=("plain", "lean"), default="plain",
+                        help="the bare user: as a locustfile usually sends (client.post with "
+                             "json=, the default), or lean: the POST built once and sent "
+                             "through client.request as StickyUser sends it, so that the ratio "
+                             "is the recorder's and the harness's cost alone")
     parser.add_argument("--stream-tokens", type=int, default=0, metavar="N",
                         help="both sides stream POST /generate for N tokens (default 0: POST /)")
     parser.add_argument("--side-by-side", action="store_true",
@@ -743,7 +766,7 @@ def main() -> None:
             # difference is the user class's alone (PlainUser records no request file)
             def plain_leg(n: int = n) -> Measured:
                 return measure("locustfiles/plain.py", url, args.users, args.seconds, *stream,
-                               "--csv", str(Path(tmp) / f"plain{n}"))
+                               *bare_options(args), "--csv", str(Path(tmp) / f"plain{n}"))
 
             one_connection = ("--reconnect-every", "0")
             if n % 2:
@@ -759,14 +782,15 @@ def main() -> None:
             # a 1 s run of each: the fixed costs, to set apart from the per-request CPU
             short_sticky = sticky_leg(n, seconds=1, name="short", require=False)
             short_plain = measure("locustfiles/plain.py", url, args.users, 1, *stream,
-                                  "--csv", str(Path(tmp) / f"shortplain{n}"))
+                                  *bare_options(args), "--csv",
+                                  str(Path(tmp) / f"shortplain{n}"))
             a, b = cpu_slope_us(sticky, short_sticky), cpu_slope_us(plain, short_plain)
             if a is not None and b is not None:
                 slopes.append((a, b))
             what = "recorder + metrics" if args.metrics else "recorder"
             print(f"round {n}: StickyUser + {what} {sticky.rps:6.0f} req/s "
                   f"({sticky.cpu_us:.0f} us CPU/req, {sticky.failures} failures) | "
-                  f"bare FastHttpUser {plain.rps:6.0f} req/s ({plain.cpu_us:.0f} us CPU/req, "
+                  f"{bare_name(args)} {plain.rps:6.0f} req/s ({plain.cpu_us:.0f} us CPU/req, "
                   f"{plain.failures} failures) | ratio {sticky.rps / plain.rps:.3f}", flush=True)
             if kept_leg is not None:
                 kept.append(kept_leg)
@@ -797,7 +821,7 @@ def main() -> None:
     print(f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (1 min); the "
           "machine is shared: a busy machine widens the rounds' spread")
     print(f"whole-user ratio (median): StickyUser as shipped "
-          f"{statistics.median(s.rps for s in recorded):.0f} req/s, bare FastHttpUser "
+          f"{statistics.median(s.rps for s in recorded):.0f} req/s, {bare_name(args)} "
           f"{bare_rps:.0f} req/s, ratio {ratio:.3f} (aim {AIM}); CPU per request "
           f"{statistics.median(s.cpu_us for s in recorded):.0f} vs {bare_cpu:.0f} us "
           f"(difference {cpu_difference:+.1f} us)")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import gevent
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from locustfiles import requestwriter
 from locustfiles.livemetrics import IDLE_S, LiveMetrics, port_number
 from locustfiles.recorder import Recorder
 from locustfiles.rowbuffer import RowBuffer
@@ -181,6 +184,43 @@ def test_recorder_feeds_it_locally_and_on_the_master() -> None:
     assert value(found, "sticky_sessions", user_class="StickyUser") == 2
     assert value(found, "sticky_request_duration_seconds_count", user_class="StickyUser",
                  cache="hit") == 1
+
+
+def test_each_second_is_counted_whole_and_written_before_the_clock_moves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorder's ticker: the second's rows are counted as one batch, the writer takes
+    the codes of that count, and only then does the metrics' clock move."""
+    recorder, metrics = Recorder(flush_s=0.01), LiveMetrics()
+    recorder.metrics, metrics.recorder = metrics.counts, recorder
+    writer = recorder.open_file(str(tmp_path / "run"))
+    reused: list[bool] = []
+    encode = requestwriter.encode
+
+    def spied(buffer: RowBuffer, workers: Any, schema: Any, coded: Any = None) -> Any:
+        reused.append(coded is not None and coded.n == len(buffer))
+        return encode(buffer, workers, schema, coded)
+
+    monkeypatch.setattr(requestwriter, "encode", spied)
+
+    class Answer:
+        status_code = 200
+        content = b'{"CONTAINER_ID":"ta-a","cache":"hit"}'
+
+    for _ in range(5):
+        recorder.on_request(name="/", response_time=5.0, response=Answer(),
+                            context={"session_id": "s1", "user_class": "StickyUser",
+                                     "affinity": "session"})
+    ticker = gevent.spawn(recorder._tick)
+    try:
+        with gevent.Timeout(30):
+            while metrics.counts.tick < 2:
+                gevent.sleep(0.005)
+    finally:
+        ticker.kill()
+    assert metrics.counts.seen == {"ta-a": 0}  # counted at tick 0: before the clock moved
+    assert reused == [True]  # one count, one write, the same codes
+    assert writer.written == 5 and not len(recorder._buffer)
+    writer.close()
 
 
 def test_reset_starts_from_zero_and_registries_are_per_run() -> None:

@@ -23,6 +23,7 @@ from locust.event import EventHook
 
 from locustfiles import dnscache, users
 from locustfiles.livemetrics import LiveMetrics
+from locustfiles.plain import PlainUser
 from locustfiles.recorder import Recorder
 from locustfiles.users import RENEW_MIN_S, StickyUser, bad_option, post_request
 from tests.support.http import free_port
@@ -105,10 +106,34 @@ def test_the_post_built_once_is_the_one_locust_builds_from_json(body: dict[str, 
         session.post("/", json=body, headers=headers)
         payload, sent = post_request(body, headers)
         session.post("/", data=payload, headers=sent)
+        session.request("POST", "/", data=payload, headers=sent)  # as StickyUser sends it
         session.client.close()
-    assert len(server.requests) == 2
-    assert parts(server.requests[0]) == parts(server.requests[1])
+    assert len(server.requests) == 3
+    assert parts(server.requests[0]) == parts(server.requests[1]) == parts(server.requests[2])
     assert headers == {"Modal-Session-Id": "s-1", "Modal-Key": "wk-k"}  # not changed
+
+
+def test_the_lean_bare_user_sends_what_the_usual_one_sends() -> None:
+    """locustfiles/plain.py --lean (the benchmark's lean baseline): the same request bytes,
+    only built once."""
+    sent: list[tuple[bytes, frozenset[bytes], bytes]] = []
+    with capture() as server:
+        for lean in (False, True):
+            bound = type("PlainUser", (PlainUser,), {"host": server.url})
+            parsed = argparse.Namespace(stream_tokens=0, lean=lean)
+            user = bound(Environment(user_classes=[bound], host=server.url,
+                                     parsed_options=parsed))
+            user.on_start()
+            assert (user.lean is not None) == lean  # the lean user's POST is built once
+            user.whoami()
+            user.whoami()
+            user.client.client.close()
+            line, headers, body = parts(server.requests[-1])
+            session = b"Modal-Session-Id: " + user.headers["Modal-Session-Id"].encode()
+            assert session in headers
+            sent.append((line, headers - {session}, body))
+    assert len(server.requests) == 4
+    assert sent[0] == sent[1]
 
 
 def test_post_request_keeps_the_callers_content_type_and_accept() -> None:
