@@ -20,8 +20,8 @@ from tests.support.http import emulator_control as control
 from tests.support.http import wait_for_live
 from tests.support.locust import LocustProcess, headless, locust_process
 
-USERS = 20
-PACE_RPS = 25  # per user, both runs: 500 req/s, plenty to judge, light on a shared machine
+USERS = 40  # sessions enough that each replica has several (one alone may move and leave it silent)
+PACE_RPS = 12.5  # per user, both runs: 500 req/s, plenty to judge, light on a shared machine
 LOAD_S = 60  # at most: the run is ended AFTER_KILL_S after the kill
 AFTER_KILL_S = 4.0
 CONTROL_S = 3
