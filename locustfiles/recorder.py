@@ -239,7 +239,7 @@ class Recorder:
                     except TypeError:  # unhashable (a bytearray): parsed, not kept
                         parsed = None
                     if parsed is None:
-                        parsed = self.bodies.parse(content)
+                        parsed = self.bodies.learn(content)
                 else:
                     parsed = self.instance.read(response)
                 container, cache, body_error = parsed
@@ -539,6 +539,10 @@ class Bodies:
             return parse_body(content)
         if known is not None:
             return known
+        return self.learn(content)
+
+    def learn(self, content: Any) -> tuple[str | None, str | None, str | None]:
+        """A body not in the memo: parsed, and kept if it is small bytes and there is room."""
         result = parse_body(content)
         if (len(self.known) < self.limit and isinstance(content, bytes)
                 and len(content) <= self.max_bytes):
