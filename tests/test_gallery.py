@@ -108,10 +108,12 @@ def through(mode: str, honest: str, tmp: Path, users: tuple[str, ...], seconds: 
 @pytest.fixture(scope="module")
 def modulo(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     """Modulo hashing, with a kill and a late-learning proxy: sessions bounce A -> B -> A
-    between survivors while the change settles."""
+    between survivors while the change settles. Then a scale-up: a kill alone can leave
+    every survivor where it was (the replacement may take the killed one's place in the
+    sorted ids before the proxy learns of the kill), a new count of replicas never does."""
     with emulator(3, "--policy", "modulo", "--membership-delay-ms", "800") as emu:
         return run(tmp_path_factory.mktemp("modulo"), emu.url, ("StickyUser",), 5,
-                   ("--pace-rps", "10", "--churn", "1s:kill=1",
+                   ("--pace-rps", "10", "--churn", "1s:kill=1,3s:scale=4",
                     "--max-multi-container-sessions", "30"),
                    ("--change-window", "2", "--require-judged", "--max-collateral", "0",
                     "--max-flaps", "0", "--max-remap-excess", "1.5",
